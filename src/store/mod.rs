@@ -1,0 +1,131 @@
+//! Persistence: one [`Store`] trait with a SQLite and a PostgreSQL implementation, and
+//! the group-commit [`writer`] through which the scheduler's writes are batched.
+//!
+//! SQL sticks to the subset both databases share (`$1` placeholders, `RETURNING`,
+//! `UPDATE … FROM (VALUES …)`); each backend has its own migrations under `migrations/`.
+
+mod model;
+pub mod sqlite;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::job::JobSettings;
+pub use model::*;
+
+/// What can go wrong in the store. Callers show the user [`StoreError::Conflict`] and
+/// [`StoreError::NotFound`]; the rest is logged and shown as an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the record was changed by someone else; reload and try again")]
+    Conflict,
+    #[error("no such record")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data could not be read: {0}")]
+    Decode(String),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A shared store handle.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Everything Batchboard keeps. Implemented for SQLite ([`sqlite::SqliteStore`]) and
+/// PostgreSQL.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the embedded migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Makes the stored jobs match the settings file: inserts new jobs, replaces the file
+    /// defaults of known ones (keeping operator overrides, pause state and history, and
+    /// bumping `version` when the defaults changed), clears `removed_at` of jobs that are
+    /// back, and sets `removed_at = now` (and `next_run_at = NULL`) on jobs no longer in
+    /// `jobs`. Returns every job, removed ones included, ordered by name.
+    async fn sync_jobs(
+        &self,
+        jobs: &[JobSettings],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<JobRecord>>;
+
+    /// Every job, removed ones included, ordered by name.
+    async fn jobs(&self) -> StoreResult<Vec<JobRecord>>;
+
+    /// One job by name.
+    async fn job_by_name(&self, name: &str) -> StoreResult<Option<JobRecord>>;
+
+    /// Sets `next_run_at` without a compare-and-swap (start-up, resume, schedule edits),
+    /// and returns whether the job exists.
+    async fn set_next_run(&self, job_id: i64, next: Option<DateTime<Utc>>) -> StoreResult<bool>;
+
+    /// Pauses or resumes a job, setting `next_run_at` at the same time, bumping `version`.
+    async fn set_paused(
+        &self,
+        job_id: i64,
+        paused: bool,
+        next: Option<DateTime<Utc>>,
+    ) -> StoreResult<JobRecord>;
+
+    /// Applies `batch` in one transaction; see [`WriteBatch`] for the order.
+    async fn write_batch(&self, batch: WriteBatch) -> StoreResult<BatchResult>;
+
+    /// Runs whose status is still `running`, oldest first.
+    async fn running_runs(&self) -> StoreResult<Vec<RunRecord>>;
+
+    /// Runs with a retry due (`retry_at IS NOT NULL`), by due time.
+    async fn pending_retries(&self) -> StoreResult<Vec<RunRecord>>;
+
+    /// One run.
+    async fn run(&self, id: i64) -> StoreResult<Option<RunRecord>>;
+
+    /// Runs matching `filter`, newest (highest id) first.
+    async fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>>;
+
+    /// The latest run of each job that has one, keyed by job id.
+    async fn latest_runs(&self) -> StoreResult<std::collections::HashMap<i64, RunRecord>>;
+
+    /// A run's log lines with `id > after`, oldest first, at most `limit`; each with its id.
+    async fn run_logs(
+        &self,
+        run_id: i64,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, LogLine)>>;
+
+    /// Deletes at most `batch_size` finished runs (and their log lines) that are older
+    /// than `older_than` (by `started_at`) or beyond the newest `keep_per_job` of their
+    /// job. Call it repeatedly until it reports nothing deleted: small batches keep each
+    /// transaction short so the scheduler's writes are never held up for long.
+    async fn prune_runs(
+        &self,
+        older_than: Option<DateTime<Utc>>,
+        keep_per_job: Option<u32>,
+        batch_size: u32,
+    ) -> StoreResult<PruneReport>;
+}
+
+/// Opens the store at `url` (`sqlite://path?mode=rwc` or `postgres://…`) and migrates it.
+///
+/// # Errors
+/// When the URL's scheme is unknown, the database cannot be opened, or migrations fail.
+pub async fn connect(url: &str) -> StoreResult<SharedStore> {
+    let store: SharedStore = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteStore::connect(url).await?)
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    };
+    store.migrate().await?;
+    Ok(store)
+}

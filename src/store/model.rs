@@ -1,0 +1,265 @@
+//! The rows the store reads and writes, shared by both backends.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::job::JobSettings;
+
+/// How a run came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    Retry,
+    Dependency,
+    CatchUp,
+}
+
+/// Where a run stands. `Running` is the only status that is not final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    /// Failed, and no retry will follow (fatal error, or retries are not allowed).
+    Failed,
+    /// Failed, and a retry is scheduled (see `retry_at`) or has been started.
+    Retrying,
+    /// Failed on its last allowed attempt: the job needs attention.
+    Dead,
+    Cancelled,
+    TimedOut,
+    Interrupted,
+    Skipped,
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name stored in the database and shown in the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)*
+                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(Trigger {
+    Schedule => "schedule",
+    Manual => "manual",
+    Retry => "retry",
+    Dependency => "dependency",
+    CatchUp => "catch_up",
+});
+
+text_enum!(RunStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Retrying => "retrying",
+    Dead => "dead",
+    Cancelled => "cancelled",
+    TimedOut => "timed_out",
+    Interrupted => "interrupted",
+    Skipped => "skipped",
+});
+
+impl RunStatus {
+    /// Whether the run has ended.
+    pub fn is_final(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+/// A job as stored: its file defaults, the operators' overrides, and scheduling state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub name: String,
+    /// The settings from the settings file (or the demo set).
+    pub defaults: JobSettings,
+    /// Fields operators changed at run time, as a JSON object of [`JobSettings`] fields;
+    /// they win over `defaults`.
+    pub overrides: serde_json::Map<String, serde_json::Value>,
+    pub paused: bool,
+    /// Set when the job disappeared from the settings file; its history stays.
+    pub removed_at: Option<DateTime<Utc>>,
+    /// The next nominal fire time (before jitter); `None` when not scheduled.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Bumped by every change, for optimistic concurrency.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One run of a job, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    pub trigger: Trigger,
+    pub attempt: u32,
+    /// The first attempt's id, for retries; `None` on a first attempt.
+    pub first_run_id: Option<i64>,
+    pub status: RunStatus,
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub items_checked: i64,
+    pub items_updated: i64,
+    pub items_total: Option<i64>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub summary: Option<String>,
+    pub instance_id: String,
+    /// When a retry of this run is due; cleared when the retry is claimed.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// A run to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub job_id: i64,
+    pub trigger: Trigger,
+    pub attempt: u32,
+    pub first_run_id: Option<i64>,
+    /// `Running`, or `Skipped` for a fire recorded but not run.
+    pub status: RunStatus,
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    /// Set for rows that are final when inserted (skipped).
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub instance_id: String,
+}
+
+/// Claim a scheduled fire: `UPDATE jobs SET next_run_at = next WHERE id = job_id AND
+/// next_run_at = expected`; if (and only if) that changed the row, insert `run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FireClaim {
+    pub job_id: i64,
+    pub expected: DateTime<Utc>,
+    pub next: Option<DateTime<Utc>>,
+    /// `None` moves the schedule without recording a run (a skipped misfire).
+    pub run: Option<NewRun>,
+}
+
+/// Claim a due retry: `UPDATE runs SET retry_at = NULL WHERE id = failed_run_id AND
+/// retry_at = expected`; if that changed the row, insert `run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryClaim {
+    pub failed_run_id: i64,
+    pub expected: DateTime<Utc>,
+    pub run: NewRun,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFinish {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub items_checked: i64,
+    pub items_updated: i64,
+    pub items_total: Option<i64>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub summary: Option<String>,
+    /// When set, a retry is due then (status is `Retrying`).
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// One captured log event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    pub run_id: i64,
+    pub ts: DateTime<Utc>,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    pub message: String,
+    /// The event's fields (secrets already redacted), as a JSON object.
+    pub fields: serde_json::Value,
+}
+
+/// Everything the scheduler wants written, applied in one transaction (group commit).
+/// Within the batch: claims first, then inserts, then logs, then finishes, so a run's
+/// log lines land before (or with) its final status.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WriteBatch {
+    pub fires: Vec<FireClaim>,
+    pub retries: Vec<RetryClaim>,
+    pub inserts: Vec<NewRun>,
+    pub logs: Vec<LogLine>,
+    pub finishes: Vec<RunFinish>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.fires.is_empty()
+            && self.retries.is_empty()
+            && self.inserts.is_empty()
+            && self.logs.is_empty()
+            && self.finishes.is_empty()
+    }
+}
+
+/// What a [`WriteBatch`] did, index for index.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchResult {
+    /// For each fire claim, in order.
+    pub fires: Vec<ClaimResult>,
+    pub retries: Vec<ClaimResult>,
+    /// The ids of `inserts`, in order.
+    pub inserts: Vec<i64>,
+}
+
+/// The result of one compare-and-swap claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// Another instance (or an edit) changed the row first: this fire is not ours.
+    Lost,
+    /// Claimed; no run was asked for.
+    Claimed,
+    /// Claimed, and the run was inserted with this id.
+    Run(i64),
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub job_id: Option<i64>,
+    pub status: Option<RunStatus>,
+    pub trigger: Option<Trigger>,
+    /// Only runs with `id < before` (keyset paging).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// How much history `prune_history` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub runs_deleted: u64,
+    pub log_lines_deleted: u64,
+}
