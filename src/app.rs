@@ -1,1 +1,193 @@
-//! TODO
+//! Builds the whole application from its settings, exactly as `main` and the tests do:
+//! store, writer, scheduler and HTTP server, and stops it in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::job::{JobSettings, RegistryBuilder};
+use crate::runlog::RunLogPolicy;
+use crate::scheduler::{self, SchedulerConfig, SchedulerHandle, SchedulerParts};
+use crate::store::writer::Writer;
+use crate::store::{self, SharedStore};
+use crate::{jobs, web};
+
+/// The parts of a running application that the outside may need.
+pub struct Application {
+    store: SharedStore,
+    scheduler: SchedulerHandle,
+    scheduler_task: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
+    listener: Option<tokio::net::TcpListener>,
+    address: Option<SocketAddr>,
+    jobs_source: String,
+}
+
+/// How to build an [`Application`] besides its settings.
+pub struct Options {
+    /// Adds the application's own handlers to the built-in ones.
+    pub handlers: Box<dyn FnOnce(RegistryBuilder) -> RegistryBuilder + Send>,
+    /// The clock; tests pass a manual one.
+    pub clock: SharedClock,
+    /// Whether to open the HTTP listener (the CLI's one-off commands do not).
+    pub serve_http: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            handlers: Box::new(|builder| builder),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            serve_http: true,
+        }
+    }
+}
+
+/// The jobs to load: the settings file's, or the demo set when there is no file.
+pub fn job_settings(settings: &Settings) -> (Vec<JobSettings>, String) {
+    match &settings.source {
+        Some(path) => (settings.jobs.clone(), path.display().to_string()),
+        None => (jobs::demo_jobs(), "the built-in demo jobs (no batchboard.toml found)".into()),
+    }
+}
+
+/// The scheduler's settings, from the settings file's `[scheduler]` and `[runlog]`.
+pub fn scheduler_config(settings: &Settings) -> SchedulerConfig {
+    SchedulerConfig {
+        max_concurrent_runs: settings.scheduler.max_concurrent_runs,
+        shutdown_grace: settings.scheduler.shutdown_grace,
+        timeout_grace: settings.scheduler.timeout_grace,
+        instance_id: scheduler::new_instance_id(),
+        runlog: std::sync::Arc::new(RunLogPolicy::new(settings.runlog.max_lines_per_run, &settings.runlog.redact)),
+    }
+}
+
+impl Application {
+    /// Validates the jobs, opens and migrates the database, syncs the jobs into it,
+    /// starts the writer and the scheduler, and binds the HTTP listener.
+    ///
+    /// # Errors
+    /// When a job is invalid (before the database is touched), the database cannot be
+    /// opened or migrated, or the address cannot be bound.
+    pub async fn build(settings: Settings, options: Options) -> anyhow::Result<Self> {
+        let store = store::open(&settings.database_url).context("opening the database")?;
+        let registry = (options.handlers)(jobs::builtins(store.clone())).build();
+        let (jobs, jobs_source) = job_settings(&settings);
+        crate::config::validate_jobs(&jobs, &registry, &jobs_source)?;
+        store.migrate().await.context("migrating the database")?;
+        store.sync_jobs(&jobs, options.clock.now()).await.context("saving the jobs")?;
+        let (writer, writer_task) = Writer::start(store.clone());
+        let parts = SchedulerParts {
+            store: store.clone(),
+            writer,
+            registry,
+            clock: options.clock,
+            config: scheduler_config(&settings),
+        };
+        let (scheduler, scheduler_task) = scheduler::start(parts).await.context("starting the scheduler")?;
+        let (listener, address) = if options.serve_http {
+            let listener = tokio::net::TcpListener::bind(settings.bind)
+                .await
+                .with_context(|| format!("binding {}", settings.bind))?;
+            let address = listener.local_addr().context("reading the bound address")?;
+            (Some(listener), Some(address))
+        } else {
+            (None, None)
+        };
+        Ok(Self { store, scheduler, scheduler_task, writer_task, listener, address, jobs_source })
+    }
+
+    /// The address the HTTP server listens on (useful with port 0).
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.address
+    }
+
+    /// The scheduler's handle.
+    pub fn scheduler(&self) -> &SchedulerHandle {
+        &self.scheduler
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// Where the jobs came from, for the start-up message.
+    pub fn jobs_source(&self) -> &str {
+        &self.jobs_source
+    }
+
+    /// Serves HTTP and runs the scheduler until `shutdown` completes, then stops both in
+    /// order: the server stops taking requests, the scheduler stops firing and lets
+    /// running runs finish within the grace period, and the writer commits what is left.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = web::AppState { store: self.store.clone(), scheduler: self.scheduler.clone() };
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = self.listener.take().map(|listener| {
+            let router = web::router(state);
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = http_stopped.await;
+                    })
+                    .await
+            })
+        });
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_http.send(());
+        if let Some(server) = server {
+            server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Stops the scheduler (with its grace period) and the writer.
+    pub async fn stop(self) {
+        self.scheduler.shutdown();
+        if let Err(error) = self.scheduler_task.await {
+            tracing::error!(%error, "the scheduler task failed");
+        }
+        drop(self.scheduler);
+        drop(self.store);
+        if let Err(error) = self.writer_task.await {
+            tracing::error!(%error, "the writer task failed");
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

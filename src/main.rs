@@ -1,1 +1,158 @@
-fn main() {}
+//! The `batchboard` command line. All the work is in the library; this file only parses
+//! arguments and calls it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use batchboard::app::{self, Application, Options};
+use batchboard::config::Settings;
+use batchboard::scheduler::{self, SchedulerParts};
+use batchboard::store::writer::Writer;
+use batchboard::store;
+use batchboard::{jobs, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "batchboard", version, about = "A self-hosted scheduler for recurring batch jobs")]
+struct Cli {
+    /// The settings file (default: $BATCHBOARD_CONFIG, else ./batchboard.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scheduler and the web server (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// List the jobs with their state, next run and last run.
+    Jobs,
+    /// Run one job once, now, record it, and print how it went.
+    Run {
+        /// The job's name.
+        job: String,
+    },
+    /// Check a settings file and its jobs without touching the database.
+    CheckConfig {
+        /// The settings file to check.
+        path: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig { path } => check_config(&path),
+        Command::Serve => serve(Settings::load(cli.config.as_deref())?).await,
+        Command::Migrate => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            store::connect(&settings.database_url).await.context("migrating the database")?;
+            println!("database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs => list_jobs(Settings::load(cli.config.as_deref())?).await,
+        Command::Run { job } => run_job(Settings::load(cli.config.as_deref())?, &job).await,
+    }
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(Some(path))?;
+    // The registry is only asked about names and params here; the lazily opened store
+    // behind `prune_history` is never connected.
+    let store = store::open(&settings.database_url)?;
+    let registry = jobs::builtins(store).build();
+    let (jobs, source) = app::job_settings(&settings);
+    batchboard::config::validate_jobs(&jobs, &registry, &source)?;
+    println!("{}: {} jobs, all valid", path.display(), jobs.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let application = Application::build(settings, Options::default()).await?;
+    if let Some(address) = application.address() {
+        tracing::info!(%address, jobs = application.jobs_source(), "batchboard is running");
+    }
+    application.run_until_stopped(app::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
+    let store = store::connect(&settings.database_url).await?;
+    let jobs = store.jobs().await?;
+    let latest = store.latest_runs().await?;
+    println!("{:<28} {:<10} {:<22} {:<28} LAST RUN", "JOB", "STATE", "SCHEDULE", "NEXT RUN");
+    for job in jobs {
+        let settings = job.effective_settings().unwrap_or_else(|_| job.defaults.clone());
+        let schedule = match (&settings.every, &settings.cron) {
+            (Some(every), _) => format!("every {every}"),
+            (None, Some(cron)) => format!("cron {cron}"),
+            (None, None) => "-".into(),
+        };
+        let state = if job.removed_at.is_some() {
+            "removed"
+        } else if job.paused {
+            "paused"
+        } else if settings.enabled == Some(false) {
+            "disabled"
+        } else {
+            "enabled"
+        };
+        let next = job.next_run_at.map_or_else(|| "-".into(), |at| at.to_rfc3339());
+        let last = latest.get(&job.id).map_or_else(
+            || "never".into(),
+            |run| format!("#{} {} at {}", run.id, run.status, run.started_at.to_rfc3339()),
+        );
+        println!("{:<28} {:<10} {:<22} {:<28} {last}", job.name, state, schedule, next);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_job(settings: Settings, job: &str) -> anyhow::Result<ExitCode> {
+    let store = store::open(&settings.database_url)?;
+    let registry = jobs::builtins(store.clone()).build();
+    let (jobs, source) = app::job_settings(&settings);
+    batchboard::config::validate_jobs(&jobs, &registry, &source)?;
+    store.migrate().await?;
+    let clock = std::sync::Arc::new(batchboard::clock::SystemClock);
+    store.sync_jobs(&jobs, chrono::Utc::now()).await?;
+    let (writer, writer_task) = Writer::start(store.clone());
+    let parts = SchedulerParts {
+        store: store.clone(),
+        writer,
+        registry,
+        clock,
+        config: app::scheduler_config(&settings),
+    };
+    let run_id = scheduler::run_once(parts, job).await?;
+    writer_task.await.context("the writer task failed")?;
+    let run = store.run(run_id).await?.context("the run's row is missing")?;
+    println!(
+        "run {} of {}: {} in {} ms, {} checked, {} updated",
+        run.id,
+        run.job_name,
+        run.status,
+        run.duration_ms.unwrap_or(0),
+        run.items_checked,
+        run.items_updated
+    );
+    if let Some(message) = &run.error_message {
+        println!("error: {message}");
+    }
+    Ok(if run.status == store::RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,1 +1,267 @@
-//! TODO
+//! The scheduler: one task that keeps every job's next due time in a min-heap, sleeps
+//! until the earliest, claims each fire in the store and hands the run to the executor.
+//!
+//! The rest of the program talks to it through a [`SchedulerHandle`]: commands go over a
+//! channel and wake the task at once, so there is no polling anywhere. What happens is
+//! published as [`SchedulerEvent`]s, and the runs going on right now are visible through
+//! [`SchedulerHandle::live_runs`].
+
+mod core;
+mod executor;
+mod live;
+pub mod policy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::job::Registry;
+use crate::runlog::RunLogPolicy;
+use crate::store::writer::Writer;
+use crate::store::{RunStatus, SharedStore, Trigger};
+
+pub use live::{LiveRun, LiveRuns, StopReason};
+
+/// How the scheduler behaves; see the `[scheduler]` table of the settings file.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Runs executing at once, across all jobs; more wait for a free slot.
+    pub max_concurrent_runs: usize,
+    /// At shutdown, how long running runs may take to finish before they are cancelled.
+    pub shutdown_grace: Duration,
+    /// How long a cancelled (or timed-out) handler may take to stop before it is abandoned.
+    pub timeout_grace: Duration,
+    /// This process's name in the `runs.instance_id` column.
+    pub instance_id: String,
+    /// Redaction and size limits of run logs.
+    pub runlog: Arc<RunLogPolicy>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_runs: 256,
+            shutdown_grace: Duration::from_secs(30),
+            timeout_grace: Duration::from_secs(10),
+            instance_id: new_instance_id(),
+            runlog: Arc::new(RunLogPolicy::new(10_000, &[])),
+        }
+    }
+}
+
+/// A name for this process that is unique across restarts and machines.
+pub fn new_instance_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &unique[..8])
+}
+
+/// What the scheduler needs to run.
+pub struct SchedulerParts {
+    pub store: SharedStore,
+    pub writer: Writer,
+    pub registry: Registry,
+    pub clock: SharedClock,
+    pub config: SchedulerConfig,
+}
+
+/// Something that happened in the scheduler, for live views and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchedulerEvent {
+    /// A run's `running` row is committed and its handler is about to start.
+    RunStarted {
+        run_id: i64,
+        job: String,
+        trigger: Trigger,
+        attempt: u32,
+        scheduled_for: DateTime<Utc>,
+    },
+    /// A run ended and its final row is committed.
+    RunFinished {
+        run_id: i64,
+        job: String,
+        status: RunStatus,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    /// A fire was recorded as skipped because the previous run was still going.
+    FireSkipped { job: String, scheduled_for: DateTime<Utc> },
+    /// A job's schedule or state changed (edit, pause, resume, reload).
+    JobChanged { job: String },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("there is no job named {0:?}")]
+    UnknownJob(String),
+    #[error("job {0:?} was removed from the settings file")]
+    Removed(String),
+    #[error("job {job:?} is already running (run {run_id}) and does not allow overlapping runs")]
+    AlreadyRunning { job: String, run_id: i64 },
+    #[error("run {0} is not running")]
+    NotRunning(i64),
+    #[error("job {job:?} cannot run: {reason}")]
+    Invalid { job: String, reason: String },
+    #[error("the scheduler has stopped")]
+    Stopped,
+    #[error("the database could not be written: {0}")]
+    Store(String),
+}
+
+enum Command {
+    RunNow { job: String, reply: oneshot::Sender<Result<i64, CommandError>> },
+    Pause { job: String, reply: oneshot::Sender<Result<(), CommandError>> },
+    Resume { job: String, reply: oneshot::Sender<Result<(), CommandError>> },
+    Reload { job: String, reply: oneshot::Sender<Result<(), CommandError>> },
+    Sync { reply: oneshot::Sender<()> },
+    Shutdown,
+    /// From the executor: a dispatched run is over (or never started).
+    Ended(core::Ended),
+}
+
+/// A cheap, cloneable way to command the scheduler and watch it.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<SchedulerEvent>,
+    live: LiveRuns,
+}
+
+impl SchedulerHandle {
+    /// Starts a run of `job` now, outside its schedule; returns the new run's id once its
+    /// row is committed.
+    ///
+    /// # Errors
+    /// When the job is unknown or removed, when it is running and forbids overlap, or
+    /// when the run could not be recorded.
+    pub async fn run_now(&self, job: &str) -> Result<i64, CommandError> {
+        self.ask(|reply| Command::RunNow { job: job.to_owned(), reply }).await?
+    }
+
+    /// Stops firing `job` until it is resumed; a run in progress carries on.
+    ///
+    /// # Errors
+    /// When the job is unknown or the change could not be saved.
+    pub async fn pause(&self, job: &str) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Pause { job: job.to_owned(), reply }).await?
+    }
+
+    /// Resumes a paused job from its next slot after now.
+    ///
+    /// # Errors
+    /// When the job is unknown or removed, or the change could not be saved.
+    pub async fn resume(&self, job: &str) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Resume { job: job.to_owned(), reply }).await?
+    }
+
+    /// Re-reads `job` from the store after its settings changed, and reschedules it.
+    ///
+    /// # Errors
+    /// When the job is unknown or its stored settings are invalid.
+    pub async fn reload(&self, job: &str) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Reload { job: job.to_owned(), reply }).await?
+    }
+
+    /// Cancels a running run. Its handler sees the cancellation token fire; one that
+    /// ignores it is abandoned after the grace period.
+    ///
+    /// # Errors
+    /// When no such run is going on in this process.
+    pub fn cancel(&self, run_id: i64, by: Option<&str>) -> Result<(), CommandError> {
+        let reason = StopReason::Cancelled { by: by.map(str::to_owned) };
+        if self.live.stop(run_id, reason) { Ok(()) } else { Err(CommandError::NotRunning(run_id)) }
+    }
+
+    /// Returns once every fire due at the clock's current time has been dispatched.
+    /// Tests use it after moving a manual clock.
+    pub async fn sync(&self) {
+        let _ = self.ask(|reply| Command::Sync { reply }).await;
+    }
+
+    /// Follows what the scheduler does from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SchedulerEvent> {
+        self.events.subscribe()
+    }
+
+    /// The runs going on in this process.
+    pub fn live_runs(&self) -> &LiveRuns {
+        &self.live
+    }
+
+    /// Asks the scheduler to stop: no new fires; running runs get the shutdown grace
+    /// period, then are cancelled and marked interrupted. Await the task returned by
+    /// [`start`] to know when it is done.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).map_err(|_| CommandError::Stopped)?;
+        answer.await.map_err(|_| CommandError::Stopped)
+    }
+}
+
+/// Recovers from the previous process (interrupted runs, missed fires, pending
+/// retries), then starts the scheduler task.
+///
+/// # Errors
+/// When the store cannot be read at start-up.
+pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, JoinHandle<()>)> {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (events, _) = broadcast::channel(1024);
+    let live = LiveRuns::default();
+    let handle = SchedulerHandle { commands: commands.clone(), events: events.clone(), live: live.clone() };
+    let core = core::Core::recover(parts, commands, events, live).await?;
+    let task = tokio::spawn(core.run(command_rx));
+    Ok((handle, task))
+}
+
+/// Runs `job` once, now, outside any schedule, and returns the run's id once its final
+/// row is committed. No other job fires and nothing of another process is recovered, so
+/// this is safe next to a running server (`batchboard run JOB`).
+///
+/// # Errors
+/// When the job is unknown, cannot run, or its run could not be recorded.
+pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
+    use anyhow::Context as _;
+    let SchedulerParts { store, writer, registry, clock, config } = parts;
+    let record = store
+        .job_by_name(job)
+        .await
+        .context("loading the job")?
+        .ok_or_else(|| CommandError::UnknownJob(job.to_owned()))?;
+    if record.removed_at.is_some() {
+        return Err(CommandError::Removed(job.to_owned()).into());
+    }
+    let (spec, handler) = core::runnable(&record, &registry)
+        .map_err(|reason| CommandError::Invalid { job: job.to_owned(), reason })?;
+    let (commands, _ignored) = mpsc::unbounded_channel();
+    let (events, _) = broadcast::channel(16);
+    let exec = Arc::new(executor::Exec::new(writer, clock.clone(), &config, LiveRuns::default(), events, commands));
+    let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
+    let run = crate::store::NewRun {
+        job_id: record.id,
+        trigger: Trigger::Manual,
+        attempt: 1,
+        first_run_id: None,
+        status: RunStatus::Running,
+        scheduled_for: now,
+        started_at: now,
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: config.instance_id.clone(),
+    };
+    let (reply, run_id) = oneshot::channel();
+    let snapshot = executor::JobSnapshot { id: record.id, name: record.name.clone(), spec, handler };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = Arc::new(std::sync::OnceLock::new());
+    exec.execute(snapshot, executor::Claim::Manual(run, reply), 0, cancel, stop).await;
+    let run_id = run_id.await.context("the run was not started")??;
+    Ok(run_id)
+}

@@ -116,16 +116,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<PruneReport>;
 }
 
-/// Opens the store at `url` (`sqlite://path?mode=rwc` or `postgres://…`) and migrates it.
+/// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:
+/// the first query (usually [`Store::migrate`]) opens the database. So settings can be
+/// checked against the handler registry before anything on disk is touched.
+///
+/// # Errors
+/// When the URL's scheme is unknown or the URL is malformed.
+pub fn open(url: &str) -> StoreResult<SharedStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url)?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Opens the store at `url` and migrates it.
 ///
 /// # Errors
 /// When the URL's scheme is unknown, the database cannot be opened, or migrations fail.
 pub async fn connect(url: &str) -> StoreResult<SharedStore> {
-    let store: SharedStore = if url.starts_with("sqlite:") {
-        Arc::new(sqlite::SqliteStore::connect(url).await?)
-    } else {
-        return Err(StoreError::UnsupportedUrl(url.to_owned()));
-    };
+    let store = open(url)?;
     store.migrate().await?;
     Ok(store)
 }

@@ -263,3 +263,30 @@ pub struct PruneReport {
     pub runs_deleted: u64,
     pub log_lines_deleted: u64,
 }
+
+impl JobRecord {
+    /// The settings in force: the file defaults with the operators' overrides on top.
+    /// An override of the schedule (`every` or `cron`) replaces the whole schedule of the
+    /// defaults, so that switching from an interval to a cron line leaves no stale field.
+    ///
+    /// # Errors
+    /// When the stored overrides do not fit the settings' shape.
+    pub fn effective_settings(&self) -> Result<JobSettings, serde_json::Error> {
+        let serde_json::Value::Object(mut merged) = serde_json::to_value(&self.defaults)? else {
+            return Ok(self.defaults.clone());
+        };
+        if self.overrides.contains_key("every") || self.overrides.contains_key("cron") {
+            for field in ["every", "cron", "timezone"] {
+                merged.remove(field);
+            }
+        }
+        for (field, value) in &self.overrides {
+            if value.is_null() {
+                merged.remove(field);
+            } else {
+                merged.insert(field.clone(), value.clone());
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(merged))
+    }
+}

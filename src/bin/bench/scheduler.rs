@@ -1,0 +1,169 @@
+//! The scheduler benchmark: N jobs, each logging one line, fired by the real scheduler
+//! with full recording on a temporary SQLite file.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use batchboard::clock::{SharedClock, SystemClock};
+use batchboard::job::{JobContext, JobError, JobHandler, JobSettings, Outcome, Registry};
+use batchboard::scheduler::{self, SchedulerConfig, SchedulerParts};
+use batchboard::schedule::parse_duration;
+use batchboard::store::writer::Writer;
+use batchboard::store::{self, RunFilter, RunStatus};
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::sys;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How many jobs.
+    #[arg(long, default_value_t = 10_000)]
+    jobs: usize,
+    /// Each job's interval.
+    #[arg(long, default_value = "1s")]
+    every: String,
+    /// How long to fire, in seconds.
+    #[arg(long, default_value_t = 30)]
+    secs: u64,
+    /// All jobs due at the same instant (the worst case), instead of phases spread
+    /// evenly over the interval.
+    #[arg(long)]
+    burst: bool,
+    /// Runs executing at once.
+    #[arg(long, default_value_t = 256)]
+    max_concurrent_runs: usize,
+}
+
+/// Lateness of each handler start after its due time, in microseconds.
+#[derive(Default)]
+struct Lateness(Mutex<Vec<i64>>);
+
+struct Trivial(Arc<Lateness>);
+
+impl JobHandler for Trivial {
+    type Params = serde_json::Value;
+
+    async fn run(&self, _params: serde_json::Value, ctx: JobContext) -> Result<Outcome, JobError> {
+        let late = (Utc::now() - ctx.scheduled_for()).num_microseconds().unwrap_or(i64::MAX);
+        if let Ok(mut samples) = self.0.0.lock() {
+            samples.push(late);
+        }
+        tracing::info!(late_us = late, "checked");
+        ctx.add_checked(1);
+        Ok(Outcome::default())
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    batchboard::telemetry::init();
+    let interval = parse_duration(&args.every).context("--every")?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = store::connect(&url).await?;
+    let lateness = Arc::new(Lateness::default());
+    let registry = Registry::builder().handler("bench", Trivial(Arc::clone(&lateness))).build();
+    let jobs: Vec<JobSettings> = (0..args.jobs)
+        .map(|i| JobSettings {
+            name: format!("bench-{i:06}"),
+            handler: "bench".into(),
+            every: Some(args.every.clone()),
+            ..JobSettings::default()
+        })
+        .collect();
+    let records = store.sync_jobs(&jobs, Utc::now()).await?;
+
+    // Give the set-up a moment, then place every job's first fire.
+    let start = (Utc::now() + chrono::Duration::seconds(2)).trunc_subsecs(6);
+    let period = chrono::Duration::from_std(interval)?;
+    let phase = |i: usize| -> chrono::Duration {
+        if args.burst {
+            chrono::Duration::zero()
+        } else {
+            period * i32::try_from(i).unwrap_or(i32::MAX) / i32::try_from(args.jobs.max(1)).unwrap_or(i32::MAX)
+        }
+    };
+    for (i, record) in records.iter().enumerate() {
+        store.set_next_run(record.id, Some(start + phase(i))).await?;
+    }
+    let end = start + chrono::Duration::seconds(i64::try_from(args.secs)?);
+    let expected: u64 = (0..args.jobs).map(|i| fires_between(start + phase(i), period, end)).sum();
+
+    let (writer, writer_task) = Writer::start(store.clone());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let config = SchedulerConfig { max_concurrent_runs: args.max_concurrent_runs, ..SchedulerConfig::default() };
+    let cpu_before = sys::cpu_seconds().unwrap_or(0.0);
+    let parts = SchedulerParts { store: store.clone(), writer, registry, clock, config };
+    let (handle, task) = scheduler::start(parts).await?;
+    let wait = (end - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    tokio::time::sleep(wait).await;
+    handle.shutdown();
+    task.await?;
+    drop(handle);
+    writer_task.await?;
+    let cpu = sys::cpu_seconds().unwrap_or(0.0) - cpu_before;
+
+    let mut samples = std::mem::take(&mut *lateness.0.lock().map_err(|_| anyhow::anyhow!("lateness lock poisoned"))?);
+    let recorded = count_succeeded(&store, start, end).await?;
+    samples.sort_unstable();
+    let achieved = recorded.min(samples.len() as u64);
+    let ms = |q: f64| -> f64 {
+        if samples.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((samples.len() - 1) as f64 * q).round() as usize;
+        samples[index] as f64 / 1000.0
+    };
+    let (p50, p99, max) = (ms(0.50), ms(0.99), ms(1.0));
+    let runs_per_s = recorded as f64 / args.secs as f64;
+    let peak = sys::peak_rss_mb().unwrap_or(f64::NAN);
+    let mode = if args.burst { "burst" } else { "spread" };
+    println!("scheduler benchmark: {} jobs every {} for {} s ({mode})", args.jobs, args.every, args.secs);
+    println!("fires expected {expected}, achieved {achieved} (runs recorded as succeeded: {recorded})");
+    println!("lateness ms: p50 {p50:.2}, p99 {p99:.2}, max {max:.2}");
+    println!("runs recorded per second: {runs_per_s:.0}");
+    println!("cpu seconds: {cpu:.2}, peak RSS: {peak:.1} MB");
+    let json = serde_json::json!({
+        "mode": mode,
+        "jobs": args.jobs,
+        "expected": expected,
+        "achieved": achieved,
+        "p50_ms": round2(p50),
+        "p99_ms": round2(p99),
+        "max_ms": round2(max),
+        "runs_per_s": runs_per_s.round(),
+        "cpu_s": round2(cpu),
+        "peak_rss_mb": round2(peak),
+    });
+    println!("{json}");
+    Ok(())
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// How many fires of a job first due at `first` fall in `[first, end)`.
+fn fires_between(first: DateTime<Utc>, period: chrono::Duration, end: DateTime<Utc>) -> u64 {
+    if first >= end || period <= chrono::Duration::zero() {
+        return 0;
+    }
+    let span = (end - first).num_microseconds().unwrap_or(i64::MAX);
+    let step = period.num_microseconds().unwrap_or(i64::MAX).max(1);
+    u64::try_from((span - 1) / step + 1).unwrap_or(0)
+}
+
+/// Succeeded scheduled runs due in `[start, end)`, read back from the database.
+async fn count_succeeded(store: &store::SharedStore, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<u64> {
+    let mut count = 0;
+    let mut before = None;
+    loop {
+        let page = store
+            .runs(&RunFilter { status: Some(RunStatus::Succeeded), before, limit: 10_000, ..RunFilter::default() })
+            .await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        count += page.iter().filter(|run| run.scheduled_for >= start && run.scheduled_for < end).count() as u64;
+    }
+    Ok(count)
+}

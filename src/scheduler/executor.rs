@@ -1,0 +1,371 @@
+//! The executor: claims a dispatched fire in the store, runs the handler on the bounded
+//! pool with its timeout and cancellation token, and records how it ended.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::task::JoinError;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::core::{Ended, RetryDue};
+use super::live::{LiveRun, LiveRuns, StopReason};
+use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
+use crate::clock::SharedClock;
+use crate::job::{ErasedHandler, ErrorKind, JobContext, JobError, JobName, JobSpec, Outcome, RunCounters};
+use crate::runlog::{self, RunLogPolicy, RunLogSink};
+use crate::store::writer::Writer;
+use crate::store::{ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunStatus};
+
+/// How a dispatched run is to be recorded before it starts.
+pub(crate) enum Claim {
+    Fire(FireClaim),
+    Retry(RetryClaim),
+    Manual(NewRun, oneshot::Sender<Result<i64, CommandError>>),
+}
+
+/// What the executor needs of a job; a snapshot, so an edit during a run does not
+/// change the run.
+pub(crate) struct JobSnapshot {
+    pub id: i64,
+    pub name: String,
+    pub spec: Arc<JobSpec>,
+    pub handler: Arc<dyn ErasedHandler>,
+}
+
+/// Shared by every run: the pool, the writer, and where to report.
+pub(crate) struct Exec {
+    writer: Writer,
+    clock: SharedClock,
+    permits: Arc<Semaphore>,
+    live: LiveRuns,
+    events: broadcast::Sender<SchedulerEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+    runlog: Arc<RunLogPolicy>,
+    timeout_grace: chrono::Duration,
+    instance_id: String,
+    capture_warned: OnceLock<()>,
+}
+
+/// How the handler's task ended.
+enum Ending {
+    Returned(Result<Outcome, JobError>),
+    Panicked(String),
+    /// It did not stop within the grace period after being cancelled, and was dropped.
+    Abandoned,
+}
+
+/// A run's final state, before the retry policy is applied.
+struct Verdict {
+    status: RunStatus,
+    kind: Option<ErrorKind>,
+    message: Option<String>,
+    summary: Option<String>,
+    retry_after: Option<std::time::Duration>,
+}
+
+impl Exec {
+    pub(crate) fn new(
+        writer: Writer,
+        clock: SharedClock,
+        config: &SchedulerConfig,
+        live: LiveRuns,
+        events: broadcast::Sender<SchedulerEvent>,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Self {
+        Self {
+            writer,
+            clock,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_runs.max(1))),
+            live,
+            events,
+            commands,
+            runlog: Arc::clone(&config.runlog),
+            timeout_grace: chrono::Duration::from_std(config.timeout_grace).unwrap_or(chrono::Duration::MAX),
+            instance_id: config.instance_id.clone(),
+            capture_warned: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
+    }
+
+    fn ended(&self, job_id: i64, dispatch: u64, retry: Option<RetryDue>, lost: bool) {
+        // The scheduler task is gone only at the very end of shutdown, when nobody needs
+        // to hear about this run any more.
+        let _ = self.commands.send(Command::Ended(Ended { job_id, dispatch, retry, lost }));
+    }
+
+    /// Writes a skipped fire: the schedule moves on and the skip is on record.
+    pub(crate) async fn record_skip(self: Arc<Self>, claim: FireClaim) {
+        if let Err(error) = self.writer.claim_fire(claim).await {
+            tracing::error!(%error, "could not record a skipped fire");
+        }
+    }
+
+    /// Claims, runs and records one dispatched run.
+    pub(crate) async fn execute(
+        self: Arc<Self>,
+        job: JobSnapshot,
+        claim: Claim,
+        dispatch: u64,
+        cancel: CancellationToken,
+        stop: Arc<OnceLock<StopReason>>,
+    ) {
+        let Some((run_id, row)) = self.claim(&job, claim).await else {
+            self.ended(job.id, dispatch, None, true);
+            return;
+        };
+        let retry = self.run(&job, run_id, &row, cancel, stop).await;
+        self.ended(job.id, dispatch, retry, false);
+    }
+
+    /// Records the run's `running` row; `None` if the fire is not ours or the write failed.
+    async fn claim(&self, job: &JobSnapshot, claim: Claim) -> Option<(i64, NewRun)> {
+        let (result, row) = match claim {
+            Claim::Fire(claim) => {
+                let row = claim.run.clone()?;
+                (self.writer.claim_fire(claim).await, row)
+            }
+            Claim::Retry(claim) => {
+                let row = claim.run.clone();
+                (self.writer.claim_retry(claim).await, row)
+            }
+            Claim::Manual(row, reply) => {
+                let inserted = self.writer.insert_run(row.clone()).await;
+                let answer = inserted.as_ref().map(|id| *id).map_err(|error| CommandError::Store(error.to_string()));
+                let _ = reply.send(answer);
+                (inserted.map(ClaimResult::Run), row)
+            }
+        };
+        match result {
+            Ok(ClaimResult::Run(run_id)) => Some((run_id, row)),
+            Ok(ClaimResult::Lost | ClaimResult::Claimed) => {
+                tracing::debug!(job = %job.name, "fire claimed elsewhere");
+                None
+            }
+            Err(error) => {
+                tracing::error!(job = %job.name, %error, "could not record the start of a run");
+                None
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        job: &JobSnapshot,
+        run_id: i64,
+        row: &NewRun,
+        cancel: CancellationToken,
+        stop: Arc<OnceLock<StopReason>>,
+    ) -> Option<RetryDue> {
+        let counters = Arc::new(RunCounters::default());
+        let live = LiveRun {
+            run_id,
+            job_id: job.id,
+            job: job.name.clone(),
+            trigger: row.trigger,
+            attempt: row.attempt,
+            started_at: row.started_at,
+            cancel: cancel.clone(),
+            stop: Arc::clone(&stop),
+            counters: Arc::clone(&counters),
+        };
+        self.live.insert(live.clone());
+        let _ = self.events.send(SchedulerEvent::RunStarted {
+            run_id,
+            job: job.name.clone(),
+            trigger: row.trigger,
+            attempt: row.attempt,
+            scheduled_for: row.scheduled_for,
+        });
+
+        // Closed only if the executor is dropped; a run that cannot get a permit then
+        // has nothing to run on anyway, and ends as interrupted below.
+        let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let span = runlog::run_span(run_id, &job.name);
+        let sink = Arc::new(RunLogSink::new(run_id, Arc::clone(&self.runlog), self.writer.log_sender(), self.clock.clone()));
+        if !runlog::attach(&span, Arc::clone(&sink)) && self.capture_warned.set(()).is_ok() {
+            tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
+        }
+        let started = self.now();
+        let ending = if permit.is_some() {
+            self.supervise(job, run_id, row, &live, &counters, span.clone()).await
+        } else {
+            live.stop(StopReason::Shutdown);
+            Ending::Abandoned
+        };
+        drop(permit);
+        let finished = self.now();
+        let verdict = verdict(ending, stop.get(), job.spec.timeout);
+        let (status, retry_at) = match verdict.kind {
+            Some(kind) if verdict.status != RunStatus::Succeeded => {
+                let verdict = policy::failure_verdict(
+                    &job.spec.retry,
+                    row.attempt,
+                    kind,
+                    verdict.status,
+                    verdict.retry_after,
+                    finished,
+                    rand::random(),
+                );
+                (verdict.status, verdict.retry_at)
+            }
+            _ => (verdict.status, None),
+        };
+        if let Some(message) = &verdict.message {
+            span.in_scope(|| tracing::warn!(status = status.as_str(), "run ended: {message}"));
+        }
+        if let Some(line) = sink.truncation_line() {
+            self.writer.log(line);
+        }
+        let progress = counters.snapshot();
+        let finish = RunFinish {
+            run_id,
+            status,
+            finished_at: finished,
+            duration_ms: (finished - started).num_milliseconds().max(0),
+            items_checked: saturating_i64(progress.checked),
+            items_updated: saturating_i64(progress.updated),
+            items_total: progress.total.map(saturating_i64),
+            error_kind: verdict.kind.map(|kind| kind.as_str().to_owned()),
+            error_message: verdict.message,
+            summary: verdict.summary,
+            retry_at,
+        };
+        let committed = self.writer.finish_run(finish).await;
+        self.live.remove(run_id);
+        if let Err(error) = committed {
+            // The row stays `running`; the next start-up marks it interrupted.
+            tracing::error!(run_id, %error, "could not record the end of a run");
+            return None;
+        }
+        let _ = self.events.send(SchedulerEvent::RunFinished { run_id, job: job.name.clone(), status, retry_at });
+        retry_at.map(|retry_at| RetryDue {
+            job_id: job.id,
+            failed_run_id: run_id,
+            retry_at,
+            attempt: row.attempt,
+            first_run_id: row.first_run_id.unwrap_or(run_id),
+        })
+    }
+
+    /// Runs the handler in its own task (so a panic is caught and a handler that ignores
+    /// cancellation can be dropped), with the job's timeout and the grace period.
+    async fn supervise(
+        &self,
+        job: &JobSnapshot,
+        run_id: i64,
+        row: &NewRun,
+        live: &LiveRun,
+        counters: &Arc<RunCounters>,
+        span: tracing::Span,
+    ) -> Ending {
+        let name = job.name.parse::<JobName>();
+        let Ok(name) = name else {
+            return Ending::Returned(Err(JobError::fatal(format!("invalid job name {:?}", job.name))));
+        };
+        let ctx = JobContext::new(
+            name,
+            run_id,
+            row.attempt,
+            row.scheduled_for,
+            live.cancel.clone(),
+            Arc::clone(counters),
+            self.clock.clone(),
+        );
+        let future = job.handler.run(job.spec.params.clone(), ctx);
+        let mut task = tokio::spawn(future.instrument(span));
+        let deadline = self.now() + chrono::Duration::from_std(job.spec.timeout).unwrap_or(chrono::Duration::MAX);
+        tokio::select! {
+            joined = &mut task => return ending_of(joined),
+            () = self.clock.sleep_until(deadline) => { live.stop(StopReason::Timeout); }
+            () = live.cancel.cancelled() => {}
+        }
+        let grace_over = self.now() + self.timeout_grace;
+        tokio::select! {
+            joined = &mut task => ending_of(joined),
+            () = self.clock.sleep_until(grace_over) => {
+                task.abort();
+                Ending::Abandoned
+            }
+        }
+    }
+}
+
+fn ending_of(joined: Result<Result<Outcome, JobError>, JoinError>) -> Ending {
+    match joined {
+        Ok(result) => Ending::Returned(result),
+        Err(error) if error.is_panic() => {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Ending::Panicked(message)
+        }
+        Err(_) => Ending::Abandoned,
+    }
+}
+
+fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Duration) -> Verdict {
+    let failed = |status, kind, message: String| Verdict {
+        status,
+        kind: Some(kind),
+        message: Some(message),
+        summary: None,
+        retry_after: None,
+    };
+    let abandoned = matches!(ending, Ending::Abandoned);
+    let suffix = if abandoned { "; the handler did not stop within the grace period and was abandoned" } else { "" };
+    match (ending, stop) {
+        // A handler that finished its work despite being asked to stop did the work.
+        (Ending::Returned(Ok(outcome)), _) => {
+            Verdict { status: RunStatus::Succeeded, kind: None, message: None, summary: outcome.summary, retry_after: None }
+        }
+        (Ending::Panicked(message), _) => failed(RunStatus::Failed, ErrorKind::Panic, format!("the handler panicked: {message}")),
+        (_, Some(StopReason::Timeout)) => failed(
+            RunStatus::TimedOut,
+            ErrorKind::Timeout,
+            format!("timed out after {}{suffix}", crate::schedule::format_duration(timeout)),
+        ),
+        (_, Some(StopReason::Cancelled { by })) => {
+            let who = by.as_deref().map(|by| format!(" by {by}")).unwrap_or_default();
+            failed(RunStatus::Cancelled, ErrorKind::Cancelled, format!("cancelled{who}{suffix}"))
+        }
+        (_, Some(StopReason::Replaced)) => {
+            failed(RunStatus::Cancelled, ErrorKind::Cancelled, format!("cancelled: replaced by a newer run{suffix}"))
+        }
+        (_, Some(StopReason::Shutdown)) => failed(
+            RunStatus::Interrupted,
+            ErrorKind::Interrupted,
+            format!("interrupted: the process was shutting down{suffix}"),
+        ),
+        (Ending::Returned(Err(error)), None) => {
+            let kind = error.kind();
+            let retry_after = match &error {
+                JobError::RateLimited { retry_after, .. } => Some(*retry_after),
+                _ => None,
+            };
+            let status = match kind {
+                ErrorKind::Cancelled => RunStatus::Cancelled,
+                ErrorKind::Fatal => RunStatus::Failed,
+                _ => RunStatus::Retrying,
+            };
+            Verdict { status, kind: Some(kind), message: Some(error.to_string()), summary: None, retry_after }
+        }
+        (Ending::Abandoned, None) => failed(RunStatus::Interrupted, ErrorKind::Interrupted, "the run was abandoned".into()),
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+

@@ -1,0 +1,4 @@
+//! One integration-test binary, so the crate links once.
+
+mod scheduler;
+mod support;

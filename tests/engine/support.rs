@@ -1,0 +1,211 @@
+//! A scheduler on a real SQLite file with a manual clock, and handlers whose behaviour
+//! each test picks through params.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batchboard::clock::{Clock, ManualClock};
+use batchboard::job::{JobContext, JobError, JobHandler, JobSettings, Outcome, Registry};
+use batchboard::runlog::RunLogPolicy;
+use batchboard::scheduler::{self, SchedulerConfig, SchedulerEvent, SchedulerHandle, SchedulerParts};
+use batchboard::store::writer::Writer;
+use batchboard::store::{self, RunFilter, RunRecord, RunStatus, SharedStore};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// What a `scripted` run does.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Script {
+    /// Logs one line, counts one item checked, succeeds.
+    Ok,
+    /// Waits this long on the scheduler's clock (cancellable), then succeeds.
+    Sleep { secs: u64 },
+    /// Never returns and ignores cancellation.
+    Hang,
+    Fail,
+    Fatal,
+    RateLimited { retry_after_secs: u64 },
+    Panic,
+    /// Logs `lines` lines, each with a secret-looking field.
+    Log { lines: u32 },
+}
+
+pub struct Scripted;
+
+impl JobHandler for Scripted {
+    type Params = Script;
+
+    async fn run(&self, script: Script, ctx: JobContext) -> Result<Outcome, JobError> {
+        match script {
+            Script::Ok => {
+                tracing::info!(attempt = ctx.attempt(), "checked one item");
+                ctx.add_checked(1);
+                Ok(Outcome::summary("fine"))
+            }
+            Script::Sleep { secs } => {
+                ctx.sleep(Duration::from_secs(secs)).await?;
+                Ok(Outcome::default())
+            }
+            Script::Hang => std::future::pending().await,
+            Script::Fail => Err(JobError::retryable("upstream timed out")),
+            Script::Fatal => Err(JobError::fatal("the file is gone")),
+            Script::RateLimited { retry_after_secs } => Err(JobError::RateLimited {
+                retry_after: Duration::from_secs(retry_after_secs),
+                message: "slow down".into(),
+            }),
+            Script::Panic => panic!("scripted panic"),
+            Script::Log { lines } => {
+                for line in 0..lines {
+                    tracing::info!(line, password = "hunter2", sku = "A-1", "line {line}");
+                }
+                Ok(Outcome::default())
+            }
+        }
+    }
+}
+
+/// The clock's start: a fixed, round instant.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("a valid instant")
+}
+
+/// A job for the `scripted` handler.
+pub fn job(name: &str, every: &str, script: serde_json::Value) -> JobSettings {
+    JobSettings {
+        name: name.into(),
+        handler: "scripted".into(),
+        every: Some(every.into()),
+        params: Some(script),
+        ..JobSettings::default()
+    }
+}
+
+pub struct Engine {
+    pub dir: Arc<tempfile::TempDir>,
+    pub url: String,
+    pub store: SharedStore,
+    pub clock: ManualClock,
+    pub handle: SchedulerHandle,
+    pub events: broadcast::Receiver<SchedulerEvent>,
+    pub config: SchedulerConfig,
+    task: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
+}
+
+/// Settings tests often change.
+pub fn config() -> SchedulerConfig {
+    SchedulerConfig {
+        max_concurrent_runs: 16,
+        shutdown_grace: Duration::from_secs(30),
+        timeout_grace: Duration::from_secs(2),
+        instance_id: "test".into(),
+        runlog: Arc::new(RunLogPolicy::new(100, &[])),
+    }
+}
+
+impl Engine {
+    /// A fresh database with `jobs`, and the scheduler started at [`t0`].
+    pub async fn start(jobs: &[JobSettings]) -> Engine {
+        Self::start_with(jobs, config()).await
+    }
+
+    pub async fn start_with(jobs: &[JobSettings], config: SchedulerConfig) -> Engine {
+        let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        let clock = ManualClock::new(t0());
+        Self::boot(dir, clock, jobs, config).await
+    }
+
+    /// Starts a scheduler on an existing database directory, as a new process would.
+    pub async fn boot(dir: Arc<tempfile::TempDir>, clock: ManualClock, jobs: &[JobSettings], config: SchedulerConfig) -> Engine {
+        batchboard::telemetry::init();
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = store::connect(&url).await.expect("the database opens");
+        store.sync_jobs(jobs, clock.now()).await.expect("jobs are saved");
+        let (writer, writer_task) = Writer::start(store.clone());
+        let registry = Registry::builder().handler("scripted", Scripted).build();
+        let parts = SchedulerParts {
+            store: store.clone(),
+            writer,
+            registry,
+            clock: clock.shared(),
+            config: config.clone(),
+        };
+        let (handle, task) = scheduler::start(parts).await.expect("the scheduler starts");
+        let events = handle.subscribe();
+        Engine { dir, url, store, clock, handle, events, config, task, writer_task }
+    }
+
+    /// Moves the clock and waits until everything due by then has been dispatched.
+    pub async fn advance(&self, secs: i64) {
+        self.clock.advance(chrono::Duration::seconds(secs));
+        self.handle.sync().await;
+    }
+
+    /// The next event that matches, within 10 real seconds.
+    pub async fn wait_for(&mut self, mut wanted: impl FnMut(&SchedulerEvent) -> bool) -> SchedulerEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("the event came within 10 s")
+                .expect("the event stream is open");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Waits for the next run of `job` to finish; returns its id and status.
+    pub async fn finished(&mut self, job: &str) -> (i64, RunStatus) {
+        match self.wait_for(|event| matches!(event, SchedulerEvent::RunFinished { job: j, .. } if j == job)).await {
+            SchedulerEvent::RunFinished { run_id, status, .. } => (run_id, status),
+            _ => unreachable!("filtered above"),
+        }
+    }
+
+    /// Waits for the next run of `job` to start; returns its id.
+    pub async fn started(&mut self, job: &str) -> i64 {
+        match self.wait_for(|event| matches!(event, SchedulerEvent::RunStarted { job: j, .. } if j == job)).await {
+            SchedulerEvent::RunStarted { run_id, .. } => run_id,
+            _ => unreachable!("filtered above"),
+        }
+    }
+
+    /// Every run of `job`, oldest first.
+    pub async fn runs(&self, job: &str) -> Vec<RunRecord> {
+        let record = self.store.job_by_name(job).await.expect("jobs load").expect("the job exists");
+        let mut runs = self
+            .store
+            .runs(&RunFilter { job_id: Some(record.id), limit: 1000, ..RunFilter::default() })
+            .await
+            .expect("runs load");
+        runs.reverse();
+        runs
+    }
+
+    pub async fn run(&self, id: i64) -> RunRecord {
+        self.store.run(id).await.expect("the run loads").expect("the run exists")
+    }
+
+    /// Stops the scheduler (advancing the clock past the grace period if runs are still
+    /// going) and the writer.
+    pub async fn stop(self) -> (Arc<tempfile::TempDir>, ManualClock) {
+        self.handle.shutdown();
+        let mut task = self.task;
+        loop {
+            tokio::select! {
+                result = &mut task => { result.expect("the scheduler task ends cleanly"); break; }
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    // Runs still going hold the shutdown up until their grace ends.
+                    self.clock.advance(chrono::Duration::seconds(1));
+                }
+            }
+        }
+        drop(self.handle);
+        self.writer_task.await.expect("the writer ends cleanly");
+        (self.dir, self.clock)
+    }
+}
