@@ -1,4 +1,6 @@
-//! One integration-test binary, so the crate links once.
+//! Integration tests of the engine against real SQLite files. One test binary with
+//! modules, so the crate is linked once.
 
 mod scheduler;
+mod store;
 mod support;

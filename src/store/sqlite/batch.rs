@@ -1,0 +1,307 @@
+//! [`WriteBatch`] on SQLite: the scheduler's hot path.
+//!
+//! One `BEGIN IMMEDIATE` transaction per batch, and a handful of multi-row statements per
+//! kind of write instead of one statement per row: with sqlx every statement is a round
+//! trip to the connection's worker thread, so row-at-a-time writes could not keep up with
+//! thousands of fires a second.
+//!
+//! Two things make the multi-row form exact rather than merely fast:
+//!
+//! - A claim's result must be the one sequential `UPDATE`s would give. An `UPDATE … FROM`
+//!   touches each target row at most once, so claims are sent in *rounds* in which no row
+//!   appears twice; a second claim on the same job (or run) goes in the next round and
+//!   sees the first one's effect, exactly as if they ran one after the other.
+//! - SQLite does not promise the order of `RETURNING` rows, so new runs get their ids from
+//!   the store: the transaction holds the write lock, so the ids after the current maximum
+//!   are free, and handing them out in batch order maps each id to its claim or insert.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+
+use super::rows::{micros, opt_micros, to_json};
+use crate::store::{
+    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, StoreResult,
+    WriteBatch,
+};
+
+/// SQLite's default ceiling on bound parameters in one statement (since 3.32).
+const MAX_VARIABLES: usize = 32_766;
+
+/// Statements with more rows than this are not kept in the connection's statement cache:
+/// big batches vary in size, so a cached plan would rarely be reused and would hold
+/// memory; small ones repeat and are worth keeping.
+const CACHED_ROWS: usize = 64;
+
+/// Applies `batch` in one transaction: fire claims, retry claims, inserts, log lines,
+/// finishes, in that order.
+pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreResult<BatchResult> {
+    if batch.is_empty() {
+        return Ok(BatchResult::default());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+
+    let fires_won = claim_fires(&mut tx, &batch.fires).await?;
+    let retries_won = claim_retries(&mut tx, &batch.retries).await?;
+
+    // The runs to insert, in batch order: claimed fires', claimed retries', then inserts.
+    let fire_runs = batch
+        .fires
+        .iter()
+        .zip(&fires_won)
+        .filter(|(_, won)| **won)
+        .filter_map(|(claim, _)| claim.run.as_ref());
+    let retry_runs = batch
+        .retries
+        .iter()
+        .zip(&retries_won)
+        .filter(|(_, won)| **won)
+        .map(|(claim, _)| &claim.run);
+    let new_runs: Vec<&NewRun> = fire_runs.chain(retry_runs).chain(&batch.inserts).collect();
+    let first_id = insert_runs(&mut tx, &new_runs).await?;
+
+    insert_logs(&mut tx, &batch.logs).await?;
+    finish_runs(&mut tx, &batch.finishes).await?;
+    tx.commit().await?;
+
+    // Hand the ids out again in the same order they were assigned.
+    let mut unused_id = first_id;
+    let mut next_id = || {
+        let id = unused_id;
+        unused_id += 1;
+        id
+    };
+    let fires = batch
+        .fires
+        .iter()
+        .zip(fires_won)
+        .map(|(claim, won)| match (won, &claim.run) {
+            (false, _) => ClaimResult::Lost,
+            (true, None) => ClaimResult::Claimed,
+            (true, Some(_)) => ClaimResult::Run(next_id()),
+        })
+        .collect();
+    let retries = retries_won
+        .into_iter()
+        .map(|won| {
+            if won {
+                ClaimResult::Run(next_id())
+            } else {
+                ClaimResult::Lost
+            }
+        })
+        .collect();
+    let inserts = batch.inserts.iter().map(|_| next_id()).collect();
+    Ok(BatchResult {
+        fires,
+        retries,
+        inserts,
+    })
+}
+
+/// Splits claims on `keys` into rounds in which no key appears twice; each key's claims
+/// keep their order across rounds. Returns indexes into `keys`.
+fn rounds(keys: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (index, key) in keys.enumerate() {
+        let round = seen.entry(key).or_default();
+        if rounds.len() <= *round {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push(index);
+        *round += 1;
+    }
+    rounds
+}
+
+/// The fire compare-and-swap; returns, per claim, whether it won.
+async fn claim_fires(tx: &mut SqliteConnection, claims: &[FireClaim]) -> StoreResult<Vec<bool>> {
+    let mut won = vec![false; claims.len()];
+    for round in rounds(claims.iter().map(|c| c.job_id)) {
+        for chunk in round.chunks(MAX_VARIABLES / 3) {
+            let mut sql = QueryBuilder::<Sqlite>::new("WITH v(job_id, expected, next) AS (");
+            sql.push_values(chunk, |mut row, &index| {
+                let claim = &claims[index];
+                row.push_bind(claim.job_id)
+                    .push_bind(micros(claim.expected))
+                    .push_bind(opt_micros(claim.next));
+            });
+            sql.push(
+                ") UPDATE jobs SET next_run_at = v.next FROM v \
+                 WHERE jobs.id = v.job_id AND jobs.next_run_at = v.expected RETURNING id",
+            );
+            let changed: HashSet<i64> = sql
+                .build_query_scalar::<i64>()
+                .persistent(chunk.len() <= CACHED_ROWS)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            for &index in chunk {
+                won[index] = changed.contains(&claims[index].job_id);
+            }
+        }
+    }
+    Ok(won)
+}
+
+/// The retry compare-and-swap; returns, per claim, whether it won.
+async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> StoreResult<Vec<bool>> {
+    let mut won = vec![false; claims.len()];
+    for round in rounds(claims.iter().map(|c| c.failed_run_id)) {
+        for chunk in round.chunks(MAX_VARIABLES / 2) {
+            let mut sql = QueryBuilder::<Sqlite>::new("WITH v(run_id, expected) AS (");
+            sql.push_values(chunk, |mut row, &index| {
+                let claim = &claims[index];
+                row.push_bind(claim.failed_run_id)
+                    .push_bind(micros(claim.expected));
+            });
+            sql.push(
+                ") UPDATE runs SET retry_at = NULL FROM v \
+                 WHERE runs.id = v.run_id AND runs.retry_at = v.expected RETURNING id",
+            );
+            let changed: HashSet<i64> = sql
+                .build_query_scalar::<i64>()
+                .persistent(chunk.len() <= CACHED_ROWS)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            for &index in chunk {
+                won[index] = changed.contains(&claims[index].failed_run_id);
+            }
+        }
+    }
+    Ok(won)
+}
+
+/// Inserts `runs` with consecutive ids and returns the first one.
+async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult<i64> {
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    // `runs` is AUTOINCREMENT, so the next id is past both the highest id ever handed out
+    // (sqlite_sequence) and the highest present; inserting explicit ids moves the sequence.
+    let first_id: i64 = sqlx::query_scalar(
+        "SELECT MAX(\
+            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0), \
+            COALESCE((SELECT MAX(id) FROM runs), 0)) + 1",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    const COLUMNS: usize = 12;
+    let mut id = first_id;
+    for chunk in runs.chunks(MAX_VARIABLES / COLUMNS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO runs (id, job_id, trigger, attempt, first_run_id, status, \
+             scheduled_for, started_at, finished_at, error_kind, error_message, instance_id) ",
+        );
+        sql.push_values(chunk, |mut row, run| {
+            row.push_bind(id)
+                .push_bind(run.job_id)
+                .push_bind(run.trigger.as_str())
+                .push_bind(i64::from(run.attempt))
+                .push_bind(run.first_run_id)
+                .push_bind(run.status.as_str())
+                .push_bind(micros(run.scheduled_for))
+                .push_bind(micros(run.started_at))
+                .push_bind(opt_micros(run.finished_at))
+                .push_bind(run.error_kind.as_deref())
+                .push_bind(run.error_message.as_deref())
+                .push_bind(run.instance_id.as_str());
+            id += 1;
+        });
+        sql.build()
+            .persistent(chunk.len() <= CACHED_ROWS)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(first_id)
+}
+
+/// Appends log lines; their ids follow batch order, which is the order they are read in.
+async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult<()> {
+    let fields = logs
+        .iter()
+        .map(|line| to_json("run_logs.fields", &line.fields))
+        .collect::<StoreResult<Vec<_>>>()?;
+    const COLUMNS: usize = 5;
+    let rows: Vec<(&LogLine, &String)> = logs.iter().zip(&fields).collect();
+    for chunk in rows.chunks(MAX_VARIABLES / COLUMNS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO run_logs (run_id, ts, level, message, fields) ",
+        );
+        sql.push_values(chunk, |mut row, (line, fields)| {
+            row.push_bind(line.run_id)
+                .push_bind(micros(line.ts))
+                .push_bind(line.level.as_str())
+                .push_bind(line.message.as_str())
+                .push_bind(fields.as_str());
+        });
+        sql.build()
+            .persistent(chunk.len() <= CACHED_ROWS)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records the ends of runs. When one run is finished twice in a batch, the later finish
+/// wins, as it would row by row.
+async fn finish_runs(tx: &mut SqliteConnection, finishes: &[RunFinish]) -> StoreResult<()> {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<&RunFinish> = finishes
+        .iter()
+        .rev()
+        .filter(|finish| seen.insert(finish.run_id))
+        .collect();
+    unique.reverse();
+    const COLUMNS: usize = 11;
+    for chunk in unique.chunks(MAX_VARIABLES / COLUMNS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "WITH v(run_id, status, finished_at, duration_ms, items_checked, items_updated, \
+             items_total, error_kind, error_message, summary, retry_at) AS (",
+        );
+        sql.push_values(chunk, |mut row, finish| {
+            row.push_bind(finish.run_id)
+                .push_bind(finish.status.as_str())
+                .push_bind(micros(finish.finished_at))
+                .push_bind(finish.duration_ms)
+                .push_bind(finish.items_checked)
+                .push_bind(finish.items_updated)
+                .push_bind(finish.items_total)
+                .push_bind(finish.error_kind.as_deref())
+                .push_bind(finish.error_message.as_deref())
+                .push_bind(finish.summary.as_deref())
+                .push_bind(opt_micros(finish.retry_at));
+        });
+        sql.push(
+            ") UPDATE runs SET status = v.status, finished_at = v.finished_at, \
+             duration_ms = v.duration_ms, items_checked = v.items_checked, \
+             items_updated = v.items_updated, items_total = v.items_total, \
+             error_kind = v.error_kind, error_message = v.error_message, \
+             summary = v.summary, retry_at = v.retry_at \
+             FROM v WHERE runs.id = v.run_id",
+        );
+        sql.build()
+            .persistent(chunk.len() <= CACHED_ROWS)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rounds;
+
+    #[test]
+    fn rounds_never_repeat_a_key_and_keep_each_keys_claims_in_order() {
+        let keys = [7, 8, 7, 9, 7, 8];
+        assert_eq!(
+            rounds(keys.into_iter()),
+            vec![vec![0, 1, 3], vec![2, 5], vec![4]]
+        );
+    }
+}

@@ -1,0 +1,929 @@
+//! The SQLite store against real temporary database files.
+
+use batchboard::job::JobSettings;
+use batchboard::store::sqlite::SqliteStore;
+use batchboard::store::{
+    ClaimResult, FireClaim, LogLine, NewRun, PruneReport, RetryClaim, RunFilter, RunFinish,
+    RunStatus, Store, StoreError, Trigger, WriteBatch,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+/// A migrated store on a fresh file that lives as long as the value.
+struct TestStore {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+async fn open_store() -> TestStore {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
+    let store = SqliteStore::connect(&url).await.expect("the store opens");
+    store.migrate().await.expect("migrations apply");
+    TestStore { store, _dir: dir }
+}
+
+/// 2026-01-01T00:00:00Z plus `seconds`, with a microsecond part so that precision is
+/// exercised everywhere.
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date")
+        + Duration::seconds(seconds)
+        + Duration::microseconds(123_457)
+}
+
+fn settings(name: &str, every: &str) -> JobSettings {
+    JobSettings {
+        name: name.into(),
+        handler: "demo".into(),
+        every: Some(every.into()),
+        ..JobSettings::default()
+    }
+}
+
+/// A store with jobs `names` (every 1m), returning their ids in order.
+async fn store_with_jobs(names: &[&str]) -> (TestStore, Vec<i64>) {
+    let store = open_store().await;
+    let jobs: Vec<JobSettings> = names.iter().map(|n| settings(n, "1m")).collect();
+    let records = store.sync_jobs(&jobs, at(0)).await.expect("sync");
+    let ids = names
+        .iter()
+        .map(|name| {
+            records
+                .iter()
+                .find(|r| r.name == *name)
+                .expect("job was inserted")
+                .id
+        })
+        .collect();
+    (store, ids)
+}
+
+fn new_run(job_id: i64, scheduled_for: DateTime<Utc>) -> NewRun {
+    NewRun {
+        job_id,
+        trigger: Trigger::Schedule,
+        attempt: 1,
+        first_run_id: None,
+        status: RunStatus::Running,
+        scheduled_for,
+        started_at: scheduled_for,
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: "test-instance".into(),
+    }
+}
+
+fn fire(job_id: i64, expected: DateTime<Utc>, next: DateTime<Utc>) -> FireClaim {
+    FireClaim {
+        job_id,
+        expected,
+        next: Some(next),
+        run: Some(new_run(job_id, expected)),
+    }
+}
+
+fn finish(run_id: i64, status: RunStatus, finished_at: DateTime<Utc>) -> RunFinish {
+    RunFinish {
+        run_id,
+        status,
+        finished_at,
+        duration_ms: 1500,
+        items_checked: 10,
+        items_updated: 2,
+        items_total: Some(12),
+        error_kind: None,
+        error_message: None,
+        summary: Some("done".into()),
+        retry_at: None,
+    }
+}
+
+/// Inserts one run per entry of `jobs` (job ids), in order, and returns their ids.
+async fn insert_runs(store: &SqliteStore, jobs: &[i64], start: i64) -> Vec<i64> {
+    let inserts = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, &job)| new_run(job, at(start + i as i64)))
+        .collect();
+    let result = store
+        .write_batch(WriteBatch {
+            inserts,
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("insert runs");
+    result.inserts
+}
+
+async fn finish_all(store: &SqliteStore, runs: &[i64], status: RunStatus) {
+    let finishes = runs
+        .iter()
+        .map(|&id| finish(id, status, at(1000)))
+        .collect();
+    store
+        .write_batch(WriteBatch {
+            finishes,
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finish runs");
+}
+
+fn run_ids(runs: &[batchboard::store::RunRecord]) -> Vec<i64> {
+    runs.iter().map(|r| r.id).collect()
+}
+
+#[tokio::test]
+async fn migrating_twice_is_harmless() {
+    let store = open_store().await;
+    store.migrate().await.expect("second migration is a no-op");
+    assert!(store.jobs().await.expect("jobs").is_empty());
+}
+
+#[tokio::test]
+async fn connect_via_the_store_url_creates_and_migrates_the_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("new.db");
+    let store = batchboard::store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect");
+    assert_eq!(store.backend(), "sqlite");
+    assert!(path.exists());
+    assert!(store.jobs().await.expect("jobs").is_empty());
+}
+
+#[tokio::test]
+async fn sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_on_change() {
+    let store = open_store().await;
+    let a = settings("alpha", "1m");
+    let b = settings("beta", "5m");
+
+    let jobs = store
+        .sync_jobs(&[b.clone(), a.clone()], at(0))
+        .await
+        .expect("first sync");
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"], "ordered by name");
+    assert!(
+        jobs.iter()
+            .all(|j| j.version == 1 && j.removed_at.is_none())
+    );
+    assert_eq!(jobs[0].defaults, a);
+    assert_eq!(jobs[0].created_at, at(0));
+    assert!(jobs[0].overrides.is_empty());
+    let (alpha, beta) = (jobs[0].id, jobs[1].id);
+
+    // Unchanged defaults: nothing moves, scheduling state is kept.
+    assert!(store.set_next_run(alpha, Some(at(60))).await.expect("set"));
+    let jobs = store
+        .sync_jobs(&[a.clone(), b.clone()], at(10))
+        .await
+        .expect("same sync");
+    assert_eq!(jobs[0].version, 1);
+    assert_eq!(jobs[0].next_run_at, Some(at(60)));
+    assert_eq!(jobs[0].updated_at, at(0));
+
+    // Changed defaults: replaced, version bumped, scheduling state kept.
+    let a2 = settings("alpha", "2m");
+    let jobs = store
+        .sync_jobs(&[a2.clone(), b.clone()], at(20))
+        .await
+        .expect("changed sync");
+    assert_eq!(jobs[0].defaults, a2);
+    assert_eq!(jobs[0].version, 2);
+    assert_eq!(jobs[0].updated_at, at(20));
+    assert_eq!(jobs[0].next_run_at, Some(at(60)));
+    assert_eq!(jobs[1].version, 1);
+
+    // Removed: marked, unscheduled, history and pause state kept.
+    let paused = store
+        .set_paused(beta, true, Some(at(300)))
+        .await
+        .expect("pause");
+    assert_eq!(paused.version, 2);
+    let jobs = store
+        .sync_jobs(std::slice::from_ref(&a2), at(30))
+        .await
+        .expect("removing sync");
+    assert_eq!(jobs.len(), 2, "removed jobs are still listed");
+    assert_eq!(jobs[1].removed_at, Some(at(30)));
+    assert_eq!(jobs[1].next_run_at, None);
+    assert_eq!(jobs[1].version, 3);
+    assert!(jobs[1].paused);
+
+    // A second sync without it changes nothing more.
+    let jobs = store
+        .sync_jobs(std::slice::from_ref(&a2), at(40))
+        .await
+        .expect("sync again");
+    assert_eq!(jobs[1].removed_at, Some(at(30)));
+    assert_eq!(jobs[1].version, 3);
+
+    // Back in the file: unremoved, same row.
+    let jobs = store
+        .sync_jobs(&[a2, b], at(50))
+        .await
+        .expect("returning sync");
+    assert_eq!(jobs[1].id, beta);
+    assert_eq!(jobs[1].removed_at, None);
+    assert_eq!(jobs[1].version, 4);
+    assert!(jobs[1].paused, "an operator's pause survives removal");
+    assert_eq!(
+        store.job_by_name("beta").await.expect("lookup"),
+        Some(jobs[1].clone())
+    );
+    assert_eq!(store.job_by_name("gamma").await.expect("lookup"), None);
+}
+
+#[tokio::test]
+async fn set_paused_and_set_next_run_report_a_missing_job() {
+    let store = open_store().await;
+    assert!(!store.set_next_run(42, Some(at(0))).await.expect("query"));
+    assert!(matches!(
+        store.set_paused(42, true, None).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn two_claims_for_the_same_fire_in_one_batch_make_exactly_one_run() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let job = ids[0];
+    store.set_next_run(job, Some(at(60))).await.expect("set");
+
+    let result = store
+        .write_batch(WriteBatch {
+            fires: vec![fire(job, at(60), at(120)), fire(job, at(60), at(120))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("batch");
+
+    let ClaimResult::Run(run_id) = result.fires[0] else {
+        panic!("the first claim should win, got {:?}", result.fires);
+    };
+    assert_eq!(result.fires[1], ClaimResult::Lost);
+    let runs = store
+        .runs(&RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(run_ids(&runs), [run_id]);
+    assert_eq!(runs[0].job_name, "alpha");
+    assert_eq!(runs[0].scheduled_for, at(60));
+    let job = store
+        .job_by_name("alpha")
+        .await
+        .expect("lookup")
+        .expect("job");
+    assert_eq!(job.next_run_at, Some(at(120)));
+    assert_eq!(job.version, 1, "a fire is not an edit");
+}
+
+#[tokio::test]
+async fn a_claim_with_a_stale_expected_time_loses_in_a_later_batch() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let job = ids[0];
+    store.set_next_run(job, Some(at(60))).await.expect("set");
+    let first = store
+        .write_batch(WriteBatch {
+            fires: vec![fire(job, at(60), at(120))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("first batch");
+    assert!(matches!(first.fires[0], ClaimResult::Run(_)));
+
+    let second = store
+        .write_batch(WriteBatch {
+            fires: vec![fire(job, at(60), at(120))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("second batch");
+    assert_eq!(second.fires, [ClaimResult::Lost]);
+    let runs = store
+        .runs(&RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+}
+
+#[tokio::test]
+async fn successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order() {
+    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+    let (alpha, beta) = (ids[0], ids[1]);
+    store.set_next_run(alpha, Some(at(0))).await.expect("set");
+    store.set_next_run(beta, Some(at(0))).await.expect("set");
+
+    let result = store
+        .write_batch(WriteBatch {
+            fires: vec![
+                fire(alpha, at(0), at(60)),
+                fire(beta, at(0), at(60)),
+                fire(alpha, at(60), at(120)),
+                fire(alpha, at(0), at(60)),
+                FireClaim {
+                    run: None,
+                    ..fire(beta, at(60), at(120))
+                },
+            ],
+            inserts: vec![new_run(beta, at(5))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("batch");
+
+    let [
+        ClaimResult::Run(a1),
+        ClaimResult::Run(b1),
+        ClaimResult::Run(a2),
+        ClaimResult::Lost,
+        ClaimResult::Claimed,
+    ] = result.fires[..]
+    else {
+        panic!("unexpected claim results {:?}", result.fires);
+    };
+    assert_eq!(result.inserts.len(), 1);
+    let inserted = result.inserts[0];
+    for (id, job, scheduled) in [
+        (a1, alpha, at(0)),
+        (b1, beta, at(0)),
+        (a2, alpha, at(60)),
+        (inserted, beta, at(5)),
+    ] {
+        let run = store.run(id).await.expect("query").expect("run exists");
+        assert_eq!(
+            (run.job_id, run.scheduled_for),
+            (job, scheduled),
+            "run {id}"
+        );
+    }
+    let jobs = store.jobs().await.expect("jobs");
+    assert_eq!(jobs[0].next_run_at, Some(at(120)));
+    assert_eq!(jobs[1].next_run_at, Some(at(120)));
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim() {
+    // 40 jobs × 80 successive fires: 3,200 runs, more than one multi-row INSERT holds.
+    let names: Vec<String> = (0..40).map(|i| format!("job-{i:02}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (store, ids) = store_with_jobs(&name_refs).await;
+    for &job in &ids {
+        store.set_next_run(job, Some(at(0))).await.expect("set");
+    }
+    let mut fires = Vec::new();
+    for step in 0..80 {
+        for &job in &ids {
+            fires.push(fire(job, at(step * 60), at((step + 1) * 60)));
+        }
+    }
+    let result = store
+        .write_batch(WriteBatch {
+            fires: fires.clone(),
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("batch");
+
+    let runs = store
+        .runs(&RunFilter {
+            limit: 10_000,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), fires.len());
+    let by_id: std::collections::HashMap<i64, _> = runs.iter().map(|r| (r.id, r)).collect();
+    for (claim, outcome) in fires.iter().zip(&result.fires) {
+        let ClaimResult::Run(id) = outcome else {
+            panic!("every claim in the chain wins, got {outcome:?}");
+        };
+        let run = by_id[id];
+        assert_eq!(
+            (run.job_id, run.scheduled_for),
+            (claim.job_id, claim.expected)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let first = insert_runs(&store, &ids, 0).await[0];
+    let mut failed = finish(first, RunStatus::Retrying, at(10));
+    failed.error_kind = Some("transient".into());
+    failed.error_message = Some("connection reset".into());
+    failed.retry_at = Some(at(40));
+    store
+        .write_batch(WriteBatch {
+            finishes: vec![failed],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finish");
+    let pending = store.pending_retries().await.expect("pending");
+    assert_eq!(run_ids(&pending), [first]);
+    assert_eq!(pending[0].retry_at, Some(at(40)));
+
+    let retry_run = NewRun {
+        trigger: Trigger::Retry,
+        attempt: 2,
+        first_run_id: Some(first),
+        ..new_run(ids[0], at(40))
+    };
+    let claim = RetryClaim {
+        failed_run_id: first,
+        expected: pending[0].retry_at.expect("retry_at"),
+        run: retry_run,
+    };
+    let result = store
+        .write_batch(WriteBatch {
+            retries: vec![claim.clone(), claim.clone()],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("claim");
+    let ClaimResult::Run(second) = result.retries[0] else {
+        panic!("the first retry claim should win, got {:?}", result.retries);
+    };
+    assert_eq!(result.retries[1], ClaimResult::Lost);
+    let again = store
+        .write_batch(WriteBatch {
+            retries: vec![claim],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("claim again");
+    assert_eq!(again.retries, [ClaimResult::Lost]);
+
+    assert!(store.pending_retries().await.expect("pending").is_empty());
+    let old = store.run(first).await.expect("query").expect("run");
+    assert_eq!(old.retry_at, None);
+    assert_eq!(old.status, RunStatus::Retrying);
+    let new = store.run(second).await.expect("query").expect("run");
+    assert_eq!(new.trigger, Trigger::Retry);
+    assert_eq!(new.attempt, 2);
+    assert_eq!(new.first_run_id, Some(first));
+}
+
+#[tokio::test]
+async fn pending_retries_come_by_due_time() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let runs = insert_runs(&store, &[ids[0]; 3], 0).await;
+    let finishes = runs
+        .iter()
+        .zip([300, 100, 200])
+        .map(|(&id, due)| RunFinish {
+            retry_at: Some(at(due)),
+            ..finish(id, RunStatus::Retrying, at(50))
+        })
+        .collect();
+    store
+        .write_batch(WriteBatch {
+            finishes,
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finish");
+    let pending = store.pending_retries().await.expect("pending");
+    assert_eq!(run_ids(&pending), [runs[1], runs[2], runs[0]]);
+}
+
+#[tokio::test]
+async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let run = insert_runs(&store, &ids, 0).await[0];
+    let early = finish(run, RunStatus::Failed, at(5));
+    let late = RunFinish {
+        error_kind: Some("fatal".into()),
+        error_message: Some("bad input".into()),
+        items_total: None,
+        summary: None,
+        ..finish(run, RunStatus::Dead, at(9))
+    };
+    store
+        .write_batch(WriteBatch {
+            finishes: vec![early, late.clone()],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finish");
+    let stored = store.run(run).await.expect("query").expect("run");
+    assert_eq!(stored.status, RunStatus::Dead);
+    assert_eq!(stored.finished_at, Some(at(9)));
+    assert_eq!(stored.duration_ms, Some(late.duration_ms));
+    assert_eq!(
+        (
+            stored.items_checked,
+            stored.items_updated,
+            stored.items_total
+        ),
+        (10, 2, None)
+    );
+    assert_eq!(stored.error_kind.as_deref(), Some("fatal"));
+    assert_eq!(stored.error_message.as_deref(), Some("bad input"));
+    assert_eq!(stored.summary, None);
+    assert_eq!(stored.retry_at, None);
+    assert_eq!(stored.instance_id, "test-instance");
+}
+
+#[tokio::test]
+async fn log_lines_come_back_in_order_and_page_after_an_id() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    let line = |run_id: i64, n: i64| LogLine {
+        run_id,
+        ts: at(n),
+        level: "INFO".into(),
+        message: format!("line {n}"),
+        fields: serde_json::json!({ "n": n, "nested": { "ok": true } }),
+    };
+    // Interleaved with another run's lines, and finished in the same batch as the last
+    // ones: logs land before the finish.
+    store
+        .write_batch(WriteBatch {
+            logs: vec![line(runs[0], 0), line(runs[1], 100), line(runs[0], 1)],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("logs");
+    store
+        .write_batch(WriteBatch {
+            logs: vec![line(runs[0], 2), line(runs[0], 3)],
+            finishes: vec![finish(runs[0], RunStatus::Succeeded, at(4))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("logs and finish");
+
+    let all = store.run_logs(runs[0], None, 100).await.expect("logs");
+    let lines: Vec<&LogLine> = all.iter().map(|(_, line)| line).collect();
+    assert_eq!(
+        lines,
+        [
+            &line(runs[0], 0),
+            &line(runs[0], 1),
+            &line(runs[0], 2),
+            &line(runs[0], 3)
+        ]
+    );
+    let first_page = store.run_logs(runs[0], None, 2).await.expect("page 1");
+    assert_eq!(first_page.len(), 2);
+    let after = first_page[1].0;
+    let second_page = store
+        .run_logs(runs[0], Some(after), 2)
+        .await
+        .expect("page 2");
+    assert_eq!(second_page, all[2..]);
+    assert!(
+        store
+            .run_logs(runs[0], Some(all[3].0), 2)
+            .await
+            .expect("page 3")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_by_keyset_pages_and_filters() {
+    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+    let (alpha, beta) = (ids[0], ids[1]);
+    let runs = insert_runs(&store, &[alpha, beta, alpha, beta, alpha], 0).await;
+    let manual = store
+        .write_batch(WriteBatch {
+            inserts: vec![NewRun {
+                trigger: Trigger::Manual,
+                ..new_run(beta, at(10))
+            }],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("manual run")
+        .inserts[0];
+    finish_all(&store, &[runs[0], runs[3]], RunStatus::Failed).await;
+
+    let page = |filter: RunFilter| {
+        let store = &store;
+        async move { run_ids(&store.runs(&filter).await.expect("runs")) }
+    };
+    let first = page(RunFilter {
+        limit: 4,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(first, [manual, runs[4], runs[3], runs[2]]);
+    let second = page(RunFilter {
+        limit: 4,
+        before: Some(runs[2]),
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(second, [runs[1], runs[0]]);
+    assert_eq!(
+        page(RunFilter {
+            job_id: Some(alpha),
+            limit: 2,
+            ..RunFilter::default()
+        })
+        .await,
+        [runs[4], runs[2]]
+    );
+    assert_eq!(
+        page(RunFilter {
+            job_id: Some(alpha),
+            before: Some(runs[2]),
+            limit: 2,
+            ..RunFilter::default()
+        })
+        .await,
+        [runs[0]]
+    );
+    assert_eq!(
+        page(RunFilter {
+            status: Some(RunStatus::Failed),
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await,
+        [runs[3], runs[0]]
+    );
+    assert_eq!(
+        page(RunFilter {
+            trigger: Some(Trigger::Manual),
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await,
+        [manual]
+    );
+    assert_eq!(
+        page(RunFilter {
+            job_id: Some(beta),
+            status: Some(RunStatus::Running),
+            trigger: Some(Trigger::Schedule),
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await,
+        [runs[1]]
+    );
+}
+
+#[tokio::test]
+async fn latest_runs_holds_the_newest_run_of_each_job_that_has_one() {
+    let (store, ids) = store_with_jobs(&["alpha", "beta", "gamma"]).await;
+    let runs = insert_runs(&store, &[ids[0], ids[1], ids[0], ids[1], ids[0]], 0).await;
+    let latest = store.latest_runs().await.expect("latest");
+    assert_eq!(latest.len(), 2);
+    assert_eq!(latest[&ids[0]].id, runs[4]);
+    assert_eq!(latest[&ids[1]].id, runs[3]);
+    assert!(!latest.contains_key(&ids[2]));
+}
+
+#[tokio::test]
+async fn running_runs_lists_only_unfinished_runs_oldest_first() {
+    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+    let runs = insert_runs(&store, &[ids[0], ids[1], ids[0]], 0).await;
+    finish_all(&store, &[runs[1]], RunStatus::Succeeded).await;
+    let running = store.running_runs().await.expect("running");
+    assert_eq!(run_ids(&running), [runs[0], runs[2]]);
+}
+
+/// Adds `lines` log lines to each of `runs`.
+async fn add_logs(store: &SqliteStore, runs: &[i64], lines: usize) {
+    let logs = runs
+        .iter()
+        .flat_map(|&run_id| {
+            (0..lines).map(move |n| LogLine {
+                run_id,
+                ts: at(n as i64),
+                level: "INFO".into(),
+                message: "hello".into(),
+                fields: serde_json::json!({}),
+            })
+        })
+        .collect();
+    store
+        .write_batch(WriteBatch {
+            logs,
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("logs");
+}
+
+#[tokio::test]
+async fn pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batches() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    // Started at 0..6; the cut-off is 5, so runs 0..5 are old enough.
+    let runs = insert_runs(&store, &[ids[0]; 6], 0).await;
+    add_logs(&store, &runs, 2).await;
+    finish_all(
+        &store,
+        &[runs[0], runs[2], runs[3], runs[5]],
+        RunStatus::Succeeded,
+    )
+    .await;
+    store
+        .write_batch(WriteBatch {
+            finishes: vec![RunFinish {
+                retry_at: Some(at(500)),
+                ..finish(runs[4], RunStatus::Retrying, at(20))
+            }],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finish with retry");
+    // runs[1] is still running; runs[4] waits for a retry; runs[5] is too new.
+
+    let first = store.prune_runs(Some(at(5)), None, 2).await.expect("prune");
+    assert_eq!(
+        first,
+        PruneReport {
+            runs_deleted: 2,
+            log_lines_deleted: 4
+        }
+    );
+    let second = store.prune_runs(Some(at(5)), None, 2).await.expect("prune");
+    assert_eq!(second.runs_deleted, 1);
+    let third = store.prune_runs(Some(at(5)), None, 2).await.expect("prune");
+    assert_eq!(third, PruneReport::default());
+
+    let left = store
+        .runs(&RunFilter {
+            limit: 100,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(run_ids(&left), [runs[5], runs[4], runs[1]]);
+    assert_eq!(
+        store.run_logs(runs[1], None, 10).await.expect("logs").len(),
+        2
+    );
+    assert!(
+        store
+            .run_logs(runs[0], None, 10)
+            .await
+            .expect("logs")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one() {
+    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+    let (alpha, beta) = (ids[0], ids[1]);
+    let runs = insert_runs(&store, &[alpha, alpha, alpha, alpha, beta, beta], 0).await;
+    add_logs(&store, &runs, 1).await;
+    // alpha's oldest run is still running; everything else finished.
+    finish_all(&store, &runs[1..], RunStatus::Succeeded).await;
+
+    let report = store.prune_runs(None, Some(2), 100).await.expect("prune");
+    assert_eq!(
+        report,
+        PruneReport {
+            runs_deleted: 1,
+            log_lines_deleted: 1
+        }
+    );
+    let left = store
+        .runs(&RunFilter {
+            limit: 100,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(
+        run_ids(&left),
+        [runs[5], runs[4], runs[3], runs[2], runs[0]]
+    );
+    assert_eq!(
+        store.prune_runs(None, Some(2), 100).await.expect("prune"),
+        PruneReport::default()
+    );
+
+    // Ids of pruned runs are never handed out again.
+    let next = insert_runs(&store, &[beta], 100).await[0];
+    assert!(next > runs[5]);
+}
+
+#[tokio::test]
+async fn pruning_a_job_down_to_zero_removes_the_newest_run_too_and_ids_stay_unique() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    finish_all(&store, &runs, RunStatus::Succeeded).await;
+    let report = store.prune_runs(None, Some(0), 100).await.expect("prune");
+    assert_eq!(report.runs_deleted, 2);
+    let next = insert_runs(&store, &ids, 10).await[0];
+    assert!(next > runs[1], "id {next} reused after pruning {runs:?}");
+}
+
+#[tokio::test]
+async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim() {
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let due = Utc
+        .with_ymd_and_hms(2026, 3, 29, 1, 59, 59)
+        .single()
+        .expect("a valid date")
+        + Duration::microseconds(999_999);
+    store.set_next_run(ids[0], Some(due)).await.expect("set");
+    let read = store
+        .job_by_name("alpha")
+        .await
+        .expect("lookup")
+        .expect("job")
+        .next_run_at
+        .expect("scheduled");
+    assert_eq!(read, due);
+
+    // A time one microsecond off must lose; the exact one read back must win.
+    let off = store
+        .write_batch(WriteBatch {
+            fires: vec![fire(ids[0], read - Duration::microseconds(1), at(9999))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("batch");
+    assert_eq!(off.fires, [ClaimResult::Lost]);
+    let exact = store
+        .write_batch(WriteBatch {
+            fires: vec![fire(ids[0], read, at(9999))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("batch");
+    let ClaimResult::Run(run_id) = exact.fires[0] else {
+        panic!("the exact time should win, got {:?}", exact.fires);
+    };
+    let run = store.run(run_id).await.expect("query").expect("run");
+    assert_eq!(run.scheduled_for, due);
+    assert_eq!(run.started_at, due);
+}
+
+#[tokio::test]
+async fn times_order_correctly_whatever_their_fraction() {
+    // 10:00:05 sorts before 10:00:05.5 as an instant; in sqlx's text encoding it does not.
+    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let whole = Utc
+        .with_ymd_and_hms(2026, 1, 1, 10, 0, 5)
+        .single()
+        .expect("a valid date");
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    let finishes = vec![
+        RunFinish {
+            retry_at: Some(whole + Duration::milliseconds(500)),
+            ..finish(runs[0], RunStatus::Retrying, at(1))
+        },
+        RunFinish {
+            retry_at: Some(whole),
+            ..finish(runs[1], RunStatus::Retrying, at(1))
+        },
+    ];
+    store
+        .write_batch(WriteBatch {
+            finishes,
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finish");
+    let pending = store.pending_retries().await.expect("pending");
+    assert_eq!(run_ids(&pending), [runs[1], runs[0]]);
+}
+
+#[tokio::test]
+async fn stored_defaults_that_no_longer_fit_the_settings_are_a_decode_error() {
+    let (store, _) = store_with_jobs(&["alpha"]).await;
+    sqlx::query("UPDATE jobs SET defaults = '{\"unknown_field\": 1}'")
+        .execute(store.pool())
+        .await
+        .expect("corrupt the row");
+    assert!(matches!(store.jobs().await, Err(StoreError::Decode(_))));
+}
+
+#[tokio::test]
+async fn an_empty_batch_writes_nothing_and_returns_empty_results() {
+    let store = open_store().await;
+    let result = store
+        .write_batch(WriteBatch::default())
+        .await
+        .expect("empty batch");
+    assert_eq!(result, batchboard::store::BatchResult::default());
+}
