@@ -39,11 +39,12 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url`, e.g. `sqlite://batchboard.db`.
+    /// Prepares the store for the database at `url`, e.g. `sqlite://batchboard.db`,
+    /// without opening it: the file is opened (and created if missing) by the first query.
     ///
     /// # Errors
-    /// When the URL cannot be parsed or the file cannot be opened or created.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    /// When the URL cannot be parsed.
+    pub fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -59,9 +60,18 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
-            .await?;
+            .connect_lazy_with(options);
         Ok(Self { pool })
+    }
+
+    /// Opens (creating if needed) the database at `url` and checks that it answers.
+    ///
+    /// # Errors
+    /// When the URL cannot be parsed or the file cannot be opened or created.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let store = Self::open(url)?;
+        sqlx::query("SELECT 1").execute(&store.pool).await?;
+        Ok(store)
     }
 
     /// The underlying pool, for the session store.
