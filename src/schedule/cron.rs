@@ -53,6 +53,8 @@ impl PartialEq for CronSchedule {
 const MAX_CANDIDATES: usize = 100_000;
 
 impl CronSchedule {
+    /// Parses the cron line `expression`, read in the IANA zone `timezone`.
+    ///
     /// # Errors
     /// `field: "cron"` when the line does not parse (five fields: minute hour day month
     /// weekday; an optional leading seconds field) or matches no date at all,
