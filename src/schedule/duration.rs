@@ -54,6 +54,15 @@ fn unit_index(letter: char) -> Option<usize> {
 /// # Errors
 /// A sentence saying what is wrong, e.g. "\"5x\" has an unknown unit 'x': use s, m, h or d".
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    match parse_seconds(text)? {
+        0 => Err(DurationError("a duration must be more than zero".into())),
+        seconds => Ok(Duration::from_secs(seconds)),
+    }
+}
+
+/// The grammar of [`parse_duration`], letting zero through so that callers with a
+/// lower bound of their own can word it.
+fn parse_seconds(text: &str) -> Result<u64, DurationError> {
     let text = text.trim();
     let fail = |reason: String| Err(DurationError(format!("{text:?} {reason}")));
     if text.is_empty() {
@@ -129,10 +138,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         };
     }
 
-    if total == 0 {
-        return Err(DurationError("a duration must be more than zero".into()));
-    }
-    Ok(Duration::from_secs(total))
+    Ok(total)
 }
 
 fn space_reason() -> String {
@@ -225,8 +231,9 @@ impl Interval {
 impl FromStr for Interval {
     type Err = DurationError;
 
+    /// Parses like [`parse_duration`]; `0s` is refused as "at least 1 second".
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Interval::new(parse_duration(s)?)
+        Interval::new(Duration::from_secs(parse_seconds(s)?))
     }
 }
 
@@ -369,6 +376,10 @@ mod tests {
         assert!(Interval::new(Duration::from_millis(1500)).is_err());
         assert!(Interval::new(Interval::MIN).is_ok());
         assert!(Interval::new(Interval::MAX).is_ok());
+        assert_eq!(
+            "0s".parse::<Interval>().map_err(|e| e.0),
+            Err("an interval must be at least 1 second".into())
+        );
         assert_eq!(
             "32d".parse::<Interval>().map_err(|e| e.0),
             Err("an interval can be at most 31 days".into())
