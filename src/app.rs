@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::job::{JobSettings, RegistryBuilder};
+use crate::job::RegistryBuilder;
 use crate::runlog::RunLogPolicy;
 use crate::scheduler::{self, SchedulerConfig, SchedulerHandle, SchedulerParts};
 use crate::store::writer::Writer;
@@ -47,11 +47,15 @@ impl Default for Options {
     }
 }
 
-/// The jobs to load: the settings file's, or the demo set when there is no file.
-pub fn job_settings(settings: &Settings) -> (Vec<JobSettings>, String) {
+/// Fills in the demo jobs when there is no settings file, and says where the jobs come
+/// from.
+pub fn use_demo_jobs_without_file(settings: &mut Settings) -> String {
     match &settings.source {
-        Some(path) => (settings.jobs.clone(), path.display().to_string()),
-        None => (jobs::demo_jobs(), "the built-in demo jobs (no batchboard.toml found)".into()),
+        Some(path) => path.display().to_string(),
+        None => {
+            settings.jobs = jobs::demo_jobs();
+            "the built-in demo jobs (no batchboard.toml found)".into()
+        }
     }
 }
 
@@ -73,13 +77,13 @@ impl Application {
     /// # Errors
     /// When a job is invalid (before the database is touched), the database cannot be
     /// opened or migrated, or the address cannot be bound.
-    pub async fn build(settings: Settings, options: Options) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings, options: Options) -> anyhow::Result<Self> {
         let store = store::open(&settings.database_url).context("opening the database")?;
         let registry = (options.handlers)(jobs::builtins(store.clone())).build();
-        let (jobs, jobs_source) = job_settings(&settings);
-        crate::config::validate_jobs(&jobs, &registry, &jobs_source)?;
+        let jobs_source = use_demo_jobs_without_file(&mut settings);
+        settings.job_specs(&registry)?;
         store.migrate().await.context("migrating the database")?;
-        store.sync_jobs(&jobs, options.clock.now()).await.context("saving the jobs")?;
+        store.sync_jobs(&settings.jobs, options.clock.now()).await.context("saving the jobs")?;
         let (writer, writer_task) = Writer::start(store.clone());
         let parts = SchedulerParts {
             store: store.clone(),

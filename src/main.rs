@@ -77,9 +77,8 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     // behind `prune_history` is never connected.
     let store = store::open(&settings.database_url)?;
     let registry = jobs::builtins(store).build();
-    let (jobs, source) = app::job_settings(&settings);
-    batchboard::config::validate_jobs(&jobs, &registry, &source)?;
-    println!("{}: {} jobs, all valid", path.display(), jobs.len());
+    let specs = settings.job_specs(&registry)?;
+    println!("{}: {} jobs, all valid", path.display(), specs.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,14 +122,14 @@ async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_job(settings: Settings, job: &str) -> anyhow::Result<ExitCode> {
+async fn run_job(mut settings: Settings, job: &str) -> anyhow::Result<ExitCode> {
     let store = store::open(&settings.database_url)?;
     let registry = jobs::builtins(store.clone()).build();
-    let (jobs, source) = app::job_settings(&settings);
-    batchboard::config::validate_jobs(&jobs, &registry, &source)?;
+    app::use_demo_jobs_without_file(&mut settings);
+    settings.job_specs(&registry)?;
     store.migrate().await?;
     let clock = std::sync::Arc::new(batchboard::clock::SystemClock);
-    store.sync_jobs(&jobs, chrono::Utc::now()).await?;
+    store.sync_jobs(&settings.jobs, chrono::Utc::now()).await?;
     let (writer, writer_task) = Writer::start(store.clone());
     let parts = SchedulerParts {
         store: store.clone(),
