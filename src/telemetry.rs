@@ -1,1 +1,82 @@
-//! TODO
+//! The process's tracing subscriber: human-readable lines on stdout, filtered by
+//! `RUST_LOG`, plus the [`runlog`](crate::runlog) layer that captures each run's events
+//! into its log whatever `RUST_LOG` says.
+
+use std::io::IsTerminal;
+use std::sync::Once;
+
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::runlog::{CaptureGate, RunLogLayer};
+
+/// What stdout shows when `RUST_LOG` is unset: our own `info`, and only sqlx's
+/// warnings (its `info` lines report every slow statement).
+pub const DEFAULT_STDOUT_FILTER: &str = "info,sqlx=warn";
+
+/// Installs the global subscriber: stdout filtered by `RUST_LOG` (default
+/// [`DEFAULT_STDOUT_FILTER`]) plus run-log capture. `log` records are bridged too.
+///
+/// Only the first call does anything, so tests and `main` may all call it. If another
+/// global subscriber was installed first, that one stays and run logs stay empty
+/// ([`runlog::attach`](crate::runlog::attach) reports it).
+pub fn init() {
+    INIT.call_once(|| install(std::io::stdout, std::io::stdout().is_terminal()));
+}
+
+/// [`init`] for tests: the same stack, but stdout's lines go through the test
+/// harness's capture instead of straight to the terminal. Whichever of the two runs
+/// first wins.
+pub fn init_for_tests() {
+    INIT.call_once(|| install(tracing_subscriber::fmt::TestWriter::new(), false));
+}
+
+static INIT: Once = Once::new();
+
+fn install<W>(writer: W, ansi: bool)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (filter, bad_rust_log) = stdout_filter_from_env();
+    let installed = subscriber(filter, writer, ansi).try_init().is_ok();
+    if let (true, Some(error)) = (installed, bad_rust_log) {
+        tracing::warn!(%error, default = DEFAULT_STDOUT_FILTER, "RUST_LOG is invalid; using the default");
+    }
+}
+
+/// The subscriber [`init`] installs, writing stdout's lines to `writer` instead, so that
+/// tests can build the very same stack and set it as a local default.
+pub fn subscriber<W>(
+    stdout_filter: EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let stdout_max = stdout_filter.max_level_hint();
+    let stdout = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_filter(stdout_filter);
+    tracing_subscriber::registry()
+        .with(stdout)
+        .with(RunLogLayer::filtered())
+        .with(CaptureGate::new(stdout_max))
+}
+
+/// The stdout filter from `RUST_LOG`, or the default when it is unset, blank or invalid
+/// (then with the parse error, to be reported once logging works).
+fn stdout_filter_from_env() -> (EnvFilter, Option<String>) {
+    let default = || EnvFilter::new(DEFAULT_STDOUT_FILTER);
+    match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(directives) if !directives.trim().is_empty() => match EnvFilter::try_new(&directives) {
+            Ok(filter) => (filter, None),
+            Err(error) => (default(), Some(error.to_string())),
+        },
+        _ => (default(), None),
+    }
+}
