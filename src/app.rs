@@ -66,7 +66,10 @@ pub fn scheduler_config(settings: &Settings) -> SchedulerConfig {
         shutdown_grace: settings.scheduler.shutdown_grace,
         timeout_grace: settings.scheduler.timeout_grace,
         instance_id: scheduler::new_instance_id(),
-        runlog: std::sync::Arc::new(RunLogPolicy::new(settings.runlog.max_lines_per_run, &settings.runlog.redact)),
+        runlog: std::sync::Arc::new(RunLogPolicy::new(
+            u32::try_from(settings.runlog.max_lines_per_run).unwrap_or(u32::MAX),
+            &settings.runlog.redact,
+        )),
     }
 }
 
@@ -83,7 +86,10 @@ impl Application {
         let jobs_source = use_demo_jobs_without_file(&mut settings);
         settings.job_specs(&registry)?;
         store.migrate().await.context("migrating the database")?;
-        store.sync_jobs(&settings.jobs, options.clock.now()).await.context("saving the jobs")?;
+        store
+            .sync_jobs(&settings.jobs, options.clock.now())
+            .await
+            .context("saving the jobs")?;
         let (writer, writer_task) = Writer::start(store.clone());
         let parts = SchedulerParts {
             store: store.clone(),
@@ -92,7 +98,9 @@ impl Application {
             clock: options.clock,
             config: scheduler_config(&settings),
         };
-        let (scheduler, scheduler_task) = scheduler::start(parts).await.context("starting the scheduler")?;
+        let (scheduler, scheduler_task) = scheduler::start(parts)
+            .await
+            .context("starting the scheduler")?;
         let (listener, address) = if options.serve_http {
             let listener = tokio::net::TcpListener::bind(settings.bind)
                 .await
@@ -102,7 +110,15 @@ impl Application {
         } else {
             (None, None)
         };
-        Ok(Self { store, scheduler, scheduler_task, writer_task, listener, address, jobs_source })
+        Ok(Self {
+            store,
+            scheduler,
+            scheduler_task,
+            writer_task,
+            listener,
+            address,
+            jobs_source,
+        })
     }
 
     /// The address the HTTP server listens on (useful with port 0).
@@ -131,8 +147,14 @@ impl Application {
     ///
     /// # Errors
     /// When the HTTP server fails.
-    pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let state = web::AppState { store: self.store.clone(), scheduler: self.scheduler.clone() };
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = web::AppState {
+            store: self.store.clone(),
+            scheduler: self.scheduler.clone(),
+        };
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = self.listener.take().map(|listener| {
             let router = web::router(state);
@@ -148,7 +170,10 @@ impl Application {
         tracing::info!("shutting down");
         let _ = stop_http.send(());
         if let Some(server) = server {
-            server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+            server
+                .await
+                .context("the HTTP server task failed")?
+                .context("the HTTP server failed")?;
         }
         self.stop().await;
         Ok(())

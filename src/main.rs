@@ -8,13 +8,17 @@ use anyhow::Context as _;
 use batchboard::app::{self, Application, Options};
 use batchboard::config::Settings;
 use batchboard::scheduler::{self, SchedulerParts};
-use batchboard::store::writer::Writer;
 use batchboard::store;
+use batchboard::store::writer::Writer;
 use batchboard::{jobs, telemetry};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "batchboard", version, about = "A self-hosted scheduler for recurring batch jobs")]
+#[command(
+    name = "batchboard",
+    version,
+    about = "A self-hosted scheduler for recurring batch jobs"
+)]
 struct Cli {
     /// The settings file (default: $BATCHBOARD_CONFIG, else ./batchboard.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
@@ -62,7 +66,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(Settings::load(cli.config.as_deref())?).await,
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
-            store::connect(&settings.database_url).await.context("migrating the database")?;
+            store::connect(&settings.database_url)
+                .await
+                .context("migrating the database")?;
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
@@ -87,7 +93,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     if let Some(address) = application.address() {
         tracing::info!(%address, jobs = application.jobs_source(), "batchboard is running");
     }
-    application.run_until_stopped(app::shutdown_signal()).await?;
+    application
+        .run_until_stopped(app::shutdown_signal())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -95,9 +103,14 @@ async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
     let store = store::connect(&settings.database_url).await?;
     let jobs = store.jobs().await?;
     let latest = store.latest_runs().await?;
-    println!("{:<28} {:<10} {:<22} {:<28} LAST RUN", "JOB", "STATE", "SCHEDULE", "NEXT RUN");
+    println!(
+        "{:<28} {:<10} {:<22} {:<28} LAST RUN",
+        "JOB", "STATE", "SCHEDULE", "NEXT RUN"
+    );
     for job in jobs {
-        let settings = job.effective_settings().unwrap_or_else(|_| job.defaults.clone());
+        let settings = job
+            .effective_settings()
+            .unwrap_or_else(|_| job.defaults.clone());
         let schedule = match (&settings.every, &settings.cron) {
             (Some(every), _) => format!("every {every}"),
             (None, Some(cron)) => format!("cron {cron}"),
@@ -112,12 +125,24 @@ async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
         } else {
             "enabled"
         };
-        let next = job.next_run_at.map_or_else(|| "-".into(), |at| at.to_rfc3339());
+        let next = job
+            .next_run_at
+            .map_or_else(|| "-".into(), |at| at.to_rfc3339());
         let last = latest.get(&job.id).map_or_else(
             || "never".into(),
-            |run| format!("#{} {} at {}", run.id, run.status, run.started_at.to_rfc3339()),
+            |run| {
+                format!(
+                    "#{} {} at {}",
+                    run.id,
+                    run.status,
+                    run.started_at.to_rfc3339()
+                )
+            },
         );
-        println!("{:<28} {:<10} {:<22} {:<28} {last}", job.name, state, schedule, next);
+        println!(
+            "{:<28} {:<10} {:<22} {:<28} {last}",
+            job.name, state, schedule, next
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,7 +165,10 @@ async fn run_job(mut settings: Settings, job: &str) -> anyhow::Result<ExitCode> 
     };
     let run_id = scheduler::run_once(parts, job).await?;
     writer_task.await.context("the writer task failed")?;
-    let run = store.run(run_id).await?.context("the run's row is missing")?;
+    let run = store
+        .run(run_id)
+        .await?
+        .context("the run's row is missing")?;
     println!(
         "run {} of {}: {} in {} ms, {} checked, {} updated",
         run.id,
@@ -153,5 +181,9 @@ async fn run_job(mut settings: Settings, job: &str) -> anyhow::Result<ExitCode> 
     if let Some(message) = &run.error_message {
         println!("error: {message}");
     }
-    Ok(if run.status == store::RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if run.status == store::RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

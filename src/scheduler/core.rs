@@ -16,7 +16,9 @@ use super::{Command, CommandError, SchedulerEvent, SchedulerParts, policy};
 use crate::clock::SharedClock;
 use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, MisfirePolicy, Registry};
 use crate::store::writer::Writer;
-use crate::store::{FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunStatus, SharedStore, Trigger};
+use crate::store::{
+    FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunStatus, SharedStore, Trigger,
+};
 
 /// A dispatched run is over: sent by the executor to the scheduler.
 #[derive(Debug)]
@@ -43,7 +45,11 @@ pub(crate) struct RetryDue {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum DueKind {
-    Fire { job_id: i64, nominal: DateTime<Utc>, catch_up: bool },
+    Fire {
+        job_id: i64,
+        nominal: DateTime<Utc>,
+        catch_up: bool,
+    },
     Retry(RetryKey),
 }
 
@@ -115,9 +121,15 @@ pub(crate) struct Core {
 ///
 /// # Errors
 /// A sentence saying why the job cannot run (invalid settings, unknown handler).
-pub(crate) fn runnable(record: &JobRecord, registry: &Registry) -> Result<(Arc<JobSpec>, Arc<dyn ErasedHandler>), String> {
-    let settings = record.effective_settings().map_err(|error| format!("its stored settings are unreadable: {error}"))?;
-    let spec = JobSpec::from_settings(&settings).map_err(|error| format!("its settings are invalid: {error}"))?;
+pub(crate) fn runnable(
+    record: &JobRecord,
+    registry: &Registry,
+) -> Result<(Arc<JobSpec>, Arc<dyn ErasedHandler>), String> {
+    let settings = record
+        .effective_settings()
+        .map_err(|error| format!("its stored settings are unreadable: {error}"))?;
+    let spec = JobSpec::from_settings(&settings)
+        .map_err(|error| format!("its settings are invalid: {error}"))?;
     let handler = registry
         .get(&spec.handler)
         .ok_or_else(|| format!("its handler {:?} is not registered", spec.handler))?;
@@ -142,8 +154,21 @@ impl Core {
         live: LiveRuns,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let SchedulerParts { store, writer, registry, clock, config } = parts;
-        let exec = Arc::new(Exec::new(writer.clone(), clock.clone(), &config, live.clone(), events.clone(), commands));
+        let SchedulerParts {
+            store,
+            writer,
+            registry,
+            clock,
+            config,
+        } = parts;
+        let exec = Arc::new(Exec::new(
+            writer.clone(),
+            clock.clone(),
+            &config,
+            live.clone(),
+            events.clone(),
+            commands,
+        ));
         let mut core = Core {
             store: store.clone(),
             registry,
@@ -152,7 +177,8 @@ impl Core {
             live,
             exec,
             tracker: TaskTracker::new(),
-            shutdown_grace: chrono::Duration::from_std(config.shutdown_grace).unwrap_or(chrono::Duration::MAX),
+            shutdown_grace: chrono::Duration::from_std(config.shutdown_grace)
+                .unwrap_or(chrono::Duration::MAX),
             jobs: HashMap::new(),
             ids: HashMap::new(),
             queue: BinaryHeap::new(),
@@ -171,7 +197,11 @@ impl Core {
         for record in &records {
             core.schedule_at_start(record).await?;
         }
-        for run in store.pending_retries().await.context("loading pending retries")? {
+        for run in store
+            .pending_retries()
+            .await
+            .context("loading pending retries")?
+        {
             core.queue_retry(RetryDue {
                 job_id: run.job_id,
                 failed_run_id: run.id,
@@ -206,7 +236,12 @@ impl Core {
     async fn interrupt_orphans(&mut self, writer: &Writer) -> anyhow::Result<()> {
         use anyhow::Context as _;
         let now = now_of(&self.clock);
-        for run in self.store.running_runs().await.context("loading runs left running")? {
+        for run in self
+            .store
+            .running_runs()
+            .await
+            .context("loading runs left running")?
+        {
             let verdict = match self.jobs.get(&run.job_id) {
                 Some(job) => policy::failure_verdict(
                     &job.spec.retry,
@@ -217,7 +252,10 @@ impl Core {
                     now,
                     rand::random(),
                 ),
-                None => policy::FailureVerdict { status: RunStatus::Interrupted, retry_at: None },
+                None => policy::FailureVerdict {
+                    status: RunStatus::Interrupted,
+                    retry_at: None,
+                },
             };
             tracing::warn!(run_id = run.id, job = %run.job_name, status = %verdict.status, "a run was cut off by the previous process");
             writer
@@ -252,7 +290,9 @@ impl Core {
             return Ok(());
         }
         let schedule = &job.spec.schedule;
-        let stored = record.next_run_at.filter(|at| policy::stored_next_is_valid(schedule, *at, now));
+        let stored = record
+            .next_run_at
+            .filter(|at| policy::stored_next_is_valid(schedule, *at, now));
         match stored {
             Some(at) if at > now => self.queue_fire(record.id, at, false),
             Some(missed) if job.spec.misfire == MisfirePolicy::RunOnce => {
@@ -267,7 +307,11 @@ impl Core {
         Ok(())
     }
 
-    async fn set_next(&mut self, job_id: i64, next: Option<DateTime<Utc>>) -> Result<(), crate::store::StoreError> {
+    async fn set_next(
+        &mut self,
+        job_id: i64,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), crate::store::StoreError> {
         self.store.set_next_run(job_id, next).await?;
         if let Some(job) = self.jobs.get_mut(&job_id) {
             job.next_run_at = next;
@@ -284,22 +328,39 @@ impl Core {
     }
 
     fn queue_fire(&mut self, job_id: i64, nominal: DateTime<Utc>, catch_up: bool) {
-        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
         job.next_run_at = Some(nominal);
         let jitter = job.spec.jitter;
         let at = if jitter.is_zero() || catch_up {
             nominal
         } else {
             let offset = jitter.mul_f64(rand::random::<f64>());
-            nominal + chrono::Duration::microseconds(i64::try_from(offset.as_micros()).unwrap_or(i64::MAX))
+            nominal
+                + chrono::Duration::microseconds(
+                    i64::try_from(offset.as_micros()).unwrap_or(i64::MAX),
+                )
         };
         let seq = self.next_seq();
-        self.queue.push(Reverse(Due { at, seq, kind: DueKind::Fire { job_id, nominal, catch_up } }));
+        self.queue.push(Reverse(Due {
+            at,
+            seq,
+            kind: DueKind::Fire {
+                job_id,
+                nominal,
+                catch_up,
+            },
+        }));
     }
 
     fn queue_retry(&mut self, due: RetryDue) {
         let seq = self.next_seq();
-        self.queue.push(Reverse(Due { at: due.retry_at, seq, kind: DueKind::Retry(due.into()) }));
+        self.queue.push(Reverse(Due {
+            at: due.retry_at,
+            seq,
+            kind: DueKind::Retry(due.into()),
+        }));
     }
 
     /// The scheduler's loop: fire what is due, then sleep until the next due time or the
@@ -339,7 +400,11 @@ impl Core {
             }
             self.queue.pop();
             match due.kind {
-                DueKind::Fire { job_id, nominal, catch_up } => self.fire(job_id, nominal, catch_up, now),
+                DueKind::Fire {
+                    job_id,
+                    nominal,
+                    catch_up,
+                } => self.fire(job_id, nominal, catch_up, now),
                 DueKind::Retry(key) => self.retry(
                     RetryDue {
                         job_id: key.job_id,
@@ -355,12 +420,18 @@ impl Core {
     }
 
     fn fire(&mut self, job_id: i64, nominal: DateTime<Utc>, catch_up: bool, now: DateTime<Utc>) {
-        let Some(job) = self.jobs.get(&job_id) else { return };
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
         if job.paused || job.next_run_at != Some(nominal) {
             return; // a stale heap entry: the job was paused or rescheduled since
         }
         let next = policy::next_fire(&job.spec.schedule, nominal, now);
-        let trigger = if catch_up { Trigger::CatchUp } else { Trigger::Schedule };
+        let trigger = if catch_up {
+            Trigger::CatchUp
+        } else {
+            Trigger::Schedule
+        };
         let concurrency = job.spec.concurrency;
         let name = job.name.clone();
         if let Some(job) = self.jobs.get_mut(&job_id) {
@@ -379,19 +450,38 @@ impl Core {
                     run.finished_at = Some(now);
                     run.error_kind = Some(ErrorKind::Overlap.as_str().into());
                     run.error_message = Some("skipped: the previous run was still going".into());
-                    let claim = FireClaim { job_id, expected: nominal, next, run: Some(run) };
+                    let claim = FireClaim {
+                        job_id,
+                        expected: nominal,
+                        next,
+                        run: Some(run),
+                    };
                     let exec = Arc::clone(&self.exec);
-                    self.tracker.spawn(async move { exec.record_skip(claim).await });
-                    let _ = self.events.send(SchedulerEvent::FireSkipped { job: name, scheduled_for: nominal });
+                    self.tracker
+                        .spawn(async move { exec.record_skip(claim).await });
+                    let _ = self.events.send(SchedulerEvent::FireSkipped {
+                        job: name,
+                        scheduled_for: nominal,
+                    });
                     return;
                 }
             }
         }
-        self.dispatch(job_id, Claim::Fire(FireClaim { job_id, expected: nominal, next, run: Some(run) }));
+        self.dispatch(
+            job_id,
+            Claim::Fire(FireClaim {
+                job_id,
+                expected: nominal,
+                next,
+                run: Some(run),
+            }),
+        );
     }
 
     fn retry(&mut self, due: RetryDue, now: DateTime<Utc>) {
-        let Some(job) = self.jobs.get(&due.job_id) else { return };
+        let Some(job) = self.jobs.get(&due.job_id) else {
+            return;
+        };
         if job.paused {
             return; // queued again from the store when the job is resumed
         }
@@ -405,8 +495,19 @@ impl Core {
                 }
             }
         }
-        let run = self.new_run(due.job_id, Trigger::Retry, due.attempt + 1, Some(due.first_run_id), due.retry_at, now);
-        let claim = RetryClaim { failed_run_id: due.failed_run_id, expected: due.retry_at, run };
+        let run = self.new_run(
+            due.job_id,
+            Trigger::Retry,
+            due.attempt + 1,
+            Some(due.first_run_id),
+            due.retry_at,
+            now,
+        );
+        let claim = RetryClaim {
+            failed_run_id: due.failed_run_id,
+            expected: due.retry_at,
+            run,
+        };
         self.dispatch(due.job_id, Claim::Retry(claim));
     }
 
@@ -435,7 +536,9 @@ impl Core {
     }
 
     fn is_active(&self, job_id: i64) -> bool {
-        self.active.get(&job_id).is_some_and(|runs| !runs.is_empty())
+        self.active
+            .get(&job_id)
+            .is_some_and(|runs| !runs.is_empty())
     }
 
     fn stop_active(&self, job_id: i64, reason: StopReason) {
@@ -446,7 +549,9 @@ impl Core {
     }
 
     fn dispatch(&mut self, job_id: i64, claim: Claim) {
-        let Some(job) = self.jobs.get(&job_id) else { return };
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
         let snapshot = JobSnapshot {
             id: job_id,
             name: job.name.clone(),
@@ -462,19 +567,18 @@ impl Core {
             stop: Arc::clone(&stop),
         });
         let exec = Arc::clone(&self.exec);
-        self.tracker.spawn(exec.execute(snapshot, claim, dispatch, cancel, stop));
+        self.tracker
+            .spawn(exec.execute(snapshot, claim, dispatch, cancel, stop));
     }
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::RunNow { job, reply } => {
-                match self.run_now(&job) {
-                    Ok((job_id, run)) => self.dispatch(job_id, Claim::Manual(run, reply)),
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
+            Command::RunNow { job, reply } => match self.run_now(&job) {
+                Ok((job_id, run)) => self.dispatch(job_id, Claim::Manual(run, reply)),
+                Err(error) => {
+                    let _ = reply.send(Err(error));
                 }
-            }
+            },
             Command::Pause { job, reply } => {
                 let _ = reply.send(self.set_paused(&job, true).await);
             }
@@ -496,26 +600,44 @@ impl Core {
     /// Checks that `name` may run now and returns the run to insert.
     fn run_now(&mut self, name: &str) -> Result<(i64, NewRun), CommandError> {
         let job_id = self.known_job(name)?;
-        let job = self.jobs.get(&job_id).ok_or_else(|| CommandError::Invalid {
-            job: name.to_owned(),
-            reason: "its settings are invalid or its handler is unknown (see the server log)".into(),
-        })?;
+        let job = self
+            .jobs
+            .get(&job_id)
+            .ok_or_else(|| CommandError::Invalid {
+                job: name.to_owned(),
+                reason: "its settings are invalid or its handler is unknown (see the server log)"
+                    .into(),
+            })?;
         if self.is_active(job_id) {
             match job.spec.concurrency {
                 ConcurrencyPolicy::Allow => {}
                 ConcurrencyPolicy::Replace => self.stop_active(job_id, StopReason::Replaced),
                 ConcurrencyPolicy::Forbid => {
-                    let run_id = self.live.all().into_iter().find(|run| run.job_id == job_id).map_or(0, |run| run.run_id);
-                    return Err(CommandError::AlreadyRunning { job: name.to_owned(), run_id });
+                    let run_id = self
+                        .live
+                        .all()
+                        .into_iter()
+                        .find(|run| run.job_id == job_id)
+                        .map_or(0, |run| run.run_id);
+                    return Err(CommandError::AlreadyRunning {
+                        job: name.to_owned(),
+                        run_id,
+                    });
                 }
             }
         }
         let now = now_of(&self.clock);
-        Ok((job_id, self.new_run(job_id, Trigger::Manual, 1, None, now, now)))
+        Ok((
+            job_id,
+            self.new_run(job_id, Trigger::Manual, 1, None, now, now),
+        ))
     }
 
     fn known_job(&self, name: &str) -> Result<i64, CommandError> {
-        let job_id = *self.ids.get(name).ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
+        let job_id = *self
+            .ids
+            .get(name)
+            .ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
         Ok(job_id)
     }
 
@@ -524,7 +646,11 @@ impl Core {
         let Some(job) = self.jobs.get(&job_id) else {
             return Err(CommandError::Removed(name.to_owned()));
         };
-        let next = if paused { None } else { job.spec.schedule.next_after(now_of(&self.clock)) };
+        let next = if paused {
+            None
+        } else {
+            job.spec.schedule.next_after(now_of(&self.clock))
+        };
         self.store
             .set_paused(job_id, paused, next)
             .await
@@ -537,7 +663,9 @@ impl Core {
             self.queue_fire(job_id, next, false);
             self.requeue_pending_retries(job_id).await;
         }
-        let _ = self.events.send(SchedulerEvent::JobChanged { job: name.to_owned() });
+        let _ = self.events.send(SchedulerEvent::JobChanged {
+            job: name.to_owned(),
+        });
         Ok(())
     }
 
@@ -567,19 +695,25 @@ impl Core {
             .map_err(|error| CommandError::Store(error.to_string()))?
             .ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
         self.ids.insert(record.name.clone(), record.id);
-        let old_schedule = self.jobs.get(&record.id).map(|job| job.spec.schedule.clone());
+        let old_schedule = self
+            .jobs
+            .get(&record.id)
+            .map(|job| job.spec.schedule.clone());
         let Some(mut state) = self.job_state(&record) else {
             self.jobs.remove(&record.id);
             return Err(CommandError::Invalid {
                 job: name.to_owned(),
-                reason: "its settings are invalid, its handler is unknown, or it was removed".into(),
+                reason: "its settings are invalid, its handler is unknown, or it was removed"
+                    .into(),
             });
         };
         let now = now_of(&self.clock);
         let runnable = !state.paused && state.spec.enabled;
         let keep = runnable
             && old_schedule.as_ref() == Some(&state.spec.schedule)
-            && state.next_run_at.is_some_and(|at| policy::stored_next_is_valid(&state.spec.schedule, at, now));
+            && state
+                .next_run_at
+                .is_some_and(|at| policy::stored_next_is_valid(&state.spec.schedule, at, now));
         let next = if !runnable {
             None
         } else if keep {
@@ -594,9 +728,13 @@ impl Core {
                 self.queue_fire(record.id, next, false);
             }
         } else {
-            self.set_next(record.id, next).await.map_err(|error| CommandError::Store(error.to_string()))?;
+            self.set_next(record.id, next)
+                .await
+                .map_err(|error| CommandError::Store(error.to_string()))?;
         }
-        let _ = self.events.send(SchedulerEvent::JobChanged { job: name.to_owned() });
+        let _ = self.events.send(SchedulerEvent::JobChanged {
+            job: name.to_owned(),
+        });
         Ok(())
     }
 
@@ -609,7 +747,10 @@ impl Core {
         }
         if !self.is_active(ended.job_id) {
             for due in self.deferred.remove(&ended.job_id).unwrap_or_default() {
-                self.queue_retry(RetryDue { retry_at: due.retry_at.min(now_of(&self.clock)), ..due });
+                self.queue_retry(RetryDue {
+                    retry_at: due.retry_at.min(now_of(&self.clock)),
+                    ..due
+                });
             }
         }
         if ended.lost {
@@ -626,6 +767,7 @@ impl Core {
     /// (those runs end as `interrupted`, to be retried by the next process).
     async fn shutdown(self) {
         self.tracker.close();
+        let _ = self.events.send(SchedulerEvent::ShuttingDown);
         let running = self.live.len();
         if running > 0 {
             tracing::info!(running, grace = %self.shutdown_grace, "waiting for running runs to finish");

@@ -13,7 +13,9 @@ use super::core::{Ended, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
-use crate::job::{ErasedHandler, ErrorKind, JobContext, JobError, JobName, JobSpec, Outcome, RunCounters};
+use crate::job::{
+    ErasedHandler, ErrorKind, JobContext, JobError, JobName, JobSpec, Outcome, RunCounters,
+};
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::store::writer::Writer;
 use crate::store::{ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunStatus};
@@ -82,7 +84,8 @@ impl Exec {
             events,
             commands,
             runlog: Arc::clone(&config.runlog),
-            timeout_grace: chrono::Duration::from_std(config.timeout_grace).unwrap_or(chrono::Duration::MAX),
+            timeout_grace: chrono::Duration::from_std(config.timeout_grace)
+                .unwrap_or(chrono::Duration::MAX),
             instance_id: config.instance_id.clone(),
             capture_warned: OnceLock::new(),
         }
@@ -99,7 +102,12 @@ impl Exec {
     fn ended(&self, job_id: i64, dispatch: u64, retry: Option<RetryDue>, lost: bool) {
         // The scheduler task is gone only at the very end of shutdown, when nobody needs
         // to hear about this run any more.
-        let _ = self.commands.send(Command::Ended(Ended { job_id, dispatch, retry, lost }));
+        let _ = self.commands.send(Command::Ended(Ended {
+            job_id,
+            dispatch,
+            retry,
+            lost,
+        }));
     }
 
     /// Writes a skipped fire: the schedule moves on and the skip is on record.
@@ -139,7 +147,10 @@ impl Exec {
             }
             Claim::Manual(row, reply) => {
                 let inserted = self.writer.insert_run(row.clone()).await;
-                let answer = inserted.as_ref().map(|id| *id).map_err(|error| CommandError::Store(error.to_string()));
+                let answer = inserted
+                    .as_ref()
+                    .map(|id| *id)
+                    .map_err(|error| CommandError::Store(error.to_string()));
                 let _ = reply.send(answer);
                 (inserted.map(ClaimResult::Run), row)
             }
@@ -190,13 +201,19 @@ impl Exec {
         // has nothing to run on anyway, and ends as interrupted below.
         let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
         let span = runlog::run_span(run_id, &job.name);
-        let sink = Arc::new(RunLogSink::new(run_id, Arc::clone(&self.runlog), self.writer.log_sender(), self.clock.clone()));
+        let sink = Arc::new(RunLogSink::new(
+            run_id,
+            Arc::clone(&self.runlog),
+            self.writer.log_sender(),
+            self.clock.clone(),
+        ));
         if !runlog::attach(&span, Arc::clone(&sink)) && self.capture_warned.set(()).is_ok() {
             tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
         }
         let started = self.now();
         let ending = if permit.is_some() {
-            self.supervise(job, run_id, row, &live, &counters, span.clone()).await
+            self.supervise(job, run_id, row, &live, &counters, span.clone())
+                .await
         } else {
             live.stop(StopReason::Shutdown);
             Ending::Abandoned
@@ -246,7 +263,12 @@ impl Exec {
             tracing::error!(run_id, %error, "could not record the end of a run");
             return None;
         }
-        let _ = self.events.send(SchedulerEvent::RunFinished { run_id, job: job.name.clone(), status, retry_at });
+        let _ = self.events.send(SchedulerEvent::RunFinished {
+            run_id,
+            job: job.name.clone(),
+            status,
+            retry_at,
+        });
         retry_at.map(|retry_at| RetryDue {
             job_id: job.id,
             failed_run_id: run_id,
@@ -269,7 +291,10 @@ impl Exec {
     ) -> Ending {
         let name = job.name.parse::<JobName>();
         let Ok(name) = name else {
-            return Ending::Returned(Err(JobError::fatal(format!("invalid job name {:?}", job.name))));
+            return Ending::Returned(Err(JobError::fatal(format!(
+                "invalid job name {:?}",
+                job.name
+            ))));
         };
         let ctx = JobContext::new(
             name,
@@ -282,7 +307,8 @@ impl Exec {
         );
         let future = job.handler.run(job.spec.params.clone(), ctx);
         let mut task = tokio::spawn(future.instrument(span));
-        let deadline = self.now() + chrono::Duration::from_std(job.spec.timeout).unwrap_or(chrono::Duration::MAX);
+        let deadline = self.now()
+            + chrono::Duration::from_std(job.spec.timeout).unwrap_or(chrono::Duration::MAX);
         tokio::select! {
             joined = &mut task => return ending_of(joined),
             () = self.clock.sleep_until(deadline) => { live.stop(StopReason::Timeout); }
@@ -324,25 +350,49 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
         retry_after: None,
     };
     let abandoned = matches!(ending, Ending::Abandoned);
-    let suffix = if abandoned { "; the handler did not stop within the grace period and was abandoned" } else { "" };
+    let suffix = if abandoned {
+        "; the handler did not stop within the grace period and was abandoned"
+    } else {
+        ""
+    };
     match (ending, stop) {
         // A handler that finished its work despite being asked to stop did the work.
-        (Ending::Returned(Ok(outcome)), _) => {
-            Verdict { status: RunStatus::Succeeded, kind: None, message: None, summary: outcome.summary, retry_after: None }
-        }
-        (Ending::Panicked(message), _) => failed(RunStatus::Failed, ErrorKind::Panic, format!("the handler panicked: {message}")),
+        (Ending::Returned(Ok(outcome)), _) => Verdict {
+            status: RunStatus::Succeeded,
+            kind: None,
+            message: None,
+            summary: outcome.summary,
+            retry_after: None,
+        },
+        (Ending::Panicked(message), _) => failed(
+            RunStatus::Failed,
+            ErrorKind::Panic,
+            format!("the handler panicked: {message}"),
+        ),
         (_, Some(StopReason::Timeout)) => failed(
             RunStatus::TimedOut,
             ErrorKind::Timeout,
-            format!("timed out after {}{suffix}", crate::schedule::format_duration(timeout)),
+            format!(
+                "timed out after {}{suffix}",
+                crate::schedule::format_duration(timeout)
+            ),
         ),
         (_, Some(StopReason::Cancelled { by })) => {
-            let who = by.as_deref().map(|by| format!(" by {by}")).unwrap_or_default();
-            failed(RunStatus::Cancelled, ErrorKind::Cancelled, format!("cancelled{who}{suffix}"))
+            let who = by
+                .as_deref()
+                .map(|by| format!(" by {by}"))
+                .unwrap_or_default();
+            failed(
+                RunStatus::Cancelled,
+                ErrorKind::Cancelled,
+                format!("cancelled{who}{suffix}"),
+            )
         }
-        (_, Some(StopReason::Replaced)) => {
-            failed(RunStatus::Cancelled, ErrorKind::Cancelled, format!("cancelled: replaced by a newer run{suffix}"))
-        }
+        (_, Some(StopReason::Replaced)) => failed(
+            RunStatus::Cancelled,
+            ErrorKind::Cancelled,
+            format!("cancelled: replaced by a newer run{suffix}"),
+        ),
         (_, Some(StopReason::Shutdown)) => failed(
             RunStatus::Interrupted,
             ErrorKind::Interrupted,
@@ -359,13 +409,22 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
                 ErrorKind::Fatal => RunStatus::Failed,
                 _ => RunStatus::Retrying,
             };
-            Verdict { status, kind: Some(kind), message: Some(error.to_string()), summary: None, retry_after }
+            Verdict {
+                status,
+                kind: Some(kind),
+                message: Some(error.to_string()),
+                summary: None,
+                retry_after,
+            }
         }
-        (Ending::Abandoned, None) => failed(RunStatus::Interrupted, ErrorKind::Interrupted, "the run was abandoned".into()),
+        (Ending::Abandoned, None) => failed(
+            RunStatus::Interrupted,
+            ErrorKind::Interrupted,
+            "the run was abandoned".into(),
+        ),
     }
 }
 
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
-

@@ -103,6 +103,8 @@ impl LiveRuns {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LiveRun>> {
         // The map stays consistent even if a holder panicked: every update is one call.
-        self.runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

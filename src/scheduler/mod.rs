@@ -88,9 +88,14 @@ pub enum SchedulerEvent {
         retry_at: Option<DateTime<Utc>>,
     },
     /// A fire was recorded as skipped because the previous run was still going.
-    FireSkipped { job: String, scheduled_for: DateTime<Utc> },
+    FireSkipped {
+        job: String,
+        scheduled_for: DateTime<Utc>,
+    },
     /// A job's schedule or state changed (edit, pause, resume, reload).
     JobChanged { job: String },
+    /// The scheduler stopped firing and is waiting for running runs to end.
+    ShuttingDown,
 }
 
 /// Why a command was refused.
@@ -113,11 +118,25 @@ pub enum CommandError {
 }
 
 enum Command {
-    RunNow { job: String, reply: oneshot::Sender<Result<i64, CommandError>> },
-    Pause { job: String, reply: oneshot::Sender<Result<(), CommandError>> },
-    Resume { job: String, reply: oneshot::Sender<Result<(), CommandError>> },
-    Reload { job: String, reply: oneshot::Sender<Result<(), CommandError>> },
-    Sync { reply: oneshot::Sender<()> },
+    RunNow {
+        job: String,
+        reply: oneshot::Sender<Result<i64, CommandError>>,
+    },
+    Pause {
+        job: String,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Resume {
+        job: String,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Reload {
+        job: String,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Sync {
+        reply: oneshot::Sender<()>,
+    },
     Shutdown,
     /// From the executor: a dispatched run is over (or never started).
     Ended(core::Ended),
@@ -139,7 +158,11 @@ impl SchedulerHandle {
     /// When the job is unknown or removed, when it is running and forbids overlap, or
     /// when the run could not be recorded.
     pub async fn run_now(&self, job: &str) -> Result<i64, CommandError> {
-        self.ask(|reply| Command::RunNow { job: job.to_owned(), reply }).await?
+        self.ask(|reply| Command::RunNow {
+            job: job.to_owned(),
+            reply,
+        })
+        .await?
     }
 
     /// Stops firing `job` until it is resumed; a run in progress carries on.
@@ -147,7 +170,11 @@ impl SchedulerHandle {
     /// # Errors
     /// When the job is unknown or the change could not be saved.
     pub async fn pause(&self, job: &str) -> Result<(), CommandError> {
-        self.ask(|reply| Command::Pause { job: job.to_owned(), reply }).await?
+        self.ask(|reply| Command::Pause {
+            job: job.to_owned(),
+            reply,
+        })
+        .await?
     }
 
     /// Resumes a paused job from its next slot after now.
@@ -155,7 +182,11 @@ impl SchedulerHandle {
     /// # Errors
     /// When the job is unknown or removed, or the change could not be saved.
     pub async fn resume(&self, job: &str) -> Result<(), CommandError> {
-        self.ask(|reply| Command::Resume { job: job.to_owned(), reply }).await?
+        self.ask(|reply| Command::Resume {
+            job: job.to_owned(),
+            reply,
+        })
+        .await?
     }
 
     /// Re-reads `job` from the store after its settings changed, and reschedules it.
@@ -163,7 +194,11 @@ impl SchedulerHandle {
     /// # Errors
     /// When the job is unknown or its stored settings are invalid.
     pub async fn reload(&self, job: &str) -> Result<(), CommandError> {
-        self.ask(|reply| Command::Reload { job: job.to_owned(), reply }).await?
+        self.ask(|reply| Command::Reload {
+            job: job.to_owned(),
+            reply,
+        })
+        .await?
     }
 
     /// Cancels a running run. Its handler sees the cancellation token fire; one that
@@ -172,8 +207,14 @@ impl SchedulerHandle {
     /// # Errors
     /// When no such run is going on in this process.
     pub fn cancel(&self, run_id: i64, by: Option<&str>) -> Result<(), CommandError> {
-        let reason = StopReason::Cancelled { by: by.map(str::to_owned) };
-        if self.live.stop(run_id, reason) { Ok(()) } else { Err(CommandError::NotRunning(run_id)) }
+        let reason = StopReason::Cancelled {
+            by: by.map(str::to_owned),
+        };
+        if self.live.stop(run_id, reason) {
+            Ok(())
+        } else {
+            Err(CommandError::NotRunning(run_id))
+        }
     }
 
     /// Returns once every fire due at the clock's current time has been dispatched.
@@ -199,9 +240,14 @@ impl SchedulerHandle {
         let _ = self.commands.send(Command::Shutdown);
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, CommandError> {
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(command(reply)).map_err(|_| CommandError::Stopped)?;
+        self.commands
+            .send(command(reply))
+            .map_err(|_| CommandError::Stopped)?;
         answer.await.map_err(|_| CommandError::Stopped)
     }
 }
@@ -215,7 +261,11 @@ pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, Jo
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(1024);
     let live = LiveRuns::default();
-    let handle = SchedulerHandle { commands: commands.clone(), events: events.clone(), live: live.clone() };
+    let handle = SchedulerHandle {
+        commands: commands.clone(),
+        events: events.clone(),
+        live: live.clone(),
+    };
     let core = core::Core::recover(parts, commands, events, live).await?;
     let task = tokio::spawn(core.run(command_rx));
     Ok((handle, task))
@@ -229,7 +279,13 @@ pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, Jo
 /// When the job is unknown, cannot run, or its run could not be recorded.
 pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
     use anyhow::Context as _;
-    let SchedulerParts { store, writer, registry, clock, config } = parts;
+    let SchedulerParts {
+        store,
+        writer,
+        registry,
+        clock,
+        config,
+    } = parts;
     let record = store
         .job_by_name(job)
         .await
@@ -238,11 +294,21 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
     if record.removed_at.is_some() {
         return Err(CommandError::Removed(job.to_owned()).into());
     }
-    let (spec, handler) = core::runnable(&record, &registry)
-        .map_err(|reason| CommandError::Invalid { job: job.to_owned(), reason })?;
+    let (spec, handler) =
+        core::runnable(&record, &registry).map_err(|reason| CommandError::Invalid {
+            job: job.to_owned(),
+            reason,
+        })?;
     let (commands, _ignored) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(16);
-    let exec = Arc::new(executor::Exec::new(writer, clock.clone(), &config, LiveRuns::default(), events, commands));
+    let exec = Arc::new(executor::Exec::new(
+        writer,
+        clock.clone(),
+        &config,
+        LiveRuns::default(),
+        events,
+        commands,
+    ));
     let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
     let run = crate::store::NewRun {
         job_id: record.id,
@@ -258,10 +324,22 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
         instance_id: config.instance_id.clone(),
     };
     let (reply, run_id) = oneshot::channel();
-    let snapshot = executor::JobSnapshot { id: record.id, name: record.name.clone(), spec, handler };
+    let snapshot = executor::JobSnapshot {
+        id: record.id,
+        name: record.name.clone(),
+        spec,
+        handler,
+    };
     let cancel = tokio_util::sync::CancellationToken::new();
     let stop = Arc::new(std::sync::OnceLock::new());
-    exec.execute(snapshot, executor::Claim::Manual(run, reply), 0, cancel, stop).await;
+    exec.execute(
+        snapshot,
+        executor::Claim::Manual(run, reply),
+        0,
+        cancel,
+        stop,
+    )
+    .await;
     let run_id = run_id.await.context("the run was not started")??;
     Ok(run_id)
 }

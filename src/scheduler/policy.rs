@@ -1,7 +1,7 @@
 //! The pure decisions of scheduling: when the next fire is, and what a run's ending
 //! means for retries. Kept free of I/O so they are tested directly.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::job::{ErrorKind, RetryPolicy};
 use crate::schedule::Schedule;
@@ -10,21 +10,35 @@ use crate::store::RunStatus;
 /// The slot after the fire due at `nominal`, on a fixed rate (counted from the slot, not
 /// from `now`). If that slot has already passed too — the process was busy or down —
 /// the missed slots are not replayed: the next slot after `now` is returned instead.
-pub fn next_fire(schedule: &Schedule, nominal: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_fire(
+    schedule: &Schedule,
+    nominal: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let next = schedule.next_after(nominal)?;
-    if next > now { Some(next) } else { schedule.next_after(now) }
+    if next > now {
+        Some(next)
+    } else {
+        schedule.next_after(now)
+    }
 }
 
 /// Whether `stored` is still a sensible next fire for `schedule` at `now`: a real slot of
 /// the schedule and no further away than one period. When the schedule was edited in the
 /// settings file while the process was down, the stored time may be neither.
-pub fn stored_next_is_valid(schedule: &Schedule, stored: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+pub fn stored_next_is_valid(
+    schedule: &Schedule,
+    stored: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
     match schedule {
         Schedule::Every(interval) => stored <= now + interval.as_chrono(),
         Schedule::Cron(_) => {
             let just_before = stored - chrono::Duration::microseconds(1);
             schedule.next_after(just_before) == Some(stored)
-                && schedule.next_after(now).is_some_and(|upcoming| stored <= upcoming)
+                && schedule
+                    .next_after(now)
+                    .is_some_and(|upcoming| stored <= upcoming)
         }
     }
 }
@@ -51,18 +65,34 @@ pub fn failure_verdict(
     unit: f64,
 ) -> FailureVerdict {
     if !kind.is_retryable() {
-        let status = if own_status == RunStatus::Retrying { RunStatus::Failed } else { own_status };
-        return FailureVerdict { status, retry_at: None };
+        let status = if own_status == RunStatus::Retrying {
+            RunStatus::Failed
+        } else {
+            own_status
+        };
+        return FailureVerdict {
+            status,
+            retry_at: None,
+        };
     }
     if !policy.allows_retry_after(attempt) {
-        return FailureVerdict { status: RunStatus::Dead, retry_at: None };
+        return FailureVerdict {
+            status: RunStatus::Dead,
+            retry_at: None,
+        };
     }
     let mut delay = policy.delay(attempt, unit);
     if let Some(asked) = retry_after {
         delay = delay.max(asked);
     }
     let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-    FailureVerdict { status: own_status, retry_at: now.checked_add_signed(delay) }
+    // Cut to microseconds like every stored time: the retry's compare-and-swap matches
+    // the in-memory value against the stored one.
+    let retry_at = now.checked_add_signed(delay).map(|at| at.trunc_subsecs(6));
+    FailureVerdict {
+        status: own_status,
+        retry_at,
+    }
 }
 
 #[cfg(test)]
@@ -74,7 +104,9 @@ mod tests {
     use super::*;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, h, m, s).single().expect("valid time")
+        Utc.with_ymd_and_hms(2026, 6, 1, h, m, s)
+            .single()
+            .expect("valid time")
     }
 
     fn every(text: &str) -> Schedule {
@@ -85,18 +117,32 @@ mod tests {
     fn the_next_fire_is_counted_from_the_slot_not_from_now() {
         // Fired 400 ms late: the next slot is still a whole minute after the last slot.
         let now = at(10, 0, 0) + chrono::Duration::milliseconds(400);
-        assert_eq!(next_fire(&every("1m"), at(10, 0, 0), now), Some(at(10, 1, 0)));
+        assert_eq!(
+            next_fire(&every("1m"), at(10, 0, 0), now),
+            Some(at(10, 1, 0))
+        );
     }
 
     #[test]
     fn missed_slots_are_not_replayed() {
-        assert_eq!(next_fire(&every("1m"), at(10, 0, 0), at(10, 7, 30)), Some(at(10, 8, 30)));
+        assert_eq!(
+            next_fire(&every("1m"), at(10, 0, 0), at(10, 7, 30)),
+            Some(at(10, 8, 30))
+        );
     }
 
     #[test]
     fn a_stored_fire_further_away_than_one_period_is_invalid() {
-        assert!(stored_next_is_valid(&every("1m"), at(10, 0, 30), at(10, 0, 0)));
-        assert!(!stored_next_is_valid(&every("1m"), at(11, 0, 0), at(10, 0, 0)));
+        assert!(stored_next_is_valid(
+            &every("1m"),
+            at(10, 0, 30),
+            at(10, 0, 0)
+        ));
+        assert!(!stored_next_is_valid(
+            &every("1m"),
+            at(11, 0, 0),
+            at(10, 0, 0)
+        ));
         let daily = Schedule::parse(None, Some("0 3 * * *"), None).expect("valid cron");
         assert!(stored_next_is_valid(&daily, at(3, 0, 0), at(2, 0, 0)));
         assert!(!stored_next_is_valid(&daily, at(4, 0, 0), at(2, 0, 0)));
@@ -111,27 +157,94 @@ mod tests {
             jitter: false,
         };
         let now = at(10, 0, 0);
-        let first = failure_verdict(&policy, 1, ErrorKind::Retryable, RunStatus::Retrying, None, now, 0.0);
-        assert_eq!(first, FailureVerdict { status: RunStatus::Retrying, retry_at: Some(at(10, 0, 10)) });
-        let second = failure_verdict(&policy, 2, ErrorKind::Timeout, RunStatus::TimedOut, None, now, 0.0);
-        assert_eq!(second, FailureVerdict { status: RunStatus::TimedOut, retry_at: Some(at(10, 0, 20)) });
-        let last = failure_verdict(&policy, 3, ErrorKind::Retryable, RunStatus::Retrying, None, now, 0.0);
-        assert_eq!(last, FailureVerdict { status: RunStatus::Dead, retry_at: None });
+        let first = failure_verdict(
+            &policy,
+            1,
+            ErrorKind::Retryable,
+            RunStatus::Retrying,
+            None,
+            now,
+            0.0,
+        );
+        assert_eq!(
+            first,
+            FailureVerdict {
+                status: RunStatus::Retrying,
+                retry_at: Some(at(10, 0, 10))
+            }
+        );
+        let second = failure_verdict(
+            &policy,
+            2,
+            ErrorKind::Timeout,
+            RunStatus::TimedOut,
+            None,
+            now,
+            0.0,
+        );
+        assert_eq!(
+            second,
+            FailureVerdict {
+                status: RunStatus::TimedOut,
+                retry_at: Some(at(10, 0, 20))
+            }
+        );
+        let last = failure_verdict(
+            &policy,
+            3,
+            ErrorKind::Retryable,
+            RunStatus::Retrying,
+            None,
+            now,
+            0.0,
+        );
+        assert_eq!(
+            last,
+            FailureVerdict {
+                status: RunStatus::Dead,
+                retry_at: None
+            }
+        );
     }
 
     #[test]
     fn a_rate_limit_waits_at_least_as_long_as_asked() {
-        let policy = RetryPolicy { jitter: false, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::default()
+        };
         let now = at(10, 0, 0);
         let asked = Some(Duration::from_secs(120));
-        let verdict = failure_verdict(&policy, 1, ErrorKind::RateLimited, RunStatus::Retrying, asked, now, 0.0);
+        let verdict = failure_verdict(
+            &policy,
+            1,
+            ErrorKind::RateLimited,
+            RunStatus::Retrying,
+            asked,
+            now,
+            0.0,
+        );
         assert_eq!(verdict.retry_at, Some(at(10, 2, 0)));
     }
 
     #[test]
     fn fatal_failures_are_not_retried() {
         let policy = RetryPolicy::default();
-        let verdict = failure_verdict(&policy, 1, ErrorKind::Fatal, RunStatus::Retrying, None, at(10, 0, 0), 0.0);
-        assert_eq!(verdict, FailureVerdict { status: RunStatus::Failed, retry_at: None });
+        let verdict = failure_verdict(
+            &policy,
+            1,
+            ErrorKind::Fatal,
+            RunStatus::Retrying,
+            None,
+            at(10, 0, 0),
+            0.0,
+        );
+        assert_eq!(
+            verdict,
+            FailureVerdict {
+                status: RunStatus::Failed,
+                retry_at: None
+            }
+        );
     }
 }

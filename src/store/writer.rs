@@ -10,7 +10,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, SharedStore, StoreError, WriteBatch};
+use super::{
+    ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, SharedStore, StoreError,
+    WriteBatch,
+};
 
 /// A batch could not be written. Shared by every request of that batch.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,7 +25,10 @@ const MAX_BATCH: usize = 8192;
 
 enum Request {
     Fire(FireClaim, oneshot::Sender<Result<ClaimResult, WriteFailed>>),
-    Retry(RetryClaim, oneshot::Sender<Result<ClaimResult, WriteFailed>>),
+    Retry(
+        RetryClaim,
+        oneshot::Sender<Result<ClaimResult, WriteFailed>>,
+    ),
     Insert(NewRun, oneshot::Sender<Result<i64, WriteFailed>>),
     Finish(RunFinish, oneshot::Sender<Result<(), WriteFailed>>),
 }
@@ -76,9 +82,16 @@ impl Writer {
         self.logs.clone()
     }
 
-    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<Result<T, WriteFailed>>) -> Request) -> Result<T, WriteFailed> {
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, WriteFailed>>) -> Request,
+    ) -> Result<T, WriteFailed> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || WriteFailed(Arc::new(StoreError::Decode("the writer has stopped".into())));
+        let stopped = || {
+            WriteFailed(Arc::new(StoreError::Decode(
+                "the writer has stopped".into(),
+            )))
+        };
         self.requests.send(request(reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -115,7 +128,9 @@ async fn run(
         }
         let mut taken = 1;
         while taken < MAX_BATCH {
-            let Ok(request) = requests.try_recv() else { break };
+            let Ok(request) = requests.try_recv() else {
+                break;
+            };
             add(&mut batch, &mut replies, request);
             taken += 1;
         }

@@ -16,7 +16,9 @@ pub struct AppState {
 
 /// The application's router.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state)
 }
 
 /// Process liveness. Says nothing else, so it can be open to anyone.

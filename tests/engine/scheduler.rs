@@ -13,7 +13,8 @@ fn secs(n: i64) -> chrono::Duration {
 #[tokio::test]
 async fn an_interval_job_fires_at_fixed_rate_without_drift() {
     // Each run takes 3 s; the next fire is still counted from the previous slot.
-    let mut engine = Engine::start(&[job("tick", "10s", json!({"action": "sleep", "secs": 3}))]).await;
+    let mut engine =
+        Engine::start(&[job("tick", "10s", json!({"action": "sleep", "secs": 3}))]).await;
     for slot in 1..=3 {
         engine.clock.set(t0() + secs(10 * slot));
         engine.handle.sync().await;
@@ -28,7 +29,10 @@ async fn an_interval_job_fires_at_fixed_rate_without_drift() {
     }
     let runs = engine.runs("tick").await;
     assert_eq!(runs.len(), 3);
-    assert!(runs.iter().all(|run| run.trigger == Trigger::Schedule && run.attempt == 1));
+    assert!(
+        runs.iter()
+            .all(|run| run.trigger == Trigger::Schedule && run.attempt == 1)
+    );
     engine.stop().await;
 }
 
@@ -37,7 +41,12 @@ async fn nothing_fires_before_its_time() {
     let engine = Engine::start(&[job("tick", "1m", json!({"action": "ok"}))]).await;
     engine.advance(59).await;
     assert!(engine.runs("tick").await.is_empty());
-    let record = engine.store.job_by_name("tick").await.expect("loads").expect("exists");
+    let record = engine
+        .store
+        .job_by_name("tick")
+        .await
+        .expect("loads")
+        .expect("exists");
     assert_eq!(record.next_run_at, Some(t0() + secs(60)));
     engine.stop().await;
 }
@@ -52,7 +61,11 @@ async fn a_successful_run_records_counts_summary_and_log() {
     assert_eq!(run.items_checked, 1);
     assert_eq!(run.summary.as_deref(), Some("fine"));
     assert_eq!(run.finished_at, Some(t0() + secs(10)));
-    let logs = engine.store.run_logs(run_id, None, 100).await.expect("logs load");
+    let logs = engine
+        .store
+        .run_logs(run_id, None, 100)
+        .await
+        .expect("logs load");
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert_eq!(logs[0].1.message, "checked one item");
     assert_eq!(logs[0].1.level, "INFO");
@@ -62,21 +75,32 @@ async fn a_successful_run_records_counts_summary_and_log() {
 
 #[tokio::test]
 async fn forbid_records_an_overlapping_fire_as_skipped() {
-    let mut engine = Engine::start(&[job("slow", "10s", json!({"action": "sleep", "secs": 25}))]).await;
+    let mut engine =
+        Engine::start(&[job("slow", "10s", json!({"action": "sleep", "secs": 25}))]).await;
     engine.advance(10).await;
     let first = engine.started("slow").await;
     engine.advance(10).await;
-    engine.wait_for(|event| matches!(event, SchedulerEvent::FireSkipped { .. })).await;
+    engine
+        .wait_for(|event| matches!(event, SchedulerEvent::FireSkipped { .. }))
+        .await;
     engine.advance(5).await; // t0 + 25
     engine.advance(10).await; // t0 + 35: the first run is over at 35
     let (finished, status) = engine.finished("slow").await;
     assert_eq!((finished, status), (first, RunStatus::Succeeded));
     let runs = engine.runs("slow").await;
-    let skipped: Vec<_> = runs.iter().filter(|run| run.status == RunStatus::Skipped).collect();
+    let skipped: Vec<_> = runs
+        .iter()
+        .filter(|run| run.status == RunStatus::Skipped)
+        .collect();
     assert!(!skipped.is_empty());
     assert_eq!(skipped[0].scheduled_for, t0() + secs(20));
     assert_eq!(skipped[0].error_kind.as_deref(), Some("overlap"));
-    assert!(skipped[0].error_message.as_deref().is_some_and(|m| m.contains("still going")));
+    assert!(
+        skipped[0]
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("still going"))
+    );
     engine.stop().await;
 }
 
@@ -107,9 +131,16 @@ async fn replace_cancels_the_running_run_for_the_new_one() {
     let (cancelled, status) = engine.finished("slow").await;
     assert_eq!((cancelled, status), (first, RunStatus::Cancelled));
     let run = engine.run(first).await;
-    assert!(run.error_message.as_deref().is_some_and(|m| m.contains("replaced")), "{run:?}");
-    let second = engine.started("slow").await;
-    assert_ne!(second, first);
+    assert!(
+        run.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("replaced")),
+        "{run:?}"
+    );
+    let live = engine.handle.live_runs().all();
+    assert_eq!(live.len(), 1, "only the new run is going");
+    assert_ne!(live[0].run_id, first);
+    assert_eq!(live[0].job, "slow");
     engine.stop().await;
 }
 
@@ -143,13 +174,24 @@ async fn a_handler_that_ignores_cancellation_is_abandoned_after_the_grace_period
     let run_id = engine.started("stubborn").await;
     engine.advance(5).await; // timeout: cancelled, but the handler does not stop
     engine.advance(1).await;
-    assert!(engine.handle.live_runs().get(run_id).is_some(), "still within the grace period");
+    assert!(
+        engine.handle.live_runs().get(run_id).is_some(),
+        "still within the grace period"
+    );
     engine.advance(1).await; // the 2 s grace is over
     let (finished, status) = engine.finished("stubborn").await;
     assert_eq!((finished, status), (run_id, RunStatus::TimedOut));
     let run = engine.run(run_id).await;
-    assert!(run.error_message.as_deref().is_some_and(|m| m.contains("abandoned")), "{run:?}");
-    assert!(run.retry_at.is_some(), "a timed-out attempt is retried by policy");
+    assert!(
+        run.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("abandoned")),
+        "{run:?}"
+    );
+    assert!(
+        run.retry_at.is_some(),
+        "a timed-out attempt is retried by policy"
+    );
     engine.stop().await;
 }
 
@@ -167,25 +209,37 @@ async fn failures_are_retried_with_exponential_backoff_until_dead() {
     let failed_at = run.finished_at.expect("finished");
     let retry_at = run.retry_at.expect("a retry is scheduled");
     // Attempt 1 → 10 s, shortened by jitter by at most a fifth.
-    assert!(retry_at > failed_at + secs(7) && retry_at <= failed_at + secs(10), "{retry_at} after {failed_at}");
+    assert!(
+        retry_at > failed_at + secs(7) && retry_at <= failed_at + secs(10),
+        "{retry_at} after {failed_at}"
+    );
 
     engine.clock.set(retry_at);
     engine.handle.sync().await;
     let (second, status) = engine.finished("flaky").await;
     assert_eq!(status, RunStatus::Retrying);
     let run = engine.run(second).await;
-    assert_eq!((run.attempt, run.trigger, run.first_run_id), (2, Trigger::Retry, Some(first)));
+    assert_eq!(
+        (run.attempt, run.trigger, run.first_run_id),
+        (2, Trigger::Retry, Some(first))
+    );
     assert_eq!(run.scheduled_for, retry_at);
     // Attempt 2 → 20 s, capped at 15 s.
     let next_retry = run.retry_at.expect("a second retry");
-    assert!(next_retry > retry_at + secs(11) && next_retry <= retry_at + secs(15), "{next_retry}");
+    assert!(
+        next_retry > retry_at + secs(11) && next_retry <= retry_at + secs(15),
+        "{next_retry}"
+    );
 
     engine.clock.set(next_retry);
     engine.handle.sync().await;
     let (third, status) = engine.finished("flaky").await;
     assert_eq!(status, RunStatus::Dead);
     let run = engine.run(third).await;
-    assert_eq!((run.attempt, run.first_run_id, run.retry_at), (3, Some(first), None));
+    assert_eq!(
+        (run.attempt, run.first_run_id, run.retry_at),
+        (3, Some(first), None)
+    );
     engine.stop().await;
 }
 
@@ -196,7 +250,10 @@ async fn a_fatal_error_is_not_retried() {
     let (run_id, status) = engine.finished("broken").await;
     assert_eq!(status, RunStatus::Failed);
     let run = engine.run(run_id).await;
-    assert_eq!((run.error_kind.as_deref(), run.retry_at), (Some("fatal"), None));
+    assert_eq!(
+        (run.error_kind.as_deref(), run.retry_at),
+        (Some("fatal"), None)
+    );
     assert_eq!(run.error_message.as_deref(), Some("the file is gone"));
     engine.stop().await;
 }
@@ -208,15 +265,28 @@ async fn a_panicking_handler_fails_the_run_and_not_the_scheduler() {
     let (run_id, status) = engine.finished("boom").await;
     assert_eq!(status, RunStatus::Failed);
     let run = engine.run(run_id).await;
-    assert!(run.error_message.as_deref().is_some_and(|m| m.contains("scripted panic")), "{run:?}");
+    assert!(
+        run.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("scripted panic")),
+        "{run:?}"
+    );
     engine.advance(3600).await;
-    assert_eq!(engine.finished("boom").await.1, RunStatus::Failed, "the scheduler still fires");
+    assert_eq!(
+        engine.finished("boom").await.1,
+        RunStatus::Failed,
+        "the scheduler still fires"
+    );
     engine.stop().await;
 }
 
 #[tokio::test]
 async fn a_rate_limit_retry_waits_for_retry_after() {
-    let mut limited = job("limited", "1h", json!({"action": "rate_limited", "retry_after_secs": 100}));
+    let mut limited = job(
+        "limited",
+        "1h",
+        json!({"action": "rate_limited", "retry_after_secs": 100}),
+    );
     limited.backoff = Some("10s".into());
     let mut engine = Engine::start(&[limited]).await;
     engine.advance(3600).await;
@@ -226,7 +296,11 @@ async fn a_rate_limit_retry_waits_for_retry_after() {
     assert_eq!(run.error_kind.as_deref(), Some("rate_limited"));
     assert_eq!(run.retry_at, Some(t0() + secs(3600 + 100)));
     engine.advance(99).await;
-    assert_eq!(engine.runs("limited").await.len(), 1, "no retry before retry_after");
+    assert_eq!(
+        engine.runs("limited").await.len(),
+        1,
+        "no retry before retry_after"
+    );
     engine.advance(1).await;
     let retry = engine.started("limited").await;
     assert_eq!(engine.run(retry).await.attempt, 2);
@@ -235,26 +309,54 @@ async fn a_rate_limit_retry_waits_for_retry_after() {
 
 #[tokio::test]
 async fn run_now_pause_resume_and_cancel_take_effect_at_once() {
-    let mut engine = Engine::start(&[job("manual", "1h", json!({"action": "sleep", "secs": 600}))]).await;
+    let mut engine =
+        Engine::start(&[job("manual", "1h", json!({"action": "sleep", "secs": 600}))]).await;
     let run_id = engine.handle.run_now("manual").await.expect("runs");
     assert_eq!(engine.started("manual").await, run_id);
     let run = engine.run(run_id).await;
-    assert_eq!((run.trigger, run.status), (Trigger::Manual, RunStatus::Running));
+    assert_eq!(
+        (run.trigger, run.status),
+        (Trigger::Manual, RunStatus::Running)
+    );
     let refused = engine.handle.run_now("manual").await;
-    assert_eq!(refused, Err(CommandError::AlreadyRunning { job: "manual".into(), run_id }));
-    engine.handle.cancel(run_id, Some("alice")).expect("cancels");
+    assert_eq!(
+        refused,
+        Err(CommandError::AlreadyRunning {
+            job: "manual".into(),
+            run_id
+        })
+    );
+    engine
+        .handle
+        .cancel(run_id, Some("alice"))
+        .expect("cancels");
     let (finished, status) = engine.finished("manual").await;
     assert_eq!((finished, status), (run_id, RunStatus::Cancelled));
-    assert_eq!(engine.run(run_id).await.error_message.as_deref(), Some("cancelled by alice"));
+    assert_eq!(
+        engine.run(run_id).await.error_message.as_deref(),
+        Some("cancelled by alice")
+    );
 
     engine.handle.pause("manual").await.expect("pauses");
     engine.advance(7200).await;
-    assert_eq!(engine.runs("manual").await.len(), 1, "a paused job does not fire");
+    assert_eq!(
+        engine.runs("manual").await.len(),
+        1,
+        "a paused job does not fire"
+    );
     engine.handle.resume("manual").await.expect("resumes");
-    let record = engine.store.job_by_name("manual").await.expect("loads").expect("exists");
+    let record = engine
+        .store
+        .job_by_name("manual")
+        .await
+        .expect("loads")
+        .expect("exists");
     assert_eq!(record.next_run_at, Some(t0() + secs(7200 + 3600)));
     assert!(!record.paused);
-    assert_eq!(engine.handle.run_now("nope").await, Err(CommandError::UnknownJob("nope".into())));
+    assert_eq!(
+        engine.handle.run_now("nope").await,
+        Err(CommandError::UnknownJob("nope".into()))
+    );
     engine.stop().await;
 }
 
@@ -264,14 +366,32 @@ async fn after_downtime_run_once_fires_a_single_catch_up_run() {
     let (dir, clock) = engine.stop().await;
     // Down for five hours: five slots missed.
     clock.set(t0() + secs(5 * 3600 + 1800));
-    let mut engine = Engine::boot(dir, clock, &[job("daily", "1h", json!({"action": "ok"}))], config()).await;
+    let mut engine = Engine::boot(
+        dir,
+        clock,
+        &[job("daily", "1h", json!({"action": "ok"}))],
+        config(),
+    )
+    .await;
     engine.handle.sync().await;
     let (run_id, status) = engine.finished("daily").await;
     assert_eq!(status, RunStatus::Succeeded);
     let run = engine.run(run_id).await;
-    assert_eq!((run.trigger, run.scheduled_for), (Trigger::CatchUp, t0() + secs(3600)));
-    assert_eq!(engine.runs("daily").await.len(), 1, "missed slots are not replayed");
-    let record = engine.store.job_by_name("daily").await.expect("loads").expect("exists");
+    assert_eq!(
+        (run.trigger, run.scheduled_for),
+        (Trigger::CatchUp, t0() + secs(3600))
+    );
+    assert_eq!(
+        engine.runs("daily").await.len(),
+        1,
+        "missed slots are not replayed"
+    );
+    let record = engine
+        .store
+        .job_by_name("daily")
+        .await
+        .expect("loads")
+        .expect("exists");
     assert_eq!(record.next_run_at, Some(t0() + secs(6 * 3600 + 1800)));
     engine.stop().await;
 }
@@ -286,14 +406,20 @@ async fn after_downtime_skip_waits_for_the_next_slot() {
     let engine = Engine::boot(dir, clock, &[skip], config()).await;
     engine.handle.sync().await;
     assert!(engine.runs("daily").await.is_empty());
-    let record = engine.store.job_by_name("daily").await.expect("loads").expect("exists");
+    let record = engine
+        .store
+        .job_by_name("daily")
+        .await
+        .expect("loads")
+        .expect("exists");
     assert_eq!(record.next_run_at, Some(t0() + secs(6 * 3600 + 1800)));
     engine.stop().await;
 }
 
 #[tokio::test]
 async fn shutdown_lets_a_run_finish_within_the_grace_period() {
-    let mut engine = Engine::start(&[job("slow", "1h", json!({"action": "sleep", "secs": 5}))]).await;
+    let mut engine =
+        Engine::start(&[job("slow", "1h", json!({"action": "sleep", "secs": 5}))]).await;
     engine.advance(3600).await;
     let run_id = engine.started("slow").await;
     engine.handle.shutdown();
@@ -310,6 +436,9 @@ async fn shutdown_interrupts_a_run_that_outlives_the_grace_period_and_the_next_s
     engine.advance(86_400).await;
     let run_id = engine.started("slow").await;
     engine.handle.shutdown();
+    engine
+        .wait_for(|event| *event == SchedulerEvent::ShuttingDown)
+        .await;
     engine.clock.advance(secs(30)); // the grace period is over: the run is cancelled
     let (finished, status) = engine.finished("slow").await;
     assert_eq!((finished, status), (run_id, RunStatus::Interrupted));
@@ -322,17 +451,25 @@ async fn shutdown_interrupts_a_run_that_outlives_the_grace_period_and_the_next_s
     engine.handle.sync().await;
     let retry = engine.started("slow").await;
     let run = engine.run(retry).await;
-    assert_eq!((run.trigger, run.attempt, run.first_run_id), (Trigger::Retry, 2, Some(run_id)));
+    assert_eq!(
+        (run.trigger, run.attempt, run.first_run_id),
+        (Trigger::Retry, 2, Some(run_id))
+    );
     engine.stop().await;
 }
 
 #[tokio::test]
 async fn run_logs_are_redacted_and_capped_with_a_visible_truncation_line() {
-    let mut engine = Engine::start(&[job("chatty", "1h", json!({"action": "log", "lines": 150}))]).await;
+    let mut engine =
+        Engine::start(&[job("chatty", "1h", json!({"action": "log", "lines": 150}))]).await;
     engine.advance(3600).await;
     let (run_id, status) = engine.finished("chatty").await;
     assert_eq!(status, RunStatus::Succeeded);
-    let logs = engine.store.run_logs(run_id, None, 1000).await.expect("logs load");
+    let logs = engine
+        .store
+        .run_logs(run_id, None, 1000)
+        .await
+        .expect("logs load");
     // The cap is 100 lines, plus the line that says so.
     assert_eq!(logs.len(), 101);
     assert_eq!(logs[0].1.fields["password"], json!("[redacted]"));

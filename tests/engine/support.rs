@@ -7,7 +7,9 @@ use std::time::Duration;
 use batchboard::clock::{Clock, ManualClock};
 use batchboard::job::{JobContext, JobError, JobHandler, JobSettings, Outcome, Registry};
 use batchboard::runlog::RunLogPolicy;
-use batchboard::scheduler::{self, SchedulerConfig, SchedulerEvent, SchedulerHandle, SchedulerParts};
+use batchboard::scheduler::{
+    self, SchedulerConfig, SchedulerEvent, SchedulerHandle, SchedulerParts,
+};
 use batchboard::store::writer::Writer;
 use batchboard::store::{self, RunFilter, RunRecord, RunStatus, SharedStore};
 use chrono::{DateTime, TimeZone, Utc};
@@ -22,15 +24,21 @@ pub enum Script {
     /// Logs one line, counts one item checked, succeeds.
     Ok,
     /// Waits this long on the scheduler's clock (cancellable), then succeeds.
-    Sleep { secs: u64 },
+    Sleep {
+        secs: u64,
+    },
     /// Never returns and ignores cancellation.
     Hang,
     Fail,
     Fatal,
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Panic,
     /// Logs `lines` lines, each with a secret-looking field.
-    Log { lines: u32 },
+    Log {
+        lines: u32,
+    },
 }
 
 pub struct Scripted;
@@ -69,7 +77,9 @@ impl JobHandler for Scripted {
 
 /// The clock's start: a fixed, round instant.
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("a valid instant")
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("a valid instant")
 }
 
 /// A job for the `scripted` handler.
@@ -85,12 +95,10 @@ pub fn job(name: &str, every: &str, script: serde_json::Value) -> JobSettings {
 
 pub struct Engine {
     pub dir: Arc<tempfile::TempDir>,
-    pub url: String,
     pub store: SharedStore,
     pub clock: ManualClock,
     pub handle: SchedulerHandle,
     pub events: broadcast::Receiver<SchedulerEvent>,
-    pub config: SchedulerConfig,
     task: JoinHandle<()>,
     writer_task: JoinHandle<()>,
 }
@@ -119,11 +127,19 @@ impl Engine {
     }
 
     /// Starts a scheduler on an existing database directory, as a new process would.
-    pub async fn boot(dir: Arc<tempfile::TempDir>, clock: ManualClock, jobs: &[JobSettings], config: SchedulerConfig) -> Engine {
+    pub async fn boot(
+        dir: Arc<tempfile::TempDir>,
+        clock: ManualClock,
+        jobs: &[JobSettings],
+        config: SchedulerConfig,
+    ) -> Engine {
         batchboard::telemetry::init();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store = store::connect(&url).await.expect("the database opens");
-        store.sync_jobs(jobs, clock.now()).await.expect("jobs are saved");
+        store
+            .sync_jobs(jobs, clock.now())
+            .await
+            .expect("jobs are saved");
         let (writer, writer_task) = Writer::start(store.clone());
         let registry = Registry::builder().handler("scripted", Scripted).build();
         let parts = SchedulerParts {
@@ -131,11 +147,19 @@ impl Engine {
             writer,
             registry,
             clock: clock.shared(),
-            config: config.clone(),
+            config,
         };
         let (handle, task) = scheduler::start(parts).await.expect("the scheduler starts");
         let events = handle.subscribe();
-        Engine { dir, url, store, clock, handle, events, config, task, writer_task }
+        Engine {
+            dir,
+            store,
+            clock,
+            handle,
+            events,
+            task,
+            writer_task,
+        }
     }
 
     /// Moves the clock and waits until everything due by then has been dispatched.
@@ -145,7 +169,10 @@ impl Engine {
     }
 
     /// The next event that matches, within 10 real seconds.
-    pub async fn wait_for(&mut self, mut wanted: impl FnMut(&SchedulerEvent) -> bool) -> SchedulerEvent {
+    pub async fn wait_for(
+        &mut self,
+        mut wanted: impl FnMut(&SchedulerEvent) -> bool,
+    ) -> SchedulerEvent {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -160,7 +187,12 @@ impl Engine {
 
     /// Waits for the next run of `job` to finish; returns its id and status.
     pub async fn finished(&mut self, job: &str) -> (i64, RunStatus) {
-        match self.wait_for(|event| matches!(event, SchedulerEvent::RunFinished { job: j, .. } if j == job)).await {
+        match self
+            .wait_for(
+                |event| matches!(event, SchedulerEvent::RunFinished { job: j, .. } if j == job),
+            )
+            .await
+        {
             SchedulerEvent::RunFinished { run_id, status, .. } => (run_id, status),
             _ => unreachable!("filtered above"),
         }
@@ -168,7 +200,12 @@ impl Engine {
 
     /// Waits for the next run of `job` to start; returns its id.
     pub async fn started(&mut self, job: &str) -> i64 {
-        match self.wait_for(|event| matches!(event, SchedulerEvent::RunStarted { job: j, .. } if j == job)).await {
+        match self
+            .wait_for(
+                |event| matches!(event, SchedulerEvent::RunStarted { job: j, .. } if j == job),
+            )
+            .await
+        {
             SchedulerEvent::RunStarted { run_id, .. } => run_id,
             _ => unreachable!("filtered above"),
         }
@@ -176,10 +213,19 @@ impl Engine {
 
     /// Every run of `job`, oldest first.
     pub async fn runs(&self, job: &str) -> Vec<RunRecord> {
-        let record = self.store.job_by_name(job).await.expect("jobs load").expect("the job exists");
+        let record = self
+            .store
+            .job_by_name(job)
+            .await
+            .expect("jobs load")
+            .expect("the job exists");
         let mut runs = self
             .store
-            .runs(&RunFilter { job_id: Some(record.id), limit: 1000, ..RunFilter::default() })
+            .runs(&RunFilter {
+                job_id: Some(record.id),
+                limit: 1000,
+                ..RunFilter::default()
+            })
             .await
             .expect("runs load");
         runs.reverse();
@@ -187,7 +233,11 @@ impl Engine {
     }
 
     pub async fn run(&self, id: i64) -> RunRecord {
-        self.store.run(id).await.expect("the run loads").expect("the run exists")
+        self.store
+            .run(id)
+            .await
+            .expect("the run loads")
+            .expect("the run exists")
     }
 
     /// Stops the scheduler (advancing the clock past the grace period if runs are still

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use batchboard::clock::{SharedClock, SystemClock};
 use batchboard::job::{JobContext, JobError, JobHandler, JobSettings, Outcome, Registry};
-use batchboard::scheduler::{self, SchedulerConfig, SchedulerParts};
 use batchboard::schedule::parse_duration;
+use batchboard::scheduler::{self, SchedulerConfig, SchedulerParts};
 use batchboard::store::writer::Writer;
 use batchboard::store::{self, RunFilter, RunStatus};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -45,7 +45,9 @@ impl JobHandler for Trivial {
     type Params = serde_json::Value;
 
     async fn run(&self, _params: serde_json::Value, ctx: JobContext) -> Result<Outcome, JobError> {
-        let late = (Utc::now() - ctx.scheduled_for()).num_microseconds().unwrap_or(i64::MAX);
+        let late = (Utc::now() - ctx.scheduled_for())
+            .num_microseconds()
+            .unwrap_or(i64::MAX);
         if let Ok(mut samples) = self.0.0.lock() {
             samples.push(late);
         }
@@ -62,7 +64,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = store::connect(&url).await?;
     let lateness = Arc::new(Lateness::default());
-    let registry = Registry::builder().handler("bench", Trivial(Arc::clone(&lateness))).build();
+    let registry = Registry::builder()
+        .handler("bench", Trivial(Arc::clone(&lateness)))
+        .build();
     let jobs: Vec<JobSettings> = (0..args.jobs)
         .map(|i| JobSettings {
             name: format!("bench-{i:06}"),
@@ -80,20 +84,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if args.burst {
             chrono::Duration::zero()
         } else {
-            period * i32::try_from(i).unwrap_or(i32::MAX) / i32::try_from(args.jobs.max(1)).unwrap_or(i32::MAX)
+            period * i32::try_from(i).unwrap_or(i32::MAX)
+                / i32::try_from(args.jobs.max(1)).unwrap_or(i32::MAX)
         }
     };
     for (i, record) in records.iter().enumerate() {
-        store.set_next_run(record.id, Some(start + phase(i))).await?;
+        store
+            .set_next_run(record.id, Some(start + phase(i)))
+            .await?;
     }
     let end = start + chrono::Duration::seconds(i64::try_from(args.secs)?);
-    let expected: u64 = (0..args.jobs).map(|i| fires_between(start + phase(i), period, end)).sum();
+    let expected: u64 = (0..args.jobs)
+        .map(|i| fires_between(start + phase(i), period, end))
+        .sum();
 
     let (writer, writer_task) = Writer::start(store.clone());
     let clock: SharedClock = Arc::new(SystemClock);
-    let config = SchedulerConfig { max_concurrent_runs: args.max_concurrent_runs, ..SchedulerConfig::default() };
+    let config = SchedulerConfig {
+        max_concurrent_runs: args.max_concurrent_runs,
+        ..SchedulerConfig::default()
+    };
     let cpu_before = sys::cpu_seconds().unwrap_or(0.0);
-    let parts = SchedulerParts { store: store.clone(), writer, registry, clock, config };
+    let parts = SchedulerParts {
+        store: store.clone(),
+        writer,
+        registry,
+        clock,
+        config,
+    };
     let (handle, task) = scheduler::start(parts).await?;
     let wait = (end - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep(wait).await;
@@ -103,7 +121,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     writer_task.await?;
     let cpu = sys::cpu_seconds().unwrap_or(0.0) - cpu_before;
 
-    let mut samples = std::mem::take(&mut *lateness.0.lock().map_err(|_| anyhow::anyhow!("lateness lock poisoned"))?);
+    let mut samples = std::mem::take(
+        &mut *lateness
+            .0
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lateness lock poisoned"))?,
+    );
     let recorded = count_succeeded(&store, start, end).await?;
     samples.sort_unstable();
     let achieved = recorded.min(samples.len() as u64);
@@ -118,8 +141,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let runs_per_s = recorded as f64 / args.secs as f64;
     let peak = sys::peak_rss_mb().unwrap_or(f64::NAN);
     let mode = if args.burst { "burst" } else { "spread" };
-    println!("scheduler benchmark: {} jobs every {} for {} s ({mode})", args.jobs, args.every, args.secs);
-    println!("fires expected {expected}, achieved {achieved} (runs recorded as succeeded: {recorded})");
+    println!(
+        "scheduler benchmark: {} jobs every {} for {} s ({mode})",
+        args.jobs, args.every, args.secs
+    );
+    println!(
+        "fires expected {expected}, achieved {achieved} (runs recorded as succeeded: {recorded})"
+    );
     println!("lateness ms: p50 {p50:.2}, p99 {p99:.2}, max {max:.2}");
     println!("runs recorded per second: {runs_per_s:.0}");
     println!("cpu seconds: {cpu:.2}, peak RSS: {peak:.1} MB");
@@ -154,16 +182,28 @@ fn fires_between(first: DateTime<Utc>, period: chrono::Duration, end: DateTime<U
 }
 
 /// Succeeded scheduled runs due in `[start, end)`, read back from the database.
-async fn count_succeeded(store: &store::SharedStore, start: DateTime<Utc>, end: DateTime<Utc>) -> anyhow::Result<u64> {
+async fn count_succeeded(
+    store: &store::SharedStore,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> anyhow::Result<u64> {
     let mut count = 0;
     let mut before = None;
     loop {
         let page = store
-            .runs(&RunFilter { status: Some(RunStatus::Succeeded), before, limit: 10_000, ..RunFilter::default() })
+            .runs(&RunFilter {
+                status: Some(RunStatus::Succeeded),
+                before,
+                limit: 10_000,
+                ..RunFilter::default()
+            })
             .await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id);
-        count += page.iter().filter(|run| run.scheduled_for >= start && run.scheduled_for < end).count() as u64;
+        count += page
+            .iter()
+            .filter(|run| run.scheduled_for >= start && run.scheduled_for < end)
+            .count() as u64;
     }
     Ok(count)
 }
