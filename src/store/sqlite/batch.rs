@@ -25,13 +25,28 @@ use crate::store::{
     WriteBatch,
 };
 
-/// SQLite's default ceiling on bound parameters in one statement (since 3.32).
-const MAX_VARIABLES: usize = 32_766;
+/// The most rows one statement carries. Compiling a long `VALUES` list costs about as
+/// much as executing it, so statements come in a few fixed sizes (see [`chunks`]) that
+/// each connection prepares once and then reuses from its statement cache. 256 rows of
+/// the widest statement (12 columns) stay far below SQLite's 32,766 bound parameters.
+const MAX_ROWS: usize = 256;
+const _: () = assert!(MAX_ROWS * 12 <= 32_766);
 
-/// Statements with more rows than this are not kept in the connection's statement cache:
-/// big batches vary in size, so a cached plan would rarely be reused and would hold
-/// memory; small ones repeat and are worth keeping.
-const CACHED_ROWS: usize = 64;
+/// Splits `rows` into chunks of `MAX_ROWS`, then powers of two for the rest, so that
+/// every statement has one of nine shapes and is served from the statement cache.
+fn chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        // The largest power of two that fits (MAX_ROWS is one).
+        let size = MAX_ROWS.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
 
 /// Applies `batch` in one transaction: fire claims, retry claims, inserts, log lines,
 /// finishes, in that order.
@@ -119,7 +134,7 @@ fn rounds(keys: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
 async fn claim_fires(tx: &mut SqliteConnection, claims: &[FireClaim]) -> StoreResult<Vec<bool>> {
     let mut won = vec![false; claims.len()];
     for round in rounds(claims.iter().map(|c| c.job_id)) {
-        for chunk in round.chunks(MAX_VARIABLES / 3) {
+        for chunk in chunks(&round) {
             let mut sql = QueryBuilder::<Sqlite>::new("WITH v(job_id, expected, next) AS (");
             sql.push_values(chunk, |mut row, &index| {
                 let claim = &claims[index];
@@ -133,7 +148,6 @@ async fn claim_fires(tx: &mut SqliteConnection, claims: &[FireClaim]) -> StoreRe
             );
             let changed: HashSet<i64> = sql
                 .build_query_scalar::<i64>()
-                .persistent(chunk.len() <= CACHED_ROWS)
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
@@ -150,7 +164,7 @@ async fn claim_fires(tx: &mut SqliteConnection, claims: &[FireClaim]) -> StoreRe
 async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> StoreResult<Vec<bool>> {
     let mut won = vec![false; claims.len()];
     for round in rounds(claims.iter().map(|c| c.failed_run_id)) {
-        for chunk in round.chunks(MAX_VARIABLES / 2) {
+        for chunk in chunks(&round) {
             let mut sql = QueryBuilder::<Sqlite>::new("WITH v(run_id, expected) AS (");
             sql.push_values(chunk, |mut row, &index| {
                 let claim = &claims[index];
@@ -163,7 +177,6 @@ async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> Stor
             );
             let changed: HashSet<i64> = sql
                 .build_query_scalar::<i64>()
-                .persistent(chunk.len() <= CACHED_ROWS)
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
@@ -190,9 +203,8 @@ async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult
     )
     .fetch_one(&mut *tx)
     .await?;
-    const COLUMNS: usize = 12;
     let mut id = first_id;
-    for chunk in runs.chunks(MAX_VARIABLES / COLUMNS) {
+    for chunk in chunks(runs) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO runs (id, job_id, trigger, attempt, first_run_id, status, \
              scheduled_for, started_at, finished_at, error_kind, error_message, instance_id) ",
@@ -212,10 +224,7 @@ async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult
                 .push_bind(run.instance_id.as_str());
             id += 1;
         });
-        sql.build()
-            .persistent(chunk.len() <= CACHED_ROWS)
-            .execute(&mut *tx)
-            .await?;
+        sql.build().execute(&mut *tx).await?;
     }
     Ok(first_id)
 }
@@ -226,9 +235,8 @@ async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult
         .iter()
         .map(|line| to_json("run_logs.fields", &line.fields))
         .collect::<StoreResult<Vec<_>>>()?;
-    const COLUMNS: usize = 5;
     let rows: Vec<(&LogLine, &String)> = logs.iter().zip(&fields).collect();
-    for chunk in rows.chunks(MAX_VARIABLES / COLUMNS) {
+    for chunk in chunks(&rows) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO run_logs (run_id, ts, level, message, fields) ",
         );
@@ -239,10 +247,7 @@ async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult
                 .push_bind(line.message.as_str())
                 .push_bind(fields.as_str());
         });
-        sql.build()
-            .persistent(chunk.len() <= CACHED_ROWS)
-            .execute(&mut *tx)
-            .await?;
+        sql.build().execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -257,8 +262,7 @@ async fn finish_runs(tx: &mut SqliteConnection, finishes: &[RunFinish]) -> Store
         .filter(|finish| seen.insert(finish.run_id))
         .collect();
     unique.reverse();
-    const COLUMNS: usize = 11;
-    for chunk in unique.chunks(MAX_VARIABLES / COLUMNS) {
+    for chunk in chunks(&unique) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "WITH v(run_id, status, finished_at, duration_ms, items_checked, items_updated, \
              items_total, error_kind, error_message, summary, retry_at) AS (",
@@ -284,17 +288,24 @@ async fn finish_runs(tx: &mut SqliteConnection, finishes: &[RunFinish]) -> Store
              summary = v.summary, retry_at = v.retry_at \
              FROM v WHERE runs.id = v.run_id",
         );
-        sql.build()
-            .persistent(chunk.len() <= CACHED_ROWS)
-            .execute(&mut *tx)
-            .await?;
+        sql.build().execute(&mut *tx).await?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::rounds;
+    use super::{MAX_ROWS, chunks, rounds};
+
+    #[test]
+    fn chunks_cover_every_row_in_order_with_few_distinct_sizes() {
+        let rows: Vec<usize> = (0..MAX_ROWS * 2 + 100).collect();
+        let sizes: Vec<usize> = chunks(&rows).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [MAX_ROWS, MAX_ROWS, 64, 32, 4]);
+        let joined: Vec<usize> = chunks(&rows).flatten().copied().collect();
+        assert_eq!(joined, rows);
+        assert_eq!(chunks::<u8>(&[]).count(), 0);
+    }
 
     #[test]
     fn rounds_never_repeat_a_key_and_keep_each_keys_claims_in_order() {
