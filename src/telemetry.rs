@@ -11,7 +11,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::runlog::{CaptureGate, RunLogLayer};
+use crate::runlog::{CaptureGate, REDACTED, RunLogLayer, RunLogPolicy};
 
 /// What stdout shows when `RUST_LOG` is unset: our own `info`, and only sqlx's
 /// warnings (its `info` lines report every slow statement).
@@ -59,6 +59,7 @@ where
 {
     let stdout_max = stdout_filter.max_level_hint();
     let stdout = tracing_subscriber::fmt::layer()
+        .fmt_fields(redacting_fields())
         .with_writer(writer)
         .with_ansi(ansi)
         .with_filter(stdout_filter);
@@ -66,6 +67,24 @@ where
         .with(stdout)
         .with(RunLogLayer::filtered())
         .with(CaptureGate::new(stdout_max))
+}
+
+/// Field formatting for stdout that hides secret-looking fields the way run logs do,
+/// so a token a handler logs never reaches the terminal or a log collector either.
+fn redacting_fields()
+-> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    let policy = std::sync::Arc::new(RunLogPolicy::default());
+    tracing_subscriber::fmt::format::debug_fn(move |writer, field, value| {
+        if field.name() == "message" {
+            write!(writer, "{value:?}")
+        } else if policy.redacts(field.name()) {
+            write!(writer, "{field}={REDACTED}")
+        } else {
+            write!(writer, "{field}={value:?}")
+        }
+    })
+    .delimited(" ")
 }
 
 /// The stdout filter from `RUST_LOG`, or the default when it is unset, blank or invalid

@@ -409,3 +409,17 @@ async fn two_concurrent_runs_on_a_multi_thread_runtime_capture_only_their_own_ev
         }
     }
 }
+
+#[test]
+fn stdout_hides_secret_looking_fields_too() {
+    let stdout = SharedBuffer::default();
+    let stack = crate::telemetry::subscriber(EnvFilter::new("info"), stdout.clone(), false);
+    with_default(stack, || {
+        tracing::info!(authorization = "Bearer abc123", sku = "A-1", "delivering");
+    });
+    let stdout = stdout.text();
+    assert!(stdout.contains("authorization=[redacted]"), "{stdout}");
+    assert!(stdout.contains("sku=\"A-1\""), "{stdout}");
+    assert!(stdout.contains("delivering"), "{stdout}");
+    assert!(!stdout.contains("abc123"), "{stdout}");
+}
