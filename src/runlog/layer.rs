@@ -164,6 +164,35 @@ fn run_span_entered_on_this_thread() -> bool {
         .unwrap_or(false)
 }
 
+/// Libraries whose debug output is about their own plumbing (connection pools, SQL
+/// statements, HTTP frames), not about the job: inside a run they are captured from
+/// `INFO` up only, so a handler that uses the database or HTTP keeps a readable log.
+const PLUMBING_TARGETS: [&str; 9] = [
+    "sqlx",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "h2",
+    "rustls",
+    "tower",
+    "mio",
+    "tokio",
+];
+
+/// Whether events and spans like `metadata` are ever captured inside a run.
+fn capturable(metadata: &Metadata<'_>) -> bool {
+    let level = *metadata.level();
+    if level > CAPTURE_LEVEL {
+        return false;
+    }
+    if level < Level::DEBUG {
+        return true;
+    }
+    let target = metadata.target();
+    let crate_name = target.split("::").next().unwrap_or(target);
+    !PLUMBING_TARGETS.contains(&crate_name)
+}
+
 /// The per-layer filter of [`RunLogLayer`]: enables the run span always, and spans and
 /// events at [`CAPTURE_LEVEL`] or above while a run's span is entered on this thread.
 ///
@@ -177,14 +206,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        is_run_span(metadata)
-            || (*metadata.level() <= CAPTURE_LEVEL && run_span_entered_on_this_thread())
+        is_run_span(metadata) || (capturable(metadata) && run_span_entered_on_this_thread())
     }
 
     fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
         if is_run_span(metadata) {
             Interest::always()
-        } else if *metadata.level() <= CAPTURE_LEVEL {
+        } else if capturable(metadata) {
             // Whether this callsite is in a run depends on where it is hit.
             Interest::sometimes()
         } else {
@@ -229,7 +257,7 @@ impl<S: Subscriber> Layer<S> for CaptureGate {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
         if is_run_span(metadata) || self.wanted_elsewhere(metadata) {
             Interest::always()
-        } else if *metadata.level() <= CAPTURE_LEVEL {
+        } else if capturable(metadata) {
             Interest::sometimes()
         } else {
             Interest::never()
@@ -239,7 +267,7 @@ impl<S: Subscriber> Layer<S> for CaptureGate {
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
         is_run_span(metadata)
             || self.wanted_elsewhere(metadata)
-            || (*metadata.level() <= CAPTURE_LEVEL && run_span_entered_on_this_thread())
+            || (capturable(metadata) && run_span_entered_on_this_thread())
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

@@ -329,7 +329,7 @@ fn events_that_rust_log_hides_from_stdout_are_still_captured() {
 
 #[test]
 fn debug_events_outside_runs_stay_disabled_when_stdout_does_not_want_them() {
-    let run = Run::new(9, RunLogPolicy::default());
+    let mut run = Run::new(9, RunLogPolicy::default());
     let stack = crate::telemetry::subscriber(EnvFilter::new("info"), io::sink, false);
     with_default(stack, || {
         assert!(!tracing::enabled!(Level::DEBUG));
@@ -422,4 +422,24 @@ fn stdout_hides_secret_looking_fields_too() {
     assert!(stdout.contains("sku=\"A-1\""), "{stdout}");
     assert!(stdout.contains("delivering"), "{stdout}");
     assert!(!stdout.contains("abc123"), "{stdout}");
+}
+
+#[test]
+fn library_plumbing_is_captured_from_info_up_only() {
+    let mut run = Run::new(9, RunLogPolicy::default());
+    with_default(run_log_only(), || {
+        let span = run_span(9, "job");
+        assert!(attach(&span, Arc::clone(&run.sink)));
+        span.in_scope(|| {
+            tracing::debug!(target: "sqlx::query", "SELECT 1");
+            tracing::info!(target: "sqlx::query", "slow statement");
+            tracing::debug!("the handler's own detail");
+        });
+    });
+    let messages: Vec<_> = run
+        .received()
+        .into_iter()
+        .map(|line| line.message)
+        .collect();
+    assert_eq!(messages, ["slow statement", "the handler's own detail"]);
 }
