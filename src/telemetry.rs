@@ -24,26 +24,38 @@ pub const DEFAULT_STDOUT_FILTER: &str = "info,sqlx=warn";
 /// global subscriber was installed first, that one stays and run logs stay empty
 /// ([`runlog::attach`](crate::runlog::attach) reports it).
 pub fn init() {
-    INIT.call_once(|| install(std::io::stdout, std::io::stdout().is_terminal()));
+    init_with_default_filter(DEFAULT_STDOUT_FILTER);
+}
+
+/// [`init`] with another stdout filter for when `RUST_LOG` is unset, e.g. `"warn"` for
+/// a benchmark whose runs would otherwise print a line each.
+pub fn init_with_default_filter(default: &'static str) {
+    INIT.call_once(|| install(std::io::stdout, std::io::stdout().is_terminal(), default));
 }
 
 /// [`init`] for tests: the same stack, but stdout's lines go through the test
 /// harness's capture instead of straight to the terminal. Whichever of the two runs
 /// first wins.
 pub fn init_for_tests() {
-    INIT.call_once(|| install(tracing_subscriber::fmt::TestWriter::new(), false));
+    INIT.call_once(|| {
+        install(
+            tracing_subscriber::fmt::TestWriter::new(),
+            false,
+            DEFAULT_STDOUT_FILTER,
+        )
+    });
 }
 
 static INIT: Once = Once::new();
 
-fn install<W>(writer: W, ansi: bool)
+fn install<W>(writer: W, ansi: bool, default_filter: &str)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let (filter, bad_rust_log) = stdout_filter_from_env();
+    let (filter, bad_rust_log) = stdout_filter_from_env(default_filter);
     let installed = subscriber(filter, writer, ansi).try_init().is_ok();
     if let (true, Some(error)) = (installed, bad_rust_log) {
-        tracing::warn!(%error, default = DEFAULT_STDOUT_FILTER, "RUST_LOG is invalid; using the default");
+        tracing::warn!(%error, default = default_filter, "RUST_LOG is invalid; using the default");
     }
 }
 
@@ -89,8 +101,8 @@ fn redacting_fields()
 
 /// The stdout filter from `RUST_LOG`, or the default when it is unset, blank or invalid
 /// (then with the parse error, to be reported once logging works).
-fn stdout_filter_from_env() -> (EnvFilter, Option<String>) {
-    let default = || EnvFilter::new(DEFAULT_STDOUT_FILTER);
+fn stdout_filter_from_env(default_filter: &str) -> (EnvFilter, Option<String>) {
+    let default = || EnvFilter::new(default_filter);
     match std::env::var(EnvFilter::DEFAULT_ENV) {
         Ok(directives) if !directives.trim().is_empty() => match EnvFilter::try_new(&directives) {
             Ok(filter) => (filter, None),

@@ -329,7 +329,7 @@ fn events_that_rust_log_hides_from_stdout_are_still_captured() {
 
 #[test]
 fn debug_events_outside_runs_stay_disabled_when_stdout_does_not_want_them() {
-    let mut run = Run::new(9, RunLogPolicy::default());
+    let run = Run::new(9, RunLogPolicy::default());
     let stack = crate::telemetry::subscriber(EnvFilter::new("info"), io::sink, false);
     with_default(stack, || {
         assert!(!tracing::enabled!(Level::DEBUG));

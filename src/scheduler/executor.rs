@@ -4,8 +4,11 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
-use tokio::task::JoinError;
+
+use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -56,6 +59,8 @@ enum Ending {
     Panicked(String),
     /// It did not stop within the grace period after being cancelled, and was dropped.
     Abandoned,
+    /// It was cancelled before it started.
+    NotStarted,
 }
 
 /// A run's final state, before the retry policy is applied.
@@ -176,6 +181,14 @@ impl Exec {
         cancel: CancellationToken,
         stop: Arc<OnceLock<StopReason>>,
     ) -> Option<RetryDue> {
+        // A fire claimed ahead of its slot waits for it; if the run is cancelled in
+        // between (shutdown), its handler never starts.
+        if row.started_at > self.now() {
+            tokio::select! {
+                () = self.clock.sleep_until(row.started_at) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
         let counters = Arc::new(RunCounters::default());
         let live = LiveRun {
             run_id,
@@ -211,12 +224,12 @@ impl Exec {
             tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
         }
         let started = self.now();
-        let ending = if permit.is_some() {
+        let ending = if permit.is_some() && !cancel.is_cancelled() {
             self.supervise(job, run_id, row, &live, &counters, span.clone())
                 .await
         } else {
             live.stop(StopReason::Shutdown);
-            Ending::Abandoned
+            Ending::NotStarted
         };
         drop(permit);
         let finished = self.now();
@@ -305,31 +318,33 @@ impl Exec {
             Arc::clone(counters),
             self.clock.clone(),
         );
-        let future = job.handler.run(job.spec.params.clone(), ctx);
-        let mut task = tokio::spawn(future.instrument(span));
+        // Polled here rather than spawned: a panic is caught by `catch_unwind`, and a
+        // handler that ignores cancellation is abandoned by dropping its future, which
+        // is what aborting a task would do, without a task per run.
+        let handler = job
+            .handler
+            .run(job.spec.params.clone(), ctx)
+            .instrument(span);
+        let mut handler = std::pin::pin!(AssertUnwindSafe(handler).catch_unwind());
         let deadline = self.now()
             + chrono::Duration::from_std(job.spec.timeout).unwrap_or(chrono::Duration::MAX);
         tokio::select! {
-            joined = &mut task => return ending_of(joined),
+            ended = &mut handler => return ending_of(ended),
             () = self.clock.sleep_until(deadline) => { live.stop(StopReason::Timeout); }
             () = live.cancel.cancelled() => {}
         }
         let grace_over = self.now() + self.timeout_grace;
         tokio::select! {
-            joined = &mut task => ending_of(joined),
-            () = self.clock.sleep_until(grace_over) => {
-                task.abort();
-                Ending::Abandoned
-            }
+            ended = &mut handler => ending_of(ended),
+            () = self.clock.sleep_until(grace_over) => Ending::Abandoned,
         }
     }
 }
 
-fn ending_of(joined: Result<Result<Outcome, JobError>, JoinError>) -> Ending {
-    match joined {
+fn ending_of(ended: Result<Result<Outcome, JobError>, Box<dyn Any + Send>>) -> Ending {
+    match ended {
         Ok(result) => Ending::Returned(result),
-        Err(error) if error.is_panic() => {
-            let payload = error.into_panic();
+        Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()
                 .map(|text| (*text).to_owned())
@@ -337,7 +352,6 @@ fn ending_of(joined: Result<Result<Outcome, JobError>, JoinError>) -> Ending {
                 .unwrap_or_else(|| "no message".into());
             Ending::Panicked(message)
         }
-        Err(_) => Ending::Abandoned,
     }
 }
 
@@ -417,7 +431,7 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
                 retry_after,
             }
         }
-        (Ending::Abandoned, None) => failed(
+        (Ending::Abandoned | Ending::NotStarted, None) => failed(
             RunStatus::Interrupted,
             ErrorKind::Interrupted,
             "the run was abandoned".into(),

@@ -56,9 +56,9 @@ impl SqliteStore {
             // Batches materialise their `VALUES` lists and `RETURNING` rows in temporary
             // tables; keep those off the disk.
             .pragma("temp_store", "memory")
-            // 16 MiB of page cache per connection (the default is 2 MiB), so the hot
+            // 4 MiB of page cache per connection (the default is 2 MiB), so the hot
             // index pages of a large history stay in memory.
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-4096");
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             // An in-memory database lives only as long as a connection to it: keep one

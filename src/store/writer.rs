@@ -171,7 +171,25 @@ fn add(batch: &mut WriteBatch, replies: &mut Replies, request: Request) {
 
 async fn commit(store: &SharedStore, batch: WriteBatch, replies: Replies) {
     let lines = batch.logs.len();
-    match store.write_batch(batch).await {
+    let sizes = [
+        batch.fires.len(),
+        batch.retries.len(),
+        batch.inserts.len(),
+        lines,
+        batch.finishes.len(),
+    ];
+    let started = std::time::Instant::now();
+    let written = store.write_batch(batch).await;
+    tracing::debug!(
+        fires = sizes[0],
+        retries = sizes[1],
+        inserts = sizes[2],
+        logs = sizes[3],
+        finishes = sizes[4],
+        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "batch committed"
+    );
+    match written {
         Ok(result) => {
             // A receiver that is gone stopped caring (its task ended); nothing to do.
             for (reply, claim) in replies.fires.into_iter().zip(result.fires) {

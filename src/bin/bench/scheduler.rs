@@ -58,7 +58,8 @@ impl JobHandler for Trivial {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    batchboard::telemetry::init();
+    // Runs are still captured into their logs; only stdout stays quiet.
+    batchboard::telemetry::init_with_default_filter("warn");
     let interval = parse_duration(&args.every).context("--every")?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
