@@ -98,6 +98,7 @@ impl Application {
             clock: options.clock,
             config: scheduler_config(&settings),
         };
+        crate::telemetry::redact_on_stdout(std::sync::Arc::clone(&parts.config.runlog));
         let (scheduler, scheduler_task) = scheduler::start(parts)
             .await
             .context("starting the scheduler")?;

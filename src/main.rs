@@ -154,7 +154,17 @@ async fn run_job(mut settings: Settings, job: &str) -> anyhow::Result<ExitCode> 
     settings.job_specs(&registry)?;
     store.migrate().await?;
     let clock = std::sync::Arc::new(batchboard::clock::SystemClock);
-    store.sync_jobs(&settings.jobs, chrono::Utc::now()).await?;
+    // Syncing the settings file here would mark every job missing from it as removed,
+    // behind the back of a server that may use another file. Only a database that has
+    // no jobs at all is seeded from the settings.
+    if store.jobs().await?.is_empty() {
+        store.sync_jobs(&settings.jobs, chrono::Utc::now()).await?;
+    } else if store.job_by_name(job).await?.is_none() && settings.jobs.iter().any(|j| j.name == job)
+    {
+        anyhow::bail!(
+            "job {job:?} is in the settings file but not in the database yet: start `batchboard serve` with this file once"
+        );
+    }
     let (writer, writer_task) = Writer::start(store.clone());
     let parts = SchedulerParts {
         store: store.clone(),

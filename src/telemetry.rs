@@ -3,7 +3,7 @@
 //! into its log whatever `RUST_LOG` says.
 
 use std::io::IsTerminal;
-use std::sync::Once;
+use std::sync::{Arc, Once, RwLock};
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
@@ -81,16 +81,34 @@ where
         .with(CaptureGate::new(stdout_max))
 }
 
+/// The redaction rules stdout follows; the built-in ones until the settings are read.
+static STDOUT_REDACTION: RwLock<Option<Arc<RunLogPolicy>>> = RwLock::new(None);
+
+/// Makes stdout hide the settings' extra secret-looking field names (`[runlog] redact`)
+/// as well as the built-in ones, as the run logs do.
+pub fn redact_on_stdout(policy: Arc<RunLogPolicy>) {
+    let mut current = STDOUT_REDACTION
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *current = Some(policy);
+}
+
 /// Field formatting for stdout that hides secret-looking fields the way run logs do,
 /// so a token a handler logs never reaches the terminal or a log collector either.
 fn redacting_fields()
 -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
     use tracing_subscriber::field::MakeExt as _;
-    let policy = std::sync::Arc::new(RunLogPolicy::default());
+    let built_in = Arc::new(RunLogPolicy::default());
     tracing_subscriber::fmt::format::debug_fn(move |writer, field, value| {
         if field.name() == "message" {
-            write!(writer, "{value:?}")
-        } else if policy.redacts(field.name()) {
+            return write!(writer, "{value:?}");
+        }
+        let policy = STDOUT_REDACTION
+            .read()
+            .ok()
+            .and_then(|current| current.clone())
+            .unwrap_or_else(|| Arc::clone(&built_in));
+        if policy.redacts(field.name()) {
             write!(writer, "{field}={REDACTED}")
         } else {
             write!(writer, "{field}={value:?}")

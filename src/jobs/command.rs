@@ -13,9 +13,10 @@
 //!
 //! # Stopping
 //!
-//! When the run is cancelled (or times out) the program is killed. Only the program
-//! itself receives the signal: a shell script should `exec` its last long-running
-//! command so that it is the one killed.
+//! The program runs in a process group of its own. A Ctrl-C at Batchboard's terminal
+//! therefore does not reach it: Batchboard's own shutdown decides when it stops, after
+//! the grace period. When the run is cancelled (or times out, or the grace period ends)
+//! the whole group is killed, so a script and everything it started stop together.
 
 use std::collections::BTreeMap;
 use std::process::{ExitStatus, Stdio};
@@ -91,6 +92,8 @@ impl JobHandler for CommandHandler {
             .stderr(Stdio::piped())
             // A run that is dropped (timeout, shutdown) must not leave the program behind.
             .kill_on_drop(true);
+        #[cfg(unix)]
+        command.process_group(0);
         if let Some(cwd) = &params.cwd {
             command.current_dir(cwd);
         }
@@ -116,6 +119,7 @@ impl JobHandler for CommandHandler {
             () = ctx.cancelled() => {
                 // Kill and reap now rather than leaving it to the drop, so the process is
                 // gone by the time the run is recorded as cancelled.
+                kill_process_group(&child);
                 if let Err(error) = child.kill().await {
                     warn!(%error, "could not kill the program");
                 }
@@ -287,6 +291,22 @@ async fn read_capped_line(
     }
 }
 
+/// Kills the program's process group: the program and whatever it started.
+#[cfg(unix)]
+fn kill_process_group(child: &tokio::process::Child) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+        return; // already reaped
+    };
+    if let Err(error) = killpg(Pid::from_raw(pid), Signal::SIGKILL) {
+        warn!(%error, "could not kill the program's process group");
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_process_group(_child: &tokio::process::Child) {}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -405,6 +425,52 @@ mod tests {
             error.to_string().contains("no-such-program-batchboard"),
             "{error}"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn cancelling_the_run_kills_what_the_program_started_too() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pid_file = dir.path().join("grandchild.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let cancel = CancellationToken::new();
+        let ctx = context(cancel.clone());
+        let run = tokio::spawn(async move { CommandHandler.run(sh(&script), ctx).await });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let grandchild = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+            {
+                break pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the script never started its child"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        cancel.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("stops")
+            .expect("joins");
+        assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
+        // The orphaned `sleep` is reaped by init a moment after the kill.
+        let alive = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(grandchild) {
+            assert!(
+                Instant::now() < deadline,
+                "the script's child {grandchild} survived the cancellation"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

@@ -68,7 +68,7 @@ pub fn demo_jobs() -> Vec<JobSettings> {
                 "inventory-sync",
                 "demo_inventory",
                 "checks stock levels against a pretend supplier; about one run in ten \
-                 times out and is retried",
+                 fails (the supplier API times out) and is retried",
             )
         },
         JobSettings {

@@ -443,3 +443,24 @@ fn library_plumbing_is_captured_from_info_up_only() {
         .collect();
     assert_eq!(messages, ["slow statement", "the handler's own detail"]);
 }
+
+#[test]
+fn stdout_follows_the_configured_extra_redactions() {
+    crate::telemetry::redact_on_stdout(Arc::new(RunLogPolicy::new(10, &["ssn".to_owned()])));
+    let stdout = SharedBuffer::default();
+    let stack = crate::telemetry::subscriber(EnvFilter::new("info"), stdout.clone(), false);
+    with_default(stack, || {
+        tracing::info!(
+            customer_ssn = "123-45-6789",
+            password = "hunter2",
+            "looked up"
+        );
+    });
+    let stdout = stdout.text();
+    assert!(stdout.contains("customer_ssn=[redacted]"), "{stdout}");
+    assert!(stdout.contains("password=[redacted]"), "{stdout}");
+    assert!(
+        !stdout.contains("6789") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+}

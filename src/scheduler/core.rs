@@ -819,7 +819,9 @@ impl Core {
         let _ = self.events.send(SchedulerEvent::ShuttingDown);
         let running = self.live.len();
         if running > 0 {
-            tracing::info!(running, grace = %self.shutdown_grace, "waiting for running runs to finish");
+            let grace =
+                crate::schedule::format_duration(self.shutdown_grace.to_std().unwrap_or_default());
+            tracing::info!(running, %grace, "waiting for running runs to finish");
         }
         let deadline = now_of(&self.clock) + self.shutdown_grace;
         tokio::select! {
