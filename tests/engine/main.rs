@@ -3,5 +3,6 @@
 
 mod restart;
 mod scheduler;
+mod schedules;
 mod store;
 mod support;
