@@ -1,32 +1,32 @@
 //! What the handler tests share: a context for one run, a collector of tracing events,
-//! and a store that only knows how to prune.
+//! and real SQLite stores.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
-use crate::clock::SystemClock;
-use crate::job::{JobContext, JobSettings, RunCounters};
-use crate::store::{
-    BatchResult, JobRecord, LogLine, PruneReport, RunFilter, RunRecord, SharedStore, Store,
-    StoreResult, WriteBatch,
-};
+use crate::clock::{SharedClock, SystemClock};
+use crate::job::{JobContext, RunCounters};
+use crate::store::SharedStore;
 
 /// A context for run 1 of a job named `test-job`, on the system clock.
 pub fn context(cancel: CancellationToken) -> JobContext {
+    context_on(cancel, Arc::new(SystemClock))
+}
+
+/// A context for run 1 of a job named `test-job`, on `clock`.
+pub fn context_on(cancel: CancellationToken, clock: SharedClock) -> JobContext {
     JobContext::new(
         "test-job".parse().expect("a valid name"),
         1,
         1,
-        Utc::now(),
+        clock.now(),
         cancel,
         Arc::new(RunCounters::default()),
-        Arc::new(SystemClock),
+        clock,
     )
 }
 
@@ -93,97 +93,27 @@ impl Visit for FieldVisitor {
     }
 }
 
-/// The arguments of one `prune_runs` call: cutoff, keep per job, batch size.
-pub type PruneCall = (Option<DateTime<Utc>>, Option<u32>, u32);
-
-/// A store holding `runs` finished runs of 10 log lines each, that prunes them in
-/// batches and records each call; every other method is unreachable in these tests.
-pub struct PruneOnlyStore {
-    pub remaining: Mutex<u64>,
-    pub calls: Mutex<Vec<PruneCall>>,
+/// A migrated store on a SQLite file in a fresh temporary directory; the directory (and
+/// the file) lives as long as the returned guard.
+pub async fn temp_store() -> (tempfile::TempDir, SharedStore) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = crate::store::connect(&url)
+        .await
+        .expect("the database opens and migrates");
+    (dir, store)
 }
 
-impl PruneOnlyStore {
-    pub fn with_runs(runs: u64) -> Arc<Self> {
-        Arc::new(Self {
-            remaining: Mutex::new(runs),
-            calls: Mutex::new(Vec::new()),
-        })
-    }
-}
-
-/// A store for building the registry in tests that never run `prune_history`.
+/// A store for building the registry in tests that never run `prune_history`: an
+/// in-memory SQLite database that is never opened.
+///
+/// `store::open` starts the connection pool's upkeep task, which needs a tokio runtime
+/// even though nothing connects; these tests are synchronous, so a runtime is entered
+/// just for the call. Dropping it drops that task, which an unused store never misses.
 pub fn unused_store() -> SharedStore {
-    PruneOnlyStore::with_runs(0)
-}
-
-#[async_trait]
-impl Store for PruneOnlyStore {
-    fn backend(&self) -> &'static str {
-        "prune-only"
-    }
-
-    async fn prune_runs(
-        &self,
-        older_than: Option<DateTime<Utc>>,
-        keep_per_job: Option<u32>,
-        batch_size: u32,
-    ) -> StoreResult<PruneReport> {
-        self.calls
-            .lock()
-            .expect("calls lock")
-            .push((older_than, keep_per_job, batch_size));
-        let mut remaining = self.remaining.lock().expect("remaining lock");
-        let deleted = (*remaining).min(u64::from(batch_size));
-        *remaining -= deleted;
-        Ok(PruneReport {
-            runs_deleted: deleted,
-            log_lines_deleted: deleted * 10,
-        })
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        unreachable!("not used by handlers")
-    }
-    async fn sync_jobs(&self, _: &[JobSettings], _: DateTime<Utc>) -> StoreResult<Vec<JobRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn job_by_name(&self, _: &str) -> StoreResult<Option<JobRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn set_next_run(&self, _: i64, _: Option<DateTime<Utc>>) -> StoreResult<bool> {
-        unreachable!("not used by handlers")
-    }
-    async fn set_paused(
-        &self,
-        _: i64,
-        _: bool,
-        _: Option<DateTime<Utc>>,
-    ) -> StoreResult<JobRecord> {
-        unreachable!("not used by handlers")
-    }
-    async fn write_batch(&self, _: WriteBatch) -> StoreResult<BatchResult> {
-        unreachable!("not used by handlers")
-    }
-    async fn running_runs(&self) -> StoreResult<Vec<RunRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn pending_retries(&self) -> StoreResult<Vec<RunRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn run(&self, _: i64) -> StoreResult<Option<RunRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn runs(&self, _: &RunFilter) -> StoreResult<Vec<RunRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn latest_runs(&self) -> StoreResult<std::collections::HashMap<i64, RunRecord>> {
-        unreachable!("not used by handlers")
-    }
-    async fn run_logs(&self, _: i64, _: Option<i64>, _: u32) -> StoreResult<Vec<(i64, LogLine)>> {
-        unreachable!("not used by handlers")
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    crate::store::open("sqlite::memory:").expect("a valid URL")
 }
