@@ -221,6 +221,14 @@ impl JobSpec {
         if max_backoff < backoff {
             errors.add("max_backoff", "max_backoff cannot be shorter than backoff");
         }
+        if let Some(Schedule::Every(interval)) = &schedule {
+            if !jitter.is_zero() && jitter >= interval.as_std() {
+                errors.add(
+                    "jitter",
+                    format!("jitter must be shorter than the interval ({interval})"),
+                );
+            }
+        }
         let max_attempts = settings.max_attempts.unwrap_or(defaults.max_attempts);
         if !(1..=100).contains(&max_attempts) {
             errors.add("max_attempts", "max_attempts must be between 1 and 100");
@@ -317,6 +325,24 @@ mod tests {
         assert!(error.fields.contains_key("name"));
         assert!(error.fields["concurrency"].contains("forbid, allow or replace"));
         assert!(error.fields.contains_key("max_attempts"));
+    }
+
+    #[test]
+    fn jitter_must_be_shorter_than_the_interval() {
+        let jittery = JobSettings {
+            jitter: Some("5m".into()),
+            ..settings()
+        };
+        let error = JobSpec::from_settings(&jittery).expect_err("invalid");
+        assert_eq!(
+            error.fields["jitter"],
+            "jitter must be shorter than the interval (5m)"
+        );
+        let fine = JobSettings {
+            jitter: Some("4m".into()),
+            ..settings()
+        };
+        assert!(JobSpec::from_settings(&fine).is_ok());
     }
 
     #[test]

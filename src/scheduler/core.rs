@@ -311,7 +311,12 @@ impl Core {
                 tracing::info!(job = %job.name, missed = %missed, "running a missed fire once");
                 self.queue_fire(record.id, missed, true);
             }
-            _ => {
+            Some(missed) => {
+                // `skip`: wait for the next slot, on the schedule's grid.
+                let next = policy::next_fire(schedule, missed, now);
+                self.set_next(record.id, next).await?;
+            }
+            None => {
                 let next = schedule.next_after(now);
                 self.set_next(record.id, next).await?;
             }

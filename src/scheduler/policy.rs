@@ -17,9 +17,17 @@ pub fn next_fire(
 ) -> Option<DateTime<Utc>> {
     let next = schedule.next_after(nominal)?;
     if next > now {
-        Some(next)
-    } else {
-        schedule.next_after(now)
+        return Some(next);
+    }
+    match schedule {
+        // Stay on the interval's grid: the first slot `nominal + k × interval` after now.
+        Schedule::Every(interval) => {
+            let step = interval.as_chrono().num_microseconds()?.max(1);
+            let behind = (now - nominal).num_microseconds()?;
+            let slots = behind / step + 1;
+            nominal.checked_add_signed(chrono::Duration::microseconds(step.checked_mul(slots)?))
+        }
+        Schedule::Cron(_) => schedule.next_after(now),
     }
 }
 
@@ -124,10 +132,16 @@ mod tests {
     }
 
     #[test]
-    fn missed_slots_are_not_replayed() {
+    fn missed_slots_are_not_replayed_and_the_grid_is_kept() {
+        let one_minute = every("1m");
         assert_eq!(
-            next_fire(&every("1m"), at(10, 0, 0), at(10, 7, 30)),
-            Some(at(10, 8, 30))
+            next_fire(&one_minute, at(10, 0, 0), at(10, 7, 30)),
+            Some(at(10, 8, 0))
+        );
+        // Exactly on a slot: that slot is now, so the next one is a minute later.
+        assert_eq!(
+            next_fire(&one_minute, at(10, 0, 0), at(10, 7, 0)),
+            Some(at(10, 8, 0))
         );
     }
 

@@ -61,9 +61,10 @@ impl SqliteStore {
             .pragma("cache_size", "-4096");
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
-            // An in-memory database lives only as long as a connection to it: keep one
-            // open for good. Harmless for a file.
-            .min_connections(1)
+            // No connection is opened before the first query (`open` promises not to
+            // touch the file); once opened, connections are kept for good, which also
+            // keeps an in-memory database alive.
+            .min_connections(0)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_lazy_with(options);

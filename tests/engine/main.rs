@@ -1,6 +1,7 @@
 //! Integration tests of the engine against real SQLite files. One test binary with
 //! modules, so the crate is linked once.
 
+mod cli;
 mod restart;
 mod scheduler;
 mod schedules;

@@ -392,7 +392,7 @@ async fn after_downtime_run_once_fires_a_single_catch_up_run() {
         .await
         .expect("loads")
         .expect("exists");
-    assert_eq!(record.next_run_at, Some(t0() + secs(6 * 3600 + 1800)));
+    assert_eq!(record.next_run_at, Some(t0() + secs(6 * 3600)));
     engine.stop().await;
 }
 
@@ -412,7 +412,7 @@ async fn after_downtime_skip_waits_for_the_next_slot() {
         .await
         .expect("loads")
         .expect("exists");
-    assert_eq!(record.next_run_at, Some(t0() + secs(6 * 3600 + 1800)));
+    assert_eq!(record.next_run_at, Some(t0() + secs(6 * 3600)));
     engine.stop().await;
 }
 

@@ -133,7 +133,7 @@ impl Engine {
         jobs: &[JobSettings],
         config: SchedulerConfig,
     ) -> Engine {
-        batchboard::telemetry::init();
+        batchboard::telemetry::init_for_tests();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store = store::connect(&url).await.expect("the database opens");
         store

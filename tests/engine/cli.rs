@@ -1,0 +1,116 @@
+//! The `batchboard` command line, run as a real process.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn batchboard(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_batchboard"))
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "BATCHBOARD_DATABASE_URL",
+            format!("sqlite://{}", dir.join("cli.db").display()),
+        )
+        .env_remove("BATCHBOARD_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the batchboard binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const VALID: &str = r#"
+[[jobs]]
+name = "say-hello"
+handler = "command"
+every = "1h"
+params = { program = "sh", args = ["-c", "echo hello; echo 'BATCHBOARD checked=4 updated=1'"] }
+"#;
+
+const INVALID: &str = r#"
+[[jobs]]
+name = "too-fast"
+handler = "command"
+every = "500ms"
+params = { program = "true" }
+
+[[jobs]]
+name = "mystery"
+handler = "no_such_handler"
+every = "1m"
+"#;
+
+#[test]
+fn an_invalid_settings_file_is_refused_naming_file_job_and_field_without_touching_the_database() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = dir.path().join("bad.toml");
+    std::fs::write(&settings, INVALID).expect("written");
+    let settings = settings.to_str().expect("a UTF-8 path");
+    for args in [
+        vec!["check-config", settings],
+        vec!["--config", settings, "serve"],
+    ] {
+        let output = batchboard(dir.path(), &args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("bad.toml: job \"too-fast\": every:"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("job \"mystery\": handler:"), "{stderr}");
+        assert!(
+            !dir.path().join("cli.db").exists(),
+            "{args:?} created the database"
+        );
+    }
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("good.toml"), VALID).expect("written");
+    let output = batchboard(dir.path(), &["check-config", "good.toml"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("1 jobs, all valid"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(!dir.path().join("cli.db").exists());
+}
+
+#[test]
+fn run_records_one_run_and_jobs_lists_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("batchboard.toml"), VALID).expect("written");
+    let migrate = batchboard(dir.path(), &["migrate"]);
+    assert!(migrate.status.success(), "{}", text(&migrate.stderr));
+
+    let run = batchboard(dir.path(), &["run", "say-hello"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("run 1 of say-hello: succeeded"), "{stdout}");
+    assert!(stdout.contains("4 checked, 1 updated"), "{stdout}");
+
+    let jobs = batchboard(dir.path(), &["jobs"]);
+    assert!(jobs.status.success(), "{}", text(&jobs.stderr));
+    let listing = text(&jobs.stdout);
+    let line = listing
+        .lines()
+        .find(|line| line.starts_with("say-hello"))
+        .expect("the job is listed");
+    assert!(
+        line.contains("every 1h") && line.contains("#1 succeeded"),
+        "{listing}"
+    );
+
+    let unknown = batchboard(dir.path(), &["run", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no job named \"nope\""),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
