@@ -290,3 +290,59 @@ impl JobRecord {
         serde_json::from_value(serde_json::Value::Object(merged))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(overrides: serde_json::Value) -> JobRecord {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        JobRecord {
+            id: 1,
+            name: "sync".into(),
+            defaults: JobSettings {
+                name: "sync".into(),
+                handler: "command".into(),
+                cron: Some("0 3 * * *".into()),
+                timezone: Some("Europe/Berlin".into()),
+                max_attempts: Some(5),
+                ..JobSettings::default()
+            },
+            overrides: overrides.as_object().cloned().unwrap_or_default(),
+            paused: false,
+            removed_at: None,
+            next_run_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn overrides_win_over_file_defaults() {
+        let settings = record(serde_json::json!({"max_attempts": 2}))
+            .effective_settings()
+            .expect("valid");
+        assert_eq!(settings.max_attempts, Some(2));
+        assert_eq!(settings.cron.as_deref(), Some("0 3 * * *"));
+    }
+
+    #[test]
+    fn an_overridden_schedule_replaces_the_whole_default_schedule() {
+        let settings = record(serde_json::json!({"every": "5m"}))
+            .effective_settings()
+            .expect("valid");
+        assert_eq!(
+            (settings.every.as_deref(), settings.cron, settings.timezone),
+            (Some("5m"), None, None)
+        );
+    }
+
+    #[test]
+    fn a_null_override_clears_a_default() {
+        let settings = record(serde_json::json!({"max_attempts": null}))
+            .effective_settings()
+            .expect("valid");
+        assert_eq!(settings.max_attempts, None);
+    }
+}
