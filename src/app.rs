@@ -23,6 +23,7 @@ pub struct Application {
     scheduler_task: JoinHandle<()>,
     writer_task: JoinHandle<()>,
     listener: Option<tokio::net::TcpListener>,
+    router: Option<axum::Router>,
     address: Option<SocketAddr>,
     jobs_source: String,
 }
@@ -35,6 +36,8 @@ pub struct Options {
     pub clock: SharedClock,
     /// Whether to open the HTTP listener (the CLI's one-off commands do not).
     pub serve_http: bool,
+    /// Cookies, static files.
+    pub web: web::WebConfig,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             handlers: Box::new(|builder| builder),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             serve_http: true,
+            web: web::WebConfig::default(),
         }
     }
 }
@@ -94,7 +98,7 @@ impl Application {
         let parts = SchedulerParts {
             store: store.clone(),
             writer,
-            registry,
+            registry: registry.clone(),
             clock: options.clock,
             config: scheduler_config(&settings),
         };
@@ -102,14 +106,23 @@ impl Application {
         let (scheduler, scheduler_task) = scheduler::start(parts)
             .await
             .context("starting the scheduler")?;
-        let (listener, address) = if options.serve_http {
+        let (listener, router, address) = if options.serve_http {
+            let state = web::AppState {
+                store: store.clone(),
+                scheduler: scheduler.clone(),
+                registry,
+                config: std::sync::Arc::new(options.web),
+            };
+            let router = web::router(state)
+                .await
+                .context("preparing the web server")?;
             let listener = tokio::net::TcpListener::bind(settings.bind)
                 .await
                 .with_context(|| format!("binding {}", settings.bind))?;
             let address = listener.local_addr().context("reading the bound address")?;
-            (Some(listener), Some(address))
+            (Some(listener), Some(router), Some(address))
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(Self {
             store,
@@ -117,6 +130,7 @@ impl Application {
             scheduler_task,
             writer_task,
             listener,
+            router,
             address,
             jobs_source,
         })
@@ -152,21 +166,22 @@ impl Application {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let state = web::AppState {
-            store: self.store.clone(),
-            scheduler: self.scheduler.clone(),
-        };
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = self.listener.take().map(|listener| {
-            let router = web::router(state);
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = http_stopped.await;
-                    })
-                    .await
-            })
-        });
+        let server = self
+            .listener
+            .take()
+            .zip(self.router.take())
+            .map(|(listener, router)| {
+                // The peer address feeds the per-address sign-in throttle.
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(async move {
+                            let _ = http_stopped.await;
+                        })
+                        .await
+                })
+            });
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_http.send(());

@@ -1,0 +1,105 @@
+//! One error type for every web handler. Each variant maps to a status; `Internal` logs
+//! its cause and shows the user nothing of it. Pages get an HTML error page, the JSON
+//! API (`/api/…`) a JSON body, so a handler only says what went wrong.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// What went wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// Not signed in.
+    #[error("sign in to continue")]
+    Unauthorized,
+    /// Signed in, but the role does not allow this.
+    #[error("your role does not allow this")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    /// An optimistic-concurrency conflict or a state that forbids the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input: a summary and a message per field.
+    #[error("{error}")]
+    Invalid {
+        error: String,
+        fields: BTreeMap<String, String>,
+    },
+    /// A malformed request (not a validation problem).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Anything else; the cause is logged, never shown.
+    #[error("something went wrong on our side")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error as the API's JSON: `{"error": "...", "fields": {...}}`.
+    pub fn into_json_response(self) -> Response {
+        self.log();
+        let fields = match &self {
+            Self::Invalid { fields, .. } => serde_json::to_value(fields).unwrap_or_default(),
+            _ => serde_json::json!({}),
+        };
+        let body = serde_json::json!({ "error": self.to_string(), "fields": fields });
+        (self.status(), axum::Json(body)).into_response()
+    }
+
+    fn log(&self) {
+        if let Self::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for WebError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Conflict => Self::Conflict(error.to_string()),
+            crate::store::StoreError::NotFound => Self::NotFound("not found".into()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: String,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            message: self.to_string(),
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, self.to_string()).into_response(),
+        }
+    }
+}
+
+/// The result of a web handler.
+pub type WebResult<T> = Result<T, WebError>;
