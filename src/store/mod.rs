@@ -5,6 +5,7 @@
 //! `UPDATE … FROM (VALUES …)`); each backend has its own migrations under `migrations/`.
 
 mod model;
+mod reads;
 pub mod sqlite;
 pub mod writer;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
 pub use model::*;
+pub use reads::*;
 
 /// What can go wrong in the store. Callers show the user [`StoreError::Conflict`] and
 /// [`StoreError::NotFound`]; the rest is logged and shown as an internal error.
@@ -114,6 +116,29 @@ pub trait Store: Send + Sync + 'static {
         keep_per_job: Option<u32>,
         batch_size: u32,
     ) -> StoreResult<PruneReport>;
+
+    // Console reads (pages): aggregates whose cost does not grow with the number of jobs
+    // shown, so the dashboard is a constant number of queries.
+
+    /// How many runs started at or after `since`, by status (statuses without runs are
+    /// absent).
+    async fn status_counts_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<std::collections::HashMap<RunStatus, u64>>;
+
+    /// The runs of the jobs `job_ids` that started at or after `since`, counted by job,
+    /// by `width`-long bucket (see [`OutcomeBucket::bucket`]) and by status.
+    async fn outcome_buckets(
+        &self,
+        job_ids: &[i64],
+        since: DateTime<Utc>,
+        width: chrono::Duration,
+    ) -> StoreResult<Vec<OutcomeBucket>>;
+
+    /// Every attempt of the retry chain whose first attempt is run `first_run_id`, that
+    /// run included (when it still exists), oldest first.
+    async fn run_chain(&self, first_run_id: i64) -> StoreResult<Vec<RunRecord>>;
 }
 
 /// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:

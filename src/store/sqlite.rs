@@ -9,6 +9,7 @@
 
 mod batch;
 mod prune;
+mod reads;
 mod rows;
 
 use std::collections::{HashMap, HashSet};
@@ -330,5 +331,25 @@ impl Store for SqliteStore {
         batch_size: u32,
     ) -> StoreResult<PruneReport> {
         prune::prune_runs(&self.pool, older_than, keep_per_job, batch_size).await
+    }
+
+    async fn status_counts_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<HashMap<RunStatus, u64>> {
+        reads::status_counts_since(&self.pool, since).await
+    }
+
+    async fn outcome_buckets(
+        &self,
+        job_ids: &[i64],
+        since: DateTime<Utc>,
+        width: chrono::Duration,
+    ) -> StoreResult<Vec<OutcomeBucket>> {
+        reads::outcome_buckets(&self.pool, job_ids, since, width).await
+    }
+
+    async fn run_chain(&self, first_run_id: i64) -> StoreResult<Vec<RunRecord>> {
+        reads::run_chain(&self.pool, first_run_id).await
     }
 }

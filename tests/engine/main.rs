@@ -2,6 +2,7 @@
 //! modules, so the crate is linked once.
 
 mod cli;
+mod reads_store;
 mod restart;
 mod scheduler;
 mod schedules;

@@ -1,0 +1,21 @@
+//! Shapes of the console's aggregate reads (the dashboard and the run page).
+
+use chrono::{DateTime, Utc};
+
+use super::RunStatus;
+
+/// How many runs of one job, with one status, started in one time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeBucket {
+    pub job_id: i64,
+    /// The bucket's number, counted from the window's start: bucket `n` holds the runs
+    /// that started in `[since + n × width, since + (n + 1) × width)`.
+    pub bucket: u32,
+    pub status: RunStatus,
+    pub runs: u32,
+}
+
+/// The start of bucket `bucket` of a window that starts at `since`.
+pub fn bucket_start(since: DateTime<Utc>, width: chrono::Duration, bucket: u32) -> DateTime<Utc> {
+    since + width * i32::try_from(bucket).unwrap_or(i32::MAX)
+}

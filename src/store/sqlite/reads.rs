@@ -1,0 +1,83 @@
+//! The console's aggregate reads on SQLite.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::rows::{RUN_COLUMNS, RunRow, decode_all, micros};
+use crate::store::{OutcomeBucket, RunRecord, RunStatus, StoreError, StoreResult};
+
+/// Job ids per `IN (…)` list, well under SQLite's limit on bound parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Runs started at or after `since`, by status: one range of `runs_by_start`.
+pub(super) async fn status_counts_since(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+) -> StoreResult<HashMap<RunStatus, u64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM runs WHERE started_at >= $1 GROUP BY status")
+            .bind(micros(since))
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|(status, count)| {
+            let status = status.parse::<RunStatus>().map_err(StoreError::Decode)?;
+            Ok((status, u64::try_from(count).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// The runs of `job_ids` since `since`, counted per job, bucket and status: one range of
+/// `runs_by_job_start` per job.
+pub(super) async fn outcome_buckets(
+    pool: &SqlitePool,
+    job_ids: &[i64],
+    since: DateTime<Utc>,
+    width: chrono::Duration,
+) -> StoreResult<Vec<OutcomeBucket>> {
+    let width_micros = width.num_microseconds().unwrap_or(i64::MAX).max(1);
+    let mut buckets = Vec::new();
+    for ids in job_ids.chunks(IDS_PER_STATEMENT) {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT job_id, (started_at - ");
+        sql.push_bind(micros(since))
+            .push(") / ")
+            .push_bind(width_micros)
+            .push(" AS bucket, status, COUNT(*) FROM runs WHERE started_at >= ")
+            .push_bind(micros(since))
+            .push(" AND job_id IN (");
+        let mut list = sql.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        sql.push(") GROUP BY job_id, bucket, status");
+        let rows: Vec<(i64, i64, String, i64)> = sql.build_query_as().fetch_all(pool).await?;
+        for (job_id, bucket, status, runs) in rows {
+            buckets.push(OutcomeBucket {
+                job_id,
+                bucket: u32::try_from(bucket).unwrap_or(u32::MAX),
+                status: status.parse::<RunStatus>().map_err(StoreError::Decode)?,
+                runs: u32::try_from(runs).unwrap_or(u32::MAX),
+            });
+        }
+    }
+    Ok(buckets)
+}
+
+/// The first attempt and every later attempt pointing at it, oldest first.
+pub(super) async fn run_chain(pool: &SqlitePool, first_run_id: i64) -> StoreResult<Vec<RunRecord>> {
+    // Two index probes (the primary key, and `runs_by_first_run`) rather than one `OR`,
+    // which SQLite may answer with a scan.
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE runs.id = $1 \
+         UNION ALL \
+         SELECT {RUN_COLUMNS} FROM runs WHERE runs.first_run_id = $1 AND runs.id <> $1 \
+         ORDER BY 1"
+    );
+    let rows = sqlx::query_as::<_, RunRow>(&sql)
+        .bind(first_run_id)
+        .fetch_all(pool)
+        .await?;
+    decode_all(rows)
+}
