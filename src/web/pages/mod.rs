@@ -1,6 +1,12 @@
 //! The console's pages. Each module owns its routes, handlers and view structs; its
 //! templates live in `templates/` under the same name (partials end in `_partial.html`).
 
+pub mod chrome;
+pub mod dashboard;
+pub mod job;
+pub mod run;
+pub mod svg;
+
 use axum::Router;
 
 use super::AppState;
@@ -8,4 +14,7 @@ use super::AppState;
 /// Every page route.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(dashboard::routes())
+        .merge(job::routes())
+        .merge(run::routes())
 }

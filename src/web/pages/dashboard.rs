@@ -1,0 +1,533 @@
+//! The dashboard (`GET /`): counts, then every job in one table with its state, last and
+//! next run, live progress and a 24-hour outcome strip. Filters and the page live in the
+//! URL; htmx polls the same URL and swaps only the table (and the counts, out of band).
+//!
+//! A constant number of queries whatever the number of jobs: jobs, latest runs, running
+//! runs, the day's status counts, and the outcome buckets of the jobs on this page.
+
+use std::collections::{BTreeSet, HashMap};
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde::Deserialize;
+
+use super::chrome::{
+    Badge, Chrome, TimeView, encode, format_ms, is_failure, is_htmx, non_empty, query_string,
+};
+use super::svg::{BucketCounts, outcome_strip};
+use crate::schedule::Schedule;
+use crate::store::{JobRecord, RunRecord, RunStatus};
+use crate::web::AppState;
+use crate::web::auth::CurrentUser;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::WebResult;
+
+/// Jobs per page.
+pub const PAGE_SIZE: usize = 50;
+/// The strip's buckets: 24 of one hour.
+const STRIP_BUCKETS: usize = 24;
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/", get(dashboard))
+}
+
+/// The filters and page, as in the URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DashboardQuery {
+    /// Name contains (case-insensitive).
+    pub q: Option<String>,
+    pub handler: Option<String>,
+    /// One of [`STATES`]' values.
+    pub state: Option<String>,
+    /// Keyset: jobs whose name sorts after this.
+    pub after: Option<String>,
+}
+
+/// The state filter's choices: value, text.
+pub const STATES: [(&str, &str); 6] = [
+    ("enabled", "Enabled"),
+    ("paused", "Paused"),
+    ("running", "Running"),
+    ("attention", "Needs attention"),
+    ("disabled", "Disabled"),
+    ("removed", "Removed"),
+];
+
+/// The counts at the top.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub running: usize,
+    pub failed_24h: u64,
+    pub attention: usize,
+}
+
+/// The filter form's values.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub q: String,
+    pub handler: String,
+    pub state: String,
+    /// Each handler, and whether it is the one chosen.
+    pub handlers: Vec<(String, bool)>,
+    /// Each state's value, text, and whether it is the one chosen.
+    pub states: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// A running job's progress.
+#[derive(Debug, Clone)]
+pub struct ProgressView {
+    pub value: u64,
+    pub max: Option<u64>,
+    pub text: String,
+}
+
+/// A job's last run, in brief.
+#[derive(Debug, Clone)]
+pub struct LastRunView {
+    pub run_id: i64,
+    pub badge: Badge,
+    pub when: TimeView,
+    pub duration: String,
+    pub checked: i64,
+    pub updated: i64,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub name: String,
+    /// The name percent-encoded for the link.
+    pub name_url: String,
+    pub handler: String,
+    pub schedule: String,
+    pub state: Badge,
+    pub last: Option<LastRunView>,
+    pub next: Option<TimeView>,
+    pub progress: Option<ProgressView>,
+    /// Server-drawn SVG; holds no user text.
+    pub strip_svg: String,
+}
+
+/// The table and its paging links.
+#[derive(Debug, Clone, Default)]
+pub struct TableView {
+    pub rows: Vec<JobRow>,
+    /// This view's URL, polled by htmx.
+    pub refresh_url: String,
+    pub next_url: Option<String>,
+    pub first_url: Option<String>,
+}
+
+/// The full page.
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub chrome: Chrome,
+    pub counts: Counts,
+    pub filters: Filters,
+    pub table: TableView,
+    pub oob: bool,
+}
+
+/// The table alone (htmx), with the counts swapped out of band.
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard_table_partial.html")]
+pub struct DashboardTable {
+    pub counts: Counts,
+    pub table: TableView,
+    pub oob: bool,
+}
+
+async fn dashboard(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Query(query): Query<DashboardQuery>,
+) -> WebResult<Response> {
+    let now = Utc::now();
+    let jobs = state.store.jobs().await?;
+    let latest = state.store.latest_runs().await?;
+    let running = state.store.running_runs().await?;
+    let since = day_start(now);
+    let status_counts = state.store.status_counts_since(since).await?;
+
+    let facts = JobFacts::new(&latest, &running);
+    let counts = Counts {
+        running: running.len(),
+        failed_24h: status_counts
+            .iter()
+            .filter(|(status, _)| is_failure(**status))
+            .map(|(_, count)| count)
+            .sum(),
+        attention: jobs
+            .iter()
+            .filter(|job| facts.needs_attention(job.id))
+            .count(),
+    };
+    let handlers: BTreeSet<String> = jobs
+        .iter()
+        .map(|job| job.defaults.handler.clone())
+        .collect();
+
+    let page: Vec<&JobRecord> = select_page(&jobs, &query, &facts);
+    let has_more = page.len() > PAGE_SIZE;
+    let page = &page[..page.len().min(PAGE_SIZE)];
+
+    let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
+    let buckets = state
+        .store
+        .outcome_buckets(&ids, since, Duration::hours(1))
+        .await?;
+    let mut strips: HashMap<i64, Vec<BucketCounts>> = HashMap::new();
+    for bucket in buckets {
+        let strip = strips
+            .entry(bucket.job_id)
+            .or_insert_with(|| vec![BucketCounts::default(); STRIP_BUCKETS]);
+        if let Some(cell) = strip.get_mut(bucket.bucket as usize) {
+            cell.add(bucket.status, bucket.runs);
+        }
+    }
+    let live = state.scheduler.live_runs();
+    let rows = page
+        .iter()
+        .map(|job| {
+            let progress = facts.running.get(&job.id).and_then(|run| {
+                let progress = live.get(run.id)?.progress();
+                Some(progress_view(progress))
+            });
+            let strip = strips
+                .remove(&job.id)
+                .unwrap_or_else(|| vec![BucketCounts::default(); STRIP_BUCKETS]);
+            job_row(job, &facts, progress, outcome_strip(&strip, since, 60))
+        })
+        .collect();
+
+    let (q, handler, state_filter) = (
+        non_empty(&query.q),
+        non_empty(&query.handler),
+        non_empty(&query.state),
+    );
+    let url = |after: Option<&str>| {
+        format!(
+            "/{}",
+            query_string(&[
+                ("q", q),
+                ("handler", handler),
+                ("state", state_filter),
+                ("after", after)
+            ])
+        )
+    };
+    let table = TableView {
+        refresh_url: url(non_empty(&query.after)),
+        next_url: has_more
+            .then(|| page.last().map(|job| url(Some(&job.name))))
+            .flatten(),
+        first_url: non_empty(&query.after).map(|_| url(None)),
+        rows,
+    };
+    if is_htmx(&headers) {
+        return Ok(DashboardTable {
+            counts,
+            table,
+            oob: true,
+        }
+        .into_response());
+    }
+    let filters = Filters {
+        q: q.unwrap_or_default().to_owned(),
+        handler: handler.unwrap_or_default().to_owned(),
+        state: state_filter.unwrap_or_default().to_owned(),
+        handlers: handlers
+            .into_iter()
+            .map(|h| {
+                let chosen = Some(h.as_str()) == handler;
+                (h, chosen)
+            })
+            .collect(),
+        states: STATES
+            .iter()
+            .map(|(value, text)| (*value, *text, Some(*value) == state_filter))
+            .collect(),
+    };
+    Ok(DashboardPage {
+        chrome: Chrome::new(user, csrf),
+        counts,
+        filters,
+        table,
+        oob: false,
+    }
+    .into_response())
+}
+
+/// The strip's window: the 24 whole hours up to the end of the current hour.
+fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+    hour - Duration::hours(STRIP_BUCKETS as i64 - 1)
+}
+
+/// What the store says about each job's runs.
+pub struct JobFacts<'a> {
+    latest: &'a HashMap<i64, RunRecord>,
+    running: HashMap<i64, &'a RunRecord>,
+}
+
+impl<'a> JobFacts<'a> {
+    pub fn new(latest: &'a HashMap<i64, RunRecord>, running: &'a [RunRecord]) -> Self {
+        Self {
+            latest,
+            running: running.iter().map(|run| (run.job_id, run)).collect(),
+        }
+    }
+
+    /// Whether the job's latest run is dead (retries exhausted).
+    pub fn needs_attention(&self, job_id: i64) -> bool {
+        self.latest
+            .get(&job_id)
+            .is_some_and(|run| run.status == RunStatus::Dead)
+    }
+
+    /// The job's state: its filter value and badge.
+    pub fn state(&self, job: &JobRecord) -> (&'static str, Badge) {
+        let enabled = job
+            .effective_settings()
+            .map(|settings| settings.enabled.unwrap_or(true))
+            .unwrap_or(true);
+        if job.removed_at.is_some() {
+            ("removed", Badge::new("removed", "muted"))
+        } else if self.running.contains_key(&job.id) {
+            ("running", Badge::new("running", "live"))
+        } else if self.needs_attention(job.id) {
+            ("attention", Badge::new("needs attention", "bad"))
+        } else if job.paused {
+            ("paused", Badge::new("paused", "warn"))
+        } else if !enabled {
+            ("disabled", Badge::new("disabled", "muted"))
+        } else {
+            ("enabled", Badge::new("enabled", "ok"))
+        }
+    }
+}
+
+/// The jobs matching the query, by name, from the keyset on: one more than a page, so
+/// the caller knows whether a next page exists.
+pub fn select_page<'a>(
+    jobs: &'a [JobRecord],
+    query: &DashboardQuery,
+    facts: &JobFacts<'_>,
+) -> Vec<&'a JobRecord> {
+    let needle = non_empty(&query.q).map(str::to_lowercase);
+    let handler = non_empty(&query.handler);
+    let state = non_empty(&query.state);
+    let after = non_empty(&query.after);
+    jobs.iter()
+        .filter(|job| after.is_none_or(|after| job.name.as_str() > after))
+        .filter(|job| {
+            needle
+                .as_deref()
+                .is_none_or(|n| job.name.to_lowercase().contains(n))
+        })
+        .filter(|job| handler.is_none_or(|h| job.defaults.handler == h))
+        .filter(|job| state.is_none_or(|s| facts.state(job).0 == s))
+        .take(PAGE_SIZE + 1)
+        .collect()
+}
+
+fn progress_view(progress: crate::job::Progress) -> ProgressView {
+    let text = match progress.total {
+        Some(total) if total > 0 => format!(
+            "{} of {} ({}%)",
+            progress.done,
+            total,
+            progress.done.min(total) * 100 / total
+        ),
+        _ => format!("{} checked, {} updated", progress.checked, progress.updated),
+    };
+    ProgressView {
+        value: progress.done,
+        max: progress.total.filter(|total| *total > 0),
+        text,
+    }
+}
+
+/// The plain-words schedule of a job's effective settings.
+pub fn describe_schedule(job: &JobRecord) -> String {
+    match job.effective_settings() {
+        Ok(settings) => Schedule::parse(
+            settings.every.as_deref(),
+            settings.cron.as_deref(),
+            settings.timezone.as_deref(),
+        )
+        .map(|schedule| schedule.describe())
+        .unwrap_or_else(|error| format!("invalid schedule: {error}")),
+        Err(_) => "unreadable settings".into(),
+    }
+}
+
+fn job_row(
+    job: &JobRecord,
+    facts: &JobFacts<'_>,
+    progress: Option<ProgressView>,
+    strip_svg: String,
+) -> JobRow {
+    let last = facts.latest.get(&job.id).map(|run| LastRunView {
+        run_id: run.id,
+        badge: Badge::status(run.status),
+        when: TimeView::new(run.started_at),
+        duration: run.duration_ms.map_or_else(|| "—".into(), format_ms),
+        checked: run.items_checked,
+        updated: run.items_updated,
+    });
+    JobRow {
+        name: job.name.clone(),
+        name_url: encode(&job.name),
+        handler: job.defaults.handler.clone(),
+        schedule: describe_schedule(job),
+        state: facts.state(job).1,
+        last,
+        next: job.next_run_at.map(TimeView::new),
+        progress,
+        strip_svg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobSettings;
+    use crate::web::auth::Role;
+
+    const HOSTILE: &str = "\"><img src=x onerror=alert(1)>";
+
+    pub(crate) fn record(id: i64, name: &str, handler: &str) -> JobRecord {
+        JobRecord {
+            id,
+            name: name.into(),
+            defaults: JobSettings {
+                name: name.into(),
+                handler: handler.into(),
+                every: Some("5m".into()),
+                ..JobSettings::default()
+            },
+            overrides: serde_json::Map::new(),
+            paused: false,
+            removed_at: None,
+            next_run_at: None,
+            version: 1,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn chrome() -> Chrome {
+        Chrome::new(
+            CurrentUser {
+                id: 1,
+                name: HOSTILE.into(),
+                role: Role::Viewer,
+            },
+            CsrfToken("tok".into()),
+        )
+    }
+
+    #[test]
+    fn the_page_keysets_by_name_and_filters_by_name_handler_and_state() {
+        let mut jobs: Vec<JobRecord> = (0..60)
+            .map(|i| record(i, &format!("job-{i:02}"), "demo"))
+            .collect();
+        jobs[3].paused = true;
+        jobs[4].defaults.handler = "http".into();
+        let latest = HashMap::new();
+        let facts = JobFacts::new(&latest, &[]);
+        let all = select_page(&jobs, &DashboardQuery::default(), &facts);
+        assert_eq!(all.len(), PAGE_SIZE + 1);
+        let after = DashboardQuery {
+            after: Some("job-49".into()),
+            ..Default::default()
+        };
+        let rest = select_page(&jobs, &after, &facts);
+        assert_eq!(rest.first().map(|j| j.name.as_str()), Some("job-50"));
+        assert_eq!(rest.len(), 10);
+        let paused = DashboardQuery {
+            state: Some("paused".into()),
+            ..Default::default()
+        };
+        assert_eq!(select_page(&jobs, &paused, &facts).len(), 1);
+        let http = DashboardQuery {
+            handler: Some("http".into()),
+            q: Some("JOB-0".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            select_page(&jobs, &http, &facts)
+                .iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>(),
+            vec![4]
+        );
+    }
+
+    #[test]
+    fn the_dashboard_escapes_job_names_handlers_and_filters() {
+        let job = record(1, HOSTILE, HOSTILE);
+        let latest = HashMap::new();
+        let facts = JobFacts::new(&latest, &[]);
+        let row = job_row(&job, &facts, None, String::new());
+        let page = DashboardPage {
+            chrome: chrome(),
+            counts: Counts::default(),
+            filters: Filters {
+                q: HOSTILE.into(),
+                handlers: vec![(HOSTILE.into(), true)],
+                ..Filters::default()
+            },
+            table: TableView {
+                rows: vec![row],
+                refresh_url: "/".into(),
+                ..TableView::default()
+            },
+            oob: false,
+        };
+        let html = page.render().expect("renders");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(
+            html.contains("&#34;&#62;&#60;img src=x onerror=alert(1)&#62;")
+                || html.contains("&quot;&gt;&lt;img"),
+            "{html}"
+        );
+        assert!(html.contains("every 5 minutes"));
+        assert!(
+            !html.contains("href=\"/users\""),
+            "viewers see no Users link"
+        );
+    }
+
+    #[test]
+    fn the_partial_carries_the_counts_out_of_band_and_keeps_polling() {
+        let table = DashboardTable {
+            counts: Counts {
+                running: 2,
+                failed_24h: 3,
+                attention: 1,
+            },
+            table: TableView {
+                refresh_url: "/?q=a".into(),
+                ..TableView::default()
+            },
+            oob: true,
+        };
+        let html = table.render().expect("renders");
+        assert!(html.contains("hx-swap-oob=\"true\""));
+        assert!(html.contains("hx-get=\"/?q=a\""));
+        assert!(html.contains("hx-trigger=\"every 5s\""));
+        assert!(!html.contains("<form"), "the filter form is never swapped");
+    }
+}

@@ -1,0 +1,345 @@
+//! The job page (`GET /jobs/{name}`): settings (file default vs operator override), the
+//! schedule section (the editing work embeds its form there), a duration chart of the
+//! last 100 runs, and the run history paged by keyset (`?before=<run id>`).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
+use super::dashboard::{JobFacts, describe_schedule};
+use super::svg::duration_chart;
+use crate::store::{JobRecord, RunFilter, RunRecord, RunStatus, Trigger};
+use crate::web::AppState;
+use crate::web::auth::CurrentUser;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::{WebError, WebResult};
+
+/// Runs per history page.
+pub const PAGE_SIZE: u32 = 50;
+/// Runs in the duration chart.
+pub const CHART_RUNS: u32 = 100;
+
+/// The job page's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/jobs/{name}", get(job_page))
+}
+
+/// History filters and page, as in the URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JobQuery {
+    pub status: Option<String>,
+    pub trigger: Option<String>,
+    pub before: Option<i64>,
+}
+
+/// One setting: its value in force, the file's and the operator's.
+#[derive(Debug, Clone)]
+pub struct SettingRow {
+    pub field: &'static str,
+    pub effective: String,
+    pub default: String,
+    pub overridden: Option<String>,
+}
+
+/// One run of the history table.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub badge: Badge,
+    pub trigger: String,
+    pub attempt: u32,
+    pub started: TimeView,
+    pub duration: String,
+    pub checked: i64,
+    pub updated: i64,
+}
+
+/// The job page.
+#[derive(Template, WebTemplate)]
+#[template(path = "job.html")]
+pub struct JobPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub description: String,
+    pub handler: String,
+    pub schedule: String,
+    pub state: Badge,
+    pub next: Option<TimeView>,
+    pub version: i64,
+    pub settings: Vec<SettingRow>,
+    pub chart_svg: String,
+    pub history: Vec<HistoryRow>,
+    /// Each status filter choice, and whether it is chosen.
+    pub statuses: Vec<(&'static str, bool)>,
+    /// Each trigger filter choice, and whether it is chosen.
+    pub triggers: Vec<(&'static str, bool)>,
+    pub next_url: Option<String>,
+    pub first_url: Option<String>,
+}
+
+const STATUSES: [RunStatus; 9] = [
+    RunStatus::Running,
+    RunStatus::Succeeded,
+    RunStatus::Failed,
+    RunStatus::Retrying,
+    RunStatus::Dead,
+    RunStatus::Cancelled,
+    RunStatus::TimedOut,
+    RunStatus::Interrupted,
+    RunStatus::Skipped,
+];
+const TRIGGERS: [Trigger; 5] = [
+    Trigger::Schedule,
+    Trigger::Manual,
+    Trigger::Retry,
+    Trigger::Dependency,
+    Trigger::CatchUp,
+];
+
+async fn job_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(name): Path<String>,
+    Query(query): Query<JobQuery>,
+) -> WebResult<JobPage> {
+    let job = state
+        .store
+        .job_by_name(&name)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))?;
+    let status = parse_filter::<RunStatus>("status", non_empty(&query.status))?;
+    let trigger = parse_filter::<Trigger>("trigger", non_empty(&query.trigger))?;
+    let recent = state
+        .store
+        .runs(&RunFilter {
+            job_id: Some(job.id),
+            limit: CHART_RUNS,
+            ..RunFilter::default()
+        })
+        .await?;
+    let mut page = state
+        .store
+        .runs(&RunFilter {
+            job_id: Some(job.id),
+            status,
+            trigger,
+            before: query.before,
+            limit: PAGE_SIZE + 1,
+        })
+        .await?;
+    let has_more = page.len() > PAGE_SIZE as usize;
+    page.truncate(PAGE_SIZE as usize);
+
+    let latest: std::collections::HashMap<i64, RunRecord> = recent
+        .first()
+        .map(|run| (job.id, run.clone()))
+        .into_iter()
+        .collect();
+    let running: Vec<RunRecord> = recent
+        .iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .cloned()
+        .collect();
+    let facts = JobFacts::new(&latest, &running);
+
+    let url = |before: Option<String>| {
+        format!(
+            "/jobs/{}{}",
+            super::chrome::encode(&job.name),
+            query_string(&[
+                ("status", status.map(RunStatus::as_str)),
+                ("trigger", trigger.map(Trigger::as_str)),
+                ("before", before.as_deref()),
+            ])
+        )
+    };
+    let next_url = has_more
+        .then(|| page.last().map(|run| url(Some(run.id.to_string()))))
+        .flatten();
+    let first_url = query.before.map(|_| url(None));
+    Ok(JobPage {
+        chrome: Chrome::new(user, csrf),
+        description: job
+            .effective_settings()
+            .ok()
+            .and_then(|s| s.description)
+            .unwrap_or_default(),
+        handler: job.defaults.handler.clone(),
+        schedule: describe_schedule(&job),
+        state: facts.state(&job).1,
+        next: job.next_run_at.map(TimeView::new),
+        version: job.version,
+        settings: setting_rows(&job),
+        chart_svg: duration_chart(&recent),
+        history: page.iter().map(history_row).collect(),
+        statuses: STATUSES
+            .iter()
+            .map(|s| (s.as_str(), Some(*s) == status))
+            .collect(),
+        triggers: TRIGGERS
+            .iter()
+            .map(|t| (t.as_str(), Some(*t) == trigger))
+            .collect(),
+        next_url,
+        first_url,
+        name: job.name,
+    })
+}
+
+fn parse_filter<T: std::str::FromStr>(field: &str, value: Option<&str>) -> WebResult<Option<T>> {
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| WebError::BadRequest(format!("unknown {field} {v:?}")))
+        })
+        .transpose()
+}
+
+/// The settings shown, in the order of the settings file.
+const FIELDS: [&str; 13] = [
+    "description",
+    "every",
+    "cron",
+    "timezone",
+    "jitter",
+    "timeout",
+    "max_attempts",
+    "backoff",
+    "max_backoff",
+    "concurrency",
+    "misfire",
+    "enabled",
+    "params",
+];
+
+/// Each setting with its effective value, its file default and the override (if any).
+pub fn setting_rows(job: &JobRecord) -> Vec<SettingRow> {
+    let defaults = serde_json::to_value(&job.defaults).unwrap_or_default();
+    let effective = job
+        .effective_settings()
+        .ok()
+        .and_then(|settings| serde_json::to_value(settings).ok())
+        .unwrap_or_else(|| defaults.clone());
+    FIELDS
+        .iter()
+        .map(|field| SettingRow {
+            field,
+            effective: show(effective.get(*field)),
+            default: show(defaults.get(*field)),
+            overridden: job.overrides.get(*field).map(|value| show(Some(value))),
+        })
+        .collect()
+}
+
+/// A JSON value as text: strings bare, absent as "—", the rest as compact JSON.
+fn show(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => "—".into(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn history_row(run: &RunRecord) -> HistoryRow {
+    HistoryRow {
+        id: run.id,
+        badge: Badge::status(run.status),
+        trigger: run.trigger.as_str().replace('_', " "),
+        attempt: run.attempt,
+        started: TimeView::new(run.started_at),
+        duration: run.duration_ms.map_or_else(|| "—".into(), format_ms),
+        checked: run.items_checked,
+        updated: run.items_updated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobSettings;
+    use crate::web::auth::Role;
+    use chrono::{DateTime, Utc};
+
+    const HOSTILE: &str = "\"><img src=x onerror=alert(1)>";
+
+    fn job() -> JobRecord {
+        let mut overrides = serde_json::Map::new();
+        overrides.insert("every".into(), serde_json::json!("10m"));
+        JobRecord {
+            id: 1,
+            name: "sync".into(),
+            defaults: JobSettings {
+                name: "sync".into(),
+                handler: "demo".into(),
+                every: Some("5m".into()),
+                description: Some(HOSTILE.into()),
+                params: Some(serde_json::json!({"x": HOSTILE})),
+                ..JobSettings::default()
+            },
+            overrides,
+            paused: false,
+            removed_at: None,
+            next_run_at: None,
+            version: 3,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn settings_show_the_default_and_the_override_side_by_side() {
+        let rows = setting_rows(&job());
+        let every = rows.iter().find(|r| r.field == "every").expect("every");
+        assert_eq!(
+            (every.effective.as_str(), every.default.as_str()),
+            ("10m", "5m")
+        );
+        assert_eq!(every.overridden.as_deref(), Some("10m"));
+        let timeout = rows.iter().find(|r| r.field == "timeout").expect("timeout");
+        assert_eq!(
+            (timeout.effective.as_str(), timeout.overridden.as_deref()),
+            ("—", None)
+        );
+    }
+
+    #[test]
+    fn the_job_page_escapes_descriptions_and_params() {
+        let job = job();
+        let page = JobPage {
+            chrome: Chrome::new(
+                CurrentUser {
+                    id: 1,
+                    name: "a".into(),
+                    role: Role::Admin,
+                },
+                CsrfToken("t".into()),
+            ),
+            name: HOSTILE.into(),
+            description: HOSTILE.into(),
+            handler: "demo".into(),
+            schedule: "every 10 minutes".into(),
+            state: Badge::new("enabled", "ok"),
+            next: None,
+            version: 3,
+            settings: setting_rows(&job),
+            chart_svg: duration_chart(&[]),
+            history: vec![],
+            statuses: vec![("failed", true)],
+            triggers: vec![("manual", false)],
+            next_url: None,
+            first_url: None,
+        };
+        let html = page.render().expect("renders");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(html.contains("<section id=\"schedule\""));
+        assert!(
+            html.contains("href=\"/users\""),
+            "admins see the Users link"
+        );
+    }
+}
