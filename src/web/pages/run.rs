@@ -203,7 +203,7 @@ pub fn filter_lines(
     level: Option<&str>,
     q: Option<&str>,
 ) -> Vec<LogLineView> {
-    let max_rank = level.map_or(LEVELS.len(), |l| rank(l));
+    let max_rank = level.map_or(LEVELS.len(), rank);
     let needle = q.map(str::to_lowercase);
     lines
         .into_iter()
