@@ -118,6 +118,9 @@ const BAR_WIDTH: u32 = 6;
 /// The durations of `runs` (newest first, as the store lists them) as bars, oldest on
 /// the left, scaled to the longest. Failed runs also carry a triangle marker above the
 /// bar; runs without a duration (still running, skipped) are a short dashed stub.
+/// Bars the duration chart has room for.
+const CHART_SLOTS: usize = 100;
+
 pub fn duration_chart(runs: &[RunRecord]) -> String {
     let longest = runs
         .iter()
@@ -136,7 +139,10 @@ pub fn duration_chart(runs: &[RunRecord]) -> String {
             failed
         )
     };
-    let plot_width = BAR_WIDTH * runs.len().max(1) as u32;
+    // Always room for 100 bars, newest on the right: the chart keeps its scale whether a
+    // job has run twice or a hundred times.
+    let slots = runs.len().max(CHART_SLOTS) as u32;
+    let plot_width = BAR_WIDTH * slots;
     let width = CHART_LEFT + plot_width + 8;
     let height = CHART_TOP + CHART_HEIGHT + 24;
     let base = CHART_TOP + CHART_HEIGHT;
@@ -156,8 +162,9 @@ pub fn duration_chart(runs: &[RunRecord]) -> String {
         base + 16,
         label = escape_xml(&label),
     );
+    let first_slot = slots - runs.len() as u32;
     for (index, run) in runs.iter().rev().enumerate() {
-        let x = CHART_LEFT + index as u32 * BAR_WIDTH;
+        let x = CHART_LEFT + (first_slot + index as u32) * BAR_WIDTH;
         let title = format!(
             "Run {} · {} · {} · started {} UTC",
             run.id,
@@ -264,12 +271,14 @@ mod tests {
         assert!(
             svg.contains("aria-label=\"Durations of the last 3 runs: longest 1.0 s, 1 failed\"")
         );
-        // Oldest (run 1, no duration) first at the left edge, as a stub.
-        assert!(svg.contains("<rect x=\"56\" y=\"127\" width=\"5\" height=\"3\"/>"));
+        // The chart keeps room for 100 bars with the newest at the right edge, so three
+        // runs take the last three slots (97, 98, 99): the oldest (run 1, no duration)
+        // as a stub.
+        assert!(svg.contains("<rect x=\"638\" y=\"127\" width=\"5\" height=\"3\"/>"));
         // The longest run fills the plot's height.
-        assert!(svg.contains("<rect x=\"62\" y=\"10\" width=\"5\" height=\"120\"/>"));
+        assert!(svg.contains("<rect x=\"644\" y=\"10\" width=\"5\" height=\"120\"/>"));
         // The failed run is half as tall and carries a marker.
-        assert!(svg.contains("<rect x=\"68\" y=\"70\" width=\"5\" height=\"60\"/>"));
+        assert!(svg.contains("<rect x=\"650\" y=\"70\" width=\"5\" height=\"60\"/>"));
         assert_eq!(svg.matches("class=\"marker\"").count(), 1);
         assert!(
             svg.contains(
