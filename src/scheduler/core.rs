@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::edit::{self, Edit, EditError};
 use super::executor::{Claim, Exec, JobSnapshot};
 use super::live::{LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerEvent, SchedulerParts, policy};
@@ -17,7 +18,8 @@ use crate::clock::SharedClock;
 use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, MisfirePolicy, Registry};
 use crate::store::writer::Writer;
 use crate::store::{
-    FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunStatus, SharedStore, Trigger,
+    FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunStatus, SharedStore, StoreError,
+    Trigger,
 };
 
 /// A dispatched run is over: sent by the executor to the scheduler.
@@ -633,11 +635,20 @@ impl Core {
                     let _ = reply.send(Err(error));
                 }
             },
-            Command::Pause { job, reply } => {
-                let _ = reply.send(self.set_paused(&job, true).await);
+            Command::Pause { job, actor, reply } => {
+                let _ = reply.send(self.set_paused(&job, true, &actor).await);
             }
-            Command::Resume { job, reply } => {
-                let _ = reply.send(self.set_paused(&job, false).await);
+            Command::Resume { job, actor, reply } => {
+                let _ = reply.send(self.set_paused(&job, false, &actor).await);
+            }
+            Command::Edit {
+                job,
+                edit,
+                expected_version,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.edit(&job, &edit, expected_version, &actor).await);
             }
             Command::Reload { job, reply } => {
                 let _ = reply.send(self.reload(&job).await);
@@ -695,7 +706,12 @@ impl Core {
         Ok(job_id)
     }
 
-    async fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), CommandError> {
+    async fn set_paused(
+        &mut self,
+        name: &str,
+        paused: bool,
+        actor: &str,
+    ) -> Result<(), CommandError> {
         let job_id = self.known_job(name)?;
         let Some(job) = self.jobs.get(&job_id) else {
             return Err(CommandError::Removed(name.to_owned()));
@@ -706,7 +722,7 @@ impl Core {
             job.spec.schedule.next_after(now_of(&self.clock))
         };
         self.store
-            .set_paused(job_id, paused, next)
+            .set_paused_by(job_id, paused, next, actor, now_of(&self.clock))
             .await
             .map_err(|error| CommandError::Store(error.to_string()))?;
         if let Some(job) = self.jobs.get_mut(&job_id) {
@@ -739,6 +755,57 @@ impl Core {
             }
             Err(error) => tracing::error!(%error, "could not load pending retries"),
         }
+    }
+
+    /// Plans, saves and applies an operator's edit; see `SchedulerHandle::edit_job`.
+    async fn edit(
+        &mut self,
+        name: &str,
+        edit: &Edit,
+        expected_version: i64,
+        actor: &str,
+    ) -> Result<JobRecord, EditError> {
+        let store_error = |error: StoreError| match error {
+            StoreError::Conflict => EditError::Conflict,
+            StoreError::NotFound => EditError::UnknownJob(name.to_owned()),
+            other => EditError::Store(other.to_string()),
+        };
+        let record = self
+            .store
+            .job_by_name(name)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| EditError::UnknownJob(name.to_owned()))?;
+        if record.removed_at.is_some() {
+            return Err(EditError::Removed(name.to_owned()));
+        }
+        // Checked before planning, so that a stale form is refused even when it changes
+        // nothing against what it shows: its other fields would undo the newer change.
+        if record.version != expected_version {
+            return Err(EditError::Conflict);
+        }
+        let Some(plan) = edit::plan(&record, edit, actor, &self.registry)? else {
+            return Ok(record);
+        };
+        let now = now_of(&self.clock);
+        self.store
+            .update_job_overrides(
+                record.id,
+                expected_version,
+                plan.overrides,
+                &plan.changes,
+                now,
+            )
+            .await
+            .map_err(store_error)?;
+        self.reload(name)
+            .await
+            .map_err(|error| EditError::Store(error.to_string()))?;
+        self.store
+            .job_by_name(name)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| EditError::UnknownJob(name.to_owned()))
     }
 
     async fn reload(&mut self, name: &str) -> Result<(), CommandError> {

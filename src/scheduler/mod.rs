@@ -7,6 +7,7 @@
 //! [`SchedulerHandle::live_runs`].
 
 mod core;
+mod edit;
 mod executor;
 mod live;
 pub mod policy;
@@ -22,8 +23,9 @@ use crate::clock::SharedClock;
 use crate::job::Registry;
 use crate::runlog::RunLogPolicy;
 use crate::store::writer::Writer;
-use crate::store::{RunStatus, SharedStore, Trigger};
+use crate::store::{JobRecord, RunStatus, SharedStore, Trigger};
 
+pub use edit::{EDITABLE_FIELDS, EditError, JobPatch};
 pub use live::{LiveRun, LiveRuns, StopReason};
 
 /// How the scheduler behaves; see the `[scheduler]` table of the settings file.
@@ -52,6 +54,9 @@ impl Default for SchedulerConfig {
         }
     }
 }
+
+/// The actor named in the history for changes no person asked for.
+pub const SYSTEM_ACTOR: &str = "system";
 
 /// A name for this process that is unique across restarts and machines.
 pub fn new_instance_id() -> String {
@@ -124,11 +129,20 @@ enum Command {
     },
     Pause {
         job: String,
+        actor: String,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
     Resume {
         job: String,
+        actor: String,
         reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Edit {
+        job: String,
+        edit: edit::Edit,
+        expected_version: i64,
+        actor: String,
+        reply: oneshot::Sender<Result<JobRecord, EditError>>,
     },
     Reload {
         job: String,
@@ -165,28 +179,110 @@ impl SchedulerHandle {
         .await?
     }
 
-    /// Stops firing `job` until it is resumed; a run in progress carries on.
+    /// Stops firing `job` until it is resumed; a run in progress carries on. Recorded
+    /// in the history as done by `system`; see [`SchedulerHandle::pause_as`].
     ///
     /// # Errors
     /// When the job is unknown or the change could not be saved.
     pub async fn pause(&self, job: &str) -> Result<(), CommandError> {
+        self.pause_as(job, SYSTEM_ACTOR).await
+    }
+
+    /// [`SchedulerHandle::pause`] on behalf of `actor`, who is named in the history.
+    ///
+    /// # Errors
+    /// When the job is unknown or the change could not be saved.
+    pub async fn pause_as(&self, job: &str, actor: &str) -> Result<(), CommandError> {
         self.ask(|reply| Command::Pause {
             job: job.to_owned(),
+            actor: actor.to_owned(),
             reply,
         })
         .await?
     }
 
-    /// Resumes a paused job from its next slot after now.
+    /// Resumes a paused job from its next slot after now. Recorded in the history as
+    /// done by `system`; see [`SchedulerHandle::resume_as`].
     ///
     /// # Errors
     /// When the job is unknown or removed, or the change could not be saved.
     pub async fn resume(&self, job: &str) -> Result<(), CommandError> {
+        self.resume_as(job, SYSTEM_ACTOR).await
+    }
+
+    /// [`SchedulerHandle::resume`] on behalf of `actor`, who is named in the history.
+    ///
+    /// # Errors
+    /// When the job is unknown or removed, or the change could not be saved.
+    pub async fn resume_as(&self, job: &str, actor: &str) -> Result<(), CommandError> {
         self.ask(|reply| Command::Resume {
             job: job.to_owned(),
+            actor: actor.to_owned(),
             reply,
         })
         .await?
+    }
+
+    /// Applies `patch` to `job`'s operator overrides if the job is still at
+    /// `expected_version`: the merged settings are validated (schedule, durations,
+    /// policies, handler and params), saved with one history row per changed field, and
+    /// the job is rescheduled at once. Returns the job as it now stands (its new
+    /// `next_run_at` included); a patch that changes nothing saves nothing.
+    ///
+    /// # Errors
+    /// [`EditError::Invalid`] with a message per bad field, [`EditError::Conflict`] when
+    /// someone else changed the job first, or when the job is unknown or removed; in
+    /// every case nothing is saved.
+    pub async fn edit_job(
+        &self,
+        job: &str,
+        patch: JobPatch,
+        expected_version: i64,
+        actor: &str,
+    ) -> Result<JobRecord, EditError> {
+        self.edit(
+            job,
+            edit::Edit::Patch(Box::new(patch)),
+            expected_version,
+            actor,
+        )
+        .await
+    }
+
+    /// Drops the operator override of `field` (one of [`EDITABLE_FIELDS`], or
+    /// `schedule`; any schedule field resets the whole schedule), or of every field when
+    /// `None`, so the file's settings apply again. Recorded and applied like
+    /// [`SchedulerHandle::edit_job`].
+    ///
+    /// # Errors
+    /// As [`SchedulerHandle::edit_job`]; an unknown field is [`EditError::Invalid`].
+    pub async fn reset_job(
+        &self,
+        job: &str,
+        field: Option<&str>,
+        expected_version: i64,
+        actor: &str,
+    ) -> Result<JobRecord, EditError> {
+        let reset = edit::Edit::Reset(field.map(str::to_owned));
+        self.edit(job, reset, expected_version, actor).await
+    }
+
+    async fn edit(
+        &self,
+        job: &str,
+        edit: edit::Edit,
+        expected_version: i64,
+        actor: &str,
+    ) -> Result<JobRecord, EditError> {
+        self.ask(|reply| Command::Edit {
+            job: job.to_owned(),
+            edit,
+            expected_version,
+            actor: actor.to_owned(),
+            reply,
+        })
+        .await
+        .map_err(|_| EditError::Stopped)?
     }
 
     /// Re-reads `job` from the store after its settings changed, and reschedules it.

@@ -139,6 +139,40 @@ pub trait Store: Send + Sync + 'static {
     /// Every attempt of the retry chain whose first attempt is run `first_run_id`, that
     /// run included (when it still exists), oldest first.
     async fn run_chain(&self, first_run_id: i64) -> StoreResult<Vec<RunRecord>>;
+    // job edits
+
+    /// Replaces a job's operator overrides if its `version` is still `expected_version`,
+    /// bumping the version, and records `changes` in `job_changes` at `now`: all in one
+    /// transaction. Returns the job as saved.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (and nothing written) when the version moved on;
+    /// [`StoreError::NotFound`] when there is no such job.
+    async fn update_job_overrides(
+        &self,
+        job_id: i64,
+        expected_version: i64,
+        overrides: serde_json::Map<String, serde_json::Value>,
+        changes: &[JobChange],
+        now: DateTime<Utc>,
+    ) -> StoreResult<JobRecord>;
+
+    /// [`Store::set_paused`], and when `paused` differs from the stored state, a
+    /// `paused` change by `actor` at `now`, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such job.
+    async fn set_paused_by(
+        &self,
+        job_id: i64,
+        paused: bool,
+        next: Option<DateTime<Utc>>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JobRecord>;
+
+    /// Recorded changes matching `filter`, newest (highest id) first.
+    async fn job_changes(&self, filter: &ChangeFilter) -> StoreResult<Vec<JobChangeRecord>>;
 }
 
 /// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:

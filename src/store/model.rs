@@ -291,6 +291,40 @@ impl JobRecord {
     }
 }
 
+/// One field of a job changed by an operator, for the audit trail (`job_changes`).
+/// Values are the effective ones, as JSON; `None` when the field was (or becomes) unset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobChange {
+    /// Who made the change: a user name, or `system`.
+    pub actor: String,
+    /// A [`JobSettings`] field name, or `paused`.
+    pub field: String,
+    pub old_value: Option<serde_json::Value>,
+    pub new_value: Option<serde_json::Value>,
+}
+
+/// A recorded [`JobChange`], with its job's name and when it was made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobChangeRecord {
+    pub id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    pub actor: String,
+    pub field: String,
+    pub old_value: Option<serde_json::Value>,
+    pub new_value: Option<serde_json::Value>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// Which recorded changes to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeFilter {
+    pub job_id: Option<i64>,
+    /// Only changes with `id < before` (keyset paging).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

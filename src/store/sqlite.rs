@@ -8,6 +8,7 @@
 //! Times are stored as INTEGER microseconds since the epoch; see the first migration.
 
 mod batch;
+mod edits;
 mod prune;
 mod reads;
 mod rows;
@@ -351,5 +352,39 @@ impl Store for SqliteStore {
 
     async fn run_chain(&self, first_run_id: i64) -> StoreResult<Vec<RunRecord>> {
         reads::run_chain(&self.pool, first_run_id).await
+    }
+
+    async fn update_job_overrides(
+        &self,
+        job_id: i64,
+        expected_version: i64,
+        overrides: serde_json::Map<String, serde_json::Value>,
+        changes: &[JobChange],
+        now: DateTime<Utc>,
+    ) -> StoreResult<JobRecord> {
+        edits::update_job_overrides(
+            &self.pool,
+            job_id,
+            expected_version,
+            overrides,
+            changes,
+            now,
+        )
+        .await
+    }
+
+    async fn set_paused_by(
+        &self,
+        job_id: i64,
+        paused: bool,
+        next: Option<DateTime<Utc>>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JobRecord> {
+        edits::set_paused_by(&self.pool, job_id, paused, next, actor, now).await
+    }
+
+    async fn job_changes(&self, filter: &ChangeFilter) -> StoreResult<Vec<JobChangeRecord>> {
+        edits::job_changes(&self.pool, filter).await
     }
 }

@@ -2,6 +2,8 @@
 //! modules, so the crate is linked once.
 
 mod cli;
+mod edits;
+mod edits_store;
 mod reads_store;
 mod restart;
 mod scheduler;

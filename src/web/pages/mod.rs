@@ -3,8 +3,10 @@
 
 pub mod chrome;
 pub mod dashboard;
+pub mod history;
 pub mod job;
 pub mod run;
+pub mod schedule;
 pub mod svg;
 
 use axum::Router;
@@ -17,4 +19,6 @@ pub fn routes() -> Router<AppState> {
         .merge(dashboard::routes())
         .merge(job::routes())
         .merge(run::routes())
+        .merge(schedule::routes())
+        .merge(history::routes())
 }

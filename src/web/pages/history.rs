@@ -1,0 +1,160 @@
+//! The history of configuration changes: who changed which setting of which job, when,
+//! from what to what. Paged by keyset (`?before=<id>`), filtered by job (`?job=<name>`).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::store::{ChangeFilter, JobChangeRecord};
+use crate::web::AppState;
+use crate::web::auth::CurrentUser;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::{WebError, WebResult};
+
+/// Changes per page.
+const PAGE_SIZE: u32 = 50;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/history", get(history))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct HistoryQuery {
+    before: Option<i64>,
+    #[serde(default)]
+    job: String,
+}
+
+/// One change as the table shows it.
+struct ChangeRow {
+    /// RFC 3339 UTC, for `<time datetime>`.
+    at_iso: String,
+    at_text: String,
+    actor: String,
+    job: String,
+    field: String,
+    old_value: String,
+    new_value: String,
+}
+
+impl From<JobChangeRecord> for ChangeRow {
+    fn from(change: JobChangeRecord) -> Self {
+        Self {
+            at_iso: change
+                .changed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            at_text: change
+                .changed_at
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
+            actor: change.actor,
+            job: change.job_name,
+            field: change.field,
+            old_value: shown(change.old_value.as_ref()),
+            new_value: shown(change.new_value.as_ref()),
+        }
+    }
+}
+
+/// A stored JSON value as a person reads it: text without quotes, "not set" for none.
+fn shown(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => "not set".into(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    csrf: String,
+    job: String,
+    changes: Vec<ChangeRow>,
+    /// The `before` of the next (older) page, if there is one.
+    next_before: Option<i64>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Query(query): Query<HistoryQuery>,
+) -> WebResult<HistoryPage> {
+    let job = query.job.trim().to_owned();
+    let job_id = if job.is_empty() {
+        None
+    } else {
+        let record = state
+            .store
+            .job_by_name(&job)
+            .await?
+            .ok_or_else(|| WebError::NotFound(format!("there is no job named {job:?}")))?;
+        Some(record.id)
+    };
+    // One more than a page, to know whether an older page exists without counting.
+    let mut changes = state
+        .store
+        .job_changes(&ChangeFilter {
+            job_id,
+            before: query.before,
+            limit: PAGE_SIZE + 1,
+        })
+        .await?;
+    let next_before = if changes.len() > PAGE_SIZE as usize {
+        changes.truncate(PAGE_SIZE as usize);
+        changes.last().map(|change| change.id)
+    } else {
+        None
+    };
+    Ok(HistoryPage {
+        csrf,
+        job,
+        changes: changes.into_iter().map(ChangeRow::from).collect(),
+        next_before,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    #[test]
+    fn html_in_a_job_name_or_value_renders_as_text() {
+        let page = HistoryPage {
+            csrf: "t".into(),
+            job: String::new(),
+            changes: vec![ChangeRow::from(JobChangeRecord {
+                id: 3,
+                job_id: 1,
+                job_name: "<i>sync</i>".into(),
+                actor: "<b>ada</b>".into(),
+                field: "cron".into(),
+                old_value: None,
+                new_value: Some("<script>x</script>".into()),
+                changed_at: DateTime::<Utc>::UNIX_EPOCH,
+            })],
+            next_before: Some(3),
+        };
+        let html = page.render().expect("renders");
+        assert!(!html.contains("<script>x"), "{html}");
+        assert!(!html.contains("<b>ada"));
+        assert!(!html.contains("<i>sync"));
+        assert!(html.contains("&#60;script&#62;x"));
+        assert!(html.contains("not set"));
+        assert!(html.contains(r#"datetime="1970-01-01T00:00:00Z""#));
+        assert!(html.contains("before=3"));
+    }
+
+    #[test]
+    fn values_read_as_text_not_json() {
+        assert_eq!(shown(Some(&"5m".into())), "5m");
+        assert_eq!(shown(Some(&true.into())), "true");
+        assert_eq!(shown(None), "not set");
+    }
+}

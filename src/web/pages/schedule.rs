@@ -1,0 +1,634 @@
+//! Changing a job from the console: the schedule form and its save, the next-fires
+//! preview, and the actions (run now, pause, resume, reset, cancel a run).
+//!
+//! Input is checked twice: the `validator` crate for shapes (known kinds and policies,
+//! lengths), then the engine for meaning (`SchedulerHandle::edit_job` parses the
+//! schedule and durations and checks the job as a whole). Either way an invalid form
+//! comes back with the message next to its field and nothing saved.
+
+mod view;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use validator::Validate;
+
+use crate::schedule::Schedule;
+use crate::scheduler::{CommandError, EditError, JobPatch};
+use crate::store::JobRecord;
+use crate::web::AppState;
+use crate::web::auth::{CurrentUser, Role};
+use crate::web::csrf::CsrfToken;
+use crate::web::error::{WebError, WebResult};
+
+pub use view::{FieldErrors, FormValues, render_form};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/jobs/{name}/settings", post(save_settings))
+        .route("/jobs/{name}/schedule-preview", get(preview))
+        .route("/jobs/{name}/run", post(run_now))
+        .route("/jobs/{name}/pause", post(pause))
+        .route("/jobs/{name}/resume", post(resume))
+        .route("/jobs/{name}/reset", post(reset))
+        .route("/runs/{id}/cancel", post(cancel))
+}
+
+/// The event htmx listeners on the job page and dashboard refresh on.
+const JOB_CHANGED: &str = "job-changed";
+
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("HX-Request").is_some_and(|v| v == "true")
+}
+
+/// The schedule form as posted: the values, the version it was loaded at, and the
+/// CSRF token (checked by the middleware; declared so the form decodes).
+#[derive(Debug, Deserialize, Validate)]
+struct SettingsForm {
+    #[serde(default)]
+    #[allow(dead_code)]
+    csrf_token: String,
+    version: i64,
+    #[serde(default)]
+    #[validate(custom(function = "known_kind"))]
+    kind: String,
+    #[serde(default)]
+    #[validate(length(max = 32, message = "an interval is at most 32 characters"))]
+    every: String,
+    #[serde(default)]
+    #[validate(length(max = 200, message = "a cron line is at most 200 characters"))]
+    cron: String,
+    #[serde(default)]
+    #[validate(length(max = 64, message = "a time zone name is at most 64 characters"))]
+    timezone: String,
+    #[serde(default)]
+    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
+    jitter: String,
+    #[serde(default)]
+    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
+    timeout: String,
+    #[serde(default)]
+    #[validate(custom(function = "whole_number"))]
+    max_attempts: String,
+    #[serde(default)]
+    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
+    backoff: String,
+    #[serde(default)]
+    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
+    max_backoff: String,
+    #[serde(default)]
+    #[validate(custom(function = "known_concurrency"))]
+    concurrency: String,
+    #[serde(default)]
+    #[validate(custom(function = "known_misfire"))]
+    misfire: String,
+}
+
+fn one_of(
+    value: &str,
+    allowed: &[&str],
+    message: &'static str,
+) -> Result<(), validator::ValidationError> {
+    if value.is_empty() || allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("choice").with_message(message.into()))
+    }
+}
+
+fn known_kind(value: &str) -> Result<(), validator::ValidationError> {
+    one_of(
+        value,
+        &["interval", "cron"],
+        "choose an interval or a cron line",
+    )
+}
+
+fn known_concurrency(value: &str) -> Result<(), validator::ValidationError> {
+    one_of(
+        value,
+        &["forbid", "allow", "replace"],
+        "choose forbid, allow or replace",
+    )
+}
+
+fn known_misfire(value: &str) -> Result<(), validator::ValidationError> {
+    one_of(value, &["run_once", "skip"], "choose run once or skip")
+}
+
+fn whole_number(value: &str) -> Result<(), validator::ValidationError> {
+    if value.trim().is_empty() || value.trim().parse::<u32>().is_ok() {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("number")
+            .with_message("max attempts must be a whole number between 1 and 100".into()))
+    }
+}
+
+impl SettingsForm {
+    fn values(&self) -> FormValues {
+        FormValues {
+            kind: self.kind.clone(),
+            every: self.every.clone(),
+            cron: self.cron.clone(),
+            timezone: self.timezone.clone(),
+            jitter: self.jitter.clone(),
+            timeout: self.timeout.clone(),
+            max_attempts: self.max_attempts.clone(),
+            backoff: self.backoff.clone(),
+            max_backoff: self.max_backoff.clone(),
+            concurrency: self.concurrency.clone(),
+            misfire: self.misfire.clone(),
+        }
+    }
+
+    /// The shape errors, by field.
+    fn shape_errors(&self) -> FieldErrors {
+        let Err(errors) = self.validate() else {
+            return FieldErrors::new();
+        };
+        errors
+            .field_errors()
+            .into_iter()
+            .filter_map(|(field, list)| {
+                let message = list.first()?.message.clone()?;
+                Some((field.into_owned(), message.into_owned()))
+            })
+            .collect()
+    }
+}
+
+/// Only what the operator changed against `current` (the values the job has now), so
+/// that an untouched field never becomes an override, and a blank field means "leave".
+fn patch_from(form: &FormValues, current: &FormValues) -> Result<JobPatch, FieldErrors> {
+    let changed = |new: &str, old: &str| {
+        let new = new.trim();
+        (!new.is_empty() && new != old).then(|| new.to_owned())
+    };
+    let mut patch = JobPatch::default();
+    let utc = |zone: &str| {
+        if zone.trim().is_empty() {
+            "UTC".to_owned()
+        } else {
+            zone.trim().to_owned()
+        }
+    };
+    if form.kind == "cron" {
+        if form.cron.trim().is_empty() {
+            return Err(FieldErrors::from([(
+                "cron".to_owned(),
+                "write a cron line, e.g. 0 3 * * * for 03:00 every day".to_owned(),
+            )]));
+        }
+        let same = current.kind == "cron"
+            && form.cron.trim() == current.cron
+            && utc(&form.timezone) == utc(&current.timezone);
+        if !same {
+            patch.cron = Some(form.cron.trim().to_owned());
+            patch.timezone = Some(utc(&form.timezone));
+        }
+    } else {
+        if form.every.trim().is_empty() {
+            return Err(FieldErrors::from([(
+                "every".to_owned(),
+                "write an interval, e.g. 5m or 1h30m".to_owned(),
+            )]));
+        }
+        if current.kind != "interval" || form.every.trim() != current.every {
+            patch.every = Some(form.every.trim().to_owned());
+        }
+    }
+    patch.jitter = changed(&form.jitter, &current.jitter);
+    patch.timeout = changed(&form.timeout, &current.timeout);
+    patch.backoff = changed(&form.backoff, &current.backoff);
+    patch.max_backoff = changed(&form.max_backoff, &current.max_backoff);
+    // An unset policy shows as its first choice; choosing that again is no change.
+    let policy = |new: &str, old: &str, default: &str| {
+        let old = if old.is_empty() { default } else { old };
+        changed(new, old)
+    };
+    patch.concurrency = policy(&form.concurrency, &current.concurrency, "forbid");
+    patch.misfire = policy(&form.misfire, &current.misfire, "run_once");
+    patch.max_attempts =
+        changed(&form.max_attempts, &current.max_attempts).and_then(|text| text.parse().ok());
+    Ok(patch)
+}
+
+async fn load_job(state: &AppState, name: &str) -> WebResult<JobRecord> {
+    state
+        .store
+        .job_by_name(name)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))
+}
+
+/// The form (partial for htmx, a page otherwise) with `status`.
+fn form_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    job: &JobRecord,
+    values: &FormValues,
+    errors: &FieldErrors,
+    notice: Option<&str>,
+    csrf: &str,
+) -> Response {
+    let form = view::render_form_with_notice(job, values, errors, notice, csrf, true);
+    if is_htmx(headers) {
+        (status, Html(form)).into_response()
+    } else {
+        (status, Html(view::standalone_page(&job.name, &form, csrf))).into_response()
+    }
+}
+
+fn saved_notice(job: &JobRecord, what: &str) -> String {
+    match job.next_run_at {
+        Some(next) if !job.paused => format!(
+            "{what}; next run at {} UTC.",
+            next.format("%Y-%m-%d %H:%M:%S")
+        ),
+        _ => format!("{what}; the job is not scheduled (paused or disabled)."),
+    }
+}
+
+/// After a change: the re-rendered form for htmx (with the event that refreshes the
+/// rest of the page), a redirect to the job page otherwise.
+fn changed_response(headers: &HeaderMap, job: &JobRecord, notice: &str, csrf: &str) -> Response {
+    if is_htmx(headers) {
+        let values = FormValues::of_job(job);
+        let form = view::render_form_with_notice(
+            job,
+            &values,
+            &FieldErrors::new(),
+            Some(notice),
+            csrf,
+            true,
+        );
+        let mut response = Html(form).into_response();
+        response
+            .headers_mut()
+            .insert("HX-Trigger", HeaderValue::from_static(JOB_CHANGED));
+        response
+    } else {
+        Redirect::to(&format!("/jobs/{}", job.name)).into_response()
+    }
+}
+
+/// What a refused edit shows: field messages (422), or the current values with the
+/// conflict message (409).
+async fn refused(
+    state: &AppState,
+    headers: &HeaderMap,
+    job: &JobRecord,
+    values: &FormValues,
+    error: EditError,
+    csrf: &str,
+) -> WebResult<Response> {
+    match error {
+        EditError::Invalid(settings) => {
+            let mut errors: FieldErrors = settings
+                .fields
+                .iter()
+                .map(|(field, message)| ((*field).to_owned(), message.clone()))
+                .collect();
+            // Problems outside the form's fields still need saying.
+            for field in [
+                "handler",
+                "params",
+                "settings",
+                "name",
+                "description",
+                "field",
+            ] {
+                if let Some(message) = errors.remove(field) {
+                    errors.insert("form".into(), message);
+                }
+            }
+            Ok(form_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                headers,
+                job,
+                values,
+                &errors,
+                None,
+                csrf,
+            ))
+        }
+        EditError::Conflict => {
+            let current = load_job(state, &job.name).await?;
+            let errors = FieldErrors::from([("form".to_owned(), EditError::Conflict.to_string())]);
+            Ok(form_response(
+                StatusCode::CONFLICT,
+                headers,
+                &current,
+                &FormValues::of_job(&current),
+                &errors,
+                None,
+                csrf,
+            ))
+        }
+        EditError::UnknownJob(_) => Err(WebError::NotFound(error.to_string())),
+        EditError::Removed(_) => Err(WebError::Conflict(error.to_string())),
+        EditError::Stopped | EditError::Store(_) => Err(WebError::Internal(anyhow::anyhow!(error))),
+    }
+}
+
+async fn save_settings(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> WebResult<Response> {
+    user.require(Role::Operator)?;
+    let job = load_job(&state, &name).await?;
+    let values = form.values();
+    let mut errors = form.shape_errors();
+    let patch = if errors.is_empty() {
+        patch_from(&values, &FormValues::of_job(&job)).unwrap_or_else(|more| {
+            errors.extend(more);
+            JobPatch::default()
+        })
+    } else {
+        JobPatch::default()
+    };
+    // The form's version, so that an edit made from a stale page is refused.
+    let shown = JobRecord {
+        version: form.version,
+        ..job.clone()
+    };
+    if !errors.is_empty() {
+        return Ok(form_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &headers,
+            &shown,
+            &values,
+            &errors,
+            None,
+            &csrf,
+        ));
+    }
+    match state
+        .scheduler
+        .edit_job(&name, patch, form.version, &user.name)
+        .await
+    {
+        Ok(saved) => Ok(changed_response(
+            &headers,
+            &saved,
+            &saved_notice(&saved, "Saved"),
+            &csrf,
+        )),
+        Err(error) => refused(&state, &headers, &shown, &values, error, &csrf).await,
+    }
+}
+
+/// The version a button's form was rendered at.
+#[derive(Debug, Deserialize)]
+struct ResetForm {
+    version: i64,
+    /// One field, `schedule`, or empty for every override.
+    #[serde(default)]
+    field: String,
+}
+
+async fn reset(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<ResetForm>,
+) -> WebResult<Response> {
+    user.require(Role::Operator)?;
+    let job = load_job(&state, &name).await?;
+    let field = Some(form.field.trim()).filter(|field| !field.is_empty());
+    match state
+        .scheduler
+        .reset_job(&name, field, form.version, &user.name)
+        .await
+    {
+        Ok(saved) => {
+            let notice = saved_notice(&saved, "Reset to the file defaults");
+            Ok(changed_response(&headers, &saved, &notice, &csrf))
+        }
+        Err(error) => {
+            let values = FormValues::of_job(&job);
+            refused(&state, &headers, &job, &values, error, &csrf).await
+        }
+    }
+}
+
+/// The schedule typed into the form so far.
+#[derive(Debug, Deserialize)]
+struct PreviewQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    every: String,
+    #[serde(default)]
+    cron: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+/// How many fires the preview lists.
+const PREVIEW_FIRES: usize = 5;
+
+async fn preview(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(name): Path<String>,
+    Query(query): Query<PreviewQuery>,
+) -> WebResult<Response> {
+    load_job(&state, &name).await?;
+    let text = |value: &str| {
+        Some(value.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let parsed = if query.kind == "cron" {
+        Schedule::parse(
+            None,
+            Some(query.cron.trim()),
+            text(&query.timezone).as_deref(),
+        )
+    } else {
+        Schedule::parse(Some(query.every.trim()), None, None)
+    };
+    let page = match parsed {
+        Ok(schedule) => view::PreviewTemplate {
+            description: Some(schedule.describe()),
+            fires: schedule
+                .upcoming(chrono::Utc::now(), PREVIEW_FIRES)
+                .into_iter()
+                .map(|at| {
+                    (
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    )
+                })
+                .collect(),
+            error: None,
+        },
+        Err(error) => view::PreviewTemplate {
+            description: None,
+            fires: Vec::new(),
+            error: Some(error.message),
+        },
+    };
+    let html = askama::Template::render(&page).map_err(|e| WebError::Internal(e.into()))?;
+    Ok(Html(html).into_response())
+}
+
+/// The web error for a refused scheduler command.
+fn command_error(error: CommandError) -> WebError {
+    match error {
+        CommandError::UnknownJob(_) => WebError::NotFound(error.to_string()),
+        CommandError::Removed(_)
+        | CommandError::AlreadyRunning { .. }
+        | CommandError::NotRunning(_)
+        | CommandError::Invalid { .. } => WebError::Conflict(error.to_string()),
+        CommandError::Stopped | CommandError::Store(_) => {
+            WebError::Internal(anyhow::anyhow!(error))
+        }
+    }
+}
+
+/// Where to go after an action: an htmx client is told to navigate (`HX-Redirect`), a
+/// plain form post is redirected (303).
+fn go_to(headers: &HeaderMap, to: &str) -> Response {
+    if is_htmx(headers) {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Ok(value) = HeaderValue::from_str(to) {
+            response.headers_mut().insert("HX-Redirect", value);
+        }
+        response
+    } else {
+        Redirect::to(to).into_response()
+    }
+}
+
+async fn run_now(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    user.require(Role::Operator)?;
+    let run_id = state
+        .scheduler
+        .run_now(&name)
+        .await
+        .map_err(command_error)?;
+    Ok(go_to(&headers, &format!("/runs/{run_id}")))
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    user.require(Role::Operator)?;
+    state
+        .scheduler
+        .pause_as(&name, &user.name)
+        .await
+        .map_err(command_error)?;
+    Ok(go_to(&headers, &format!("/jobs/{name}")))
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    user.require(Role::Operator)?;
+    state
+        .scheduler
+        .resume_as(&name, &user.name)
+        .await
+        .map_err(command_error)?;
+    Ok(go_to(&headers, &format!("/jobs/{name}")))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> WebResult<Response> {
+    user.require(Role::Operator)?;
+    state
+        .scheduler
+        .cancel(id, Some(&user.name))
+        .map_err(command_error)?;
+    Ok(go_to(&headers, &format!("/runs/{id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(every: &str) -> FormValues {
+        FormValues {
+            kind: "interval".into(),
+            every: every.into(),
+            ..FormValues::default()
+        }
+    }
+
+    #[test]
+    fn an_untouched_form_is_an_empty_patch() {
+        let current = interval("5m");
+        assert_eq!(patch_from(&current, &current), Ok(JobPatch::default()));
+    }
+
+    #[test]
+    fn switching_to_cron_without_a_zone_means_utc() {
+        let form = FormValues {
+            kind: "cron".into(),
+            cron: "0 3 * * *".into(),
+            ..interval("5m")
+        };
+        let patch = patch_from(&form, &interval("5m")).expect("a patch");
+        assert_eq!(patch.cron.as_deref(), Some("0 3 * * *"));
+        assert_eq!(patch.timezone.as_deref(), Some("UTC"));
+        assert_eq!(patch.every, None);
+    }
+
+    #[test]
+    fn an_empty_interval_is_refused_with_its_field() {
+        let errors = patch_from(&interval(" "), &interval("5m")).expect_err("refused");
+        assert!(errors.contains_key("every"));
+    }
+
+    #[test]
+    fn shapes_are_checked_by_the_validator() {
+        let form = SettingsForm {
+            csrf_token: String::new(),
+            version: 1,
+            kind: "sometimes".into(),
+            every: "5m".into(),
+            cron: "x".repeat(201),
+            timezone: String::new(),
+            jitter: String::new(),
+            timeout: String::new(),
+            max_attempts: "three".into(),
+            backoff: String::new(),
+            max_backoff: String::new(),
+            concurrency: "maybe".into(),
+            misfire: String::new(),
+        };
+        let errors = form.shape_errors();
+        let fields: Vec<_> = errors.keys().map(String::as_str).collect();
+        assert_eq!(fields, ["concurrency", "cron", "kind", "max_attempts"]);
+        assert!(errors["max_attempts"].contains("whole number"));
+    }
+}

@@ -1,0 +1,422 @@
+//! The schedule form as data: what each field shows (value, where it comes from, its
+//! error), and its rendering. Kept apart from the handlers so the job page can embed the
+//! form with [`render_form`] and tests can check the HTML without a server.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+
+use crate::job::JobSettings;
+use crate::store::JobRecord;
+
+/// Messages by form field name (`kind`, `every`, …); `form` holds one for the whole form.
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// The form's values as text, as shown or as submitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct FormValues {
+    /// `interval` or `cron`.
+    pub kind: String,
+    pub every: String,
+    pub cron: String,
+    pub timezone: String,
+    pub jitter: String,
+    pub timeout: String,
+    pub max_attempts: String,
+    pub backoff: String,
+    pub max_backoff: String,
+    pub concurrency: String,
+    pub misfire: String,
+}
+
+impl FormValues {
+    /// The settings in force for `job`, as the form shows them. Unset fields are empty
+    /// (their built-in default is shown as a placeholder).
+    pub fn of(settings: &JobSettings) -> Self {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        Self {
+            kind: if settings.cron.is_some() {
+                "cron"
+            } else {
+                "interval"
+            }
+            .into(),
+            every: text(&settings.every),
+            cron: text(&settings.cron),
+            timezone: text(&settings.timezone),
+            jitter: text(&settings.jitter),
+            timeout: text(&settings.timeout),
+            max_attempts: settings
+                .max_attempts
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            backoff: text(&settings.backoff),
+            max_backoff: text(&settings.max_backoff),
+            concurrency: text(&settings.concurrency),
+            misfire: text(&settings.misfire),
+        }
+    }
+
+    /// The values in force for `job` (its defaults if its overrides do not decode).
+    pub fn of_job(job: &JobRecord) -> Self {
+        Self::of(
+            &job.effective_settings()
+                .unwrap_or_else(|_| job.defaults.clone()),
+        )
+    }
+
+    fn get(&self, field: &str) -> &str {
+        match field {
+            "kind" => &self.kind,
+            "every" => &self.every,
+            "cron" => &self.cron,
+            "timezone" => &self.timezone,
+            "jitter" => &self.jitter,
+            "timeout" => &self.timeout,
+            "max_attempts" => &self.max_attempts,
+            "backoff" => &self.backoff,
+            "max_backoff" => &self.max_backoff,
+            "concurrency" => &self.concurrency,
+            "misfire" => &self.misfire,
+            _ => "",
+        }
+    }
+}
+
+/// One option of a `<select>`.
+#[derive(Debug, Clone)]
+pub(super) struct Choice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// One field of the form, ready to render.
+#[derive(Debug, Clone)]
+pub(super) struct FieldView {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub value: String,
+    /// The built-in default, shown as the placeholder of an empty field.
+    pub placeholder: &'static str,
+    /// Empty for a text input.
+    pub choices: Vec<Choice>,
+    /// "file default", or "override (file: …)".
+    pub origin: String,
+    pub overridden: bool,
+    pub error: Option<String>,
+}
+
+struct Spec {
+    name: &'static str,
+    label: &'static str,
+    placeholder: &'static str,
+    choices: &'static [(&'static str, &'static str)],
+}
+
+const SCHEDULE_FIELDS: [Spec; 3] = [
+    Spec {
+        name: "every",
+        label: "Interval",
+        placeholder: "e.g. 5m, 1h30m",
+        choices: &[],
+    },
+    Spec {
+        name: "cron",
+        label: "Cron line",
+        placeholder: "e.g. 0 3 * * *",
+        choices: &[],
+    },
+    Spec {
+        name: "timezone",
+        label: "Time zone",
+        placeholder: "UTC",
+        choices: &[],
+    },
+];
+
+const POLICY_FIELDS: [Spec; 7] = [
+    Spec {
+        name: "jitter",
+        label: "Jitter",
+        placeholder: "none",
+        choices: &[],
+    },
+    Spec {
+        name: "timeout",
+        label: "Timeout",
+        placeholder: "1h",
+        choices: &[],
+    },
+    Spec {
+        name: "max_attempts",
+        label: "Max attempts",
+        placeholder: "3",
+        choices: &[],
+    },
+    Spec {
+        name: "backoff",
+        label: "Retry backoff",
+        placeholder: "30s",
+        choices: &[],
+    },
+    Spec {
+        name: "max_backoff",
+        label: "Max backoff",
+        placeholder: "1h",
+        choices: &[],
+    },
+    Spec {
+        name: "concurrency",
+        label: "Overlapping runs",
+        placeholder: "",
+        choices: &[
+            ("forbid", "Forbid (skip the fire)"),
+            ("allow", "Allow"),
+            ("replace", "Replace (cancel the running run)"),
+        ],
+    },
+    Spec {
+        name: "misfire",
+        label: "Missed fires",
+        placeholder: "",
+        choices: &[
+            ("run_once", "Run once at start-up"),
+            ("skip", "Skip to the next slot"),
+        ],
+    },
+];
+
+fn field_views(
+    specs: &[Spec],
+    job: &JobRecord,
+    values: &FormValues,
+    errors: &FieldErrors,
+) -> Vec<FieldView> {
+    let defaults = FormValues::of(&job.defaults);
+    let schedule_overridden = ["every", "cron", "timezone"]
+        .iter()
+        .any(|field| job.overrides.contains_key(*field));
+    specs
+        .iter()
+        .map(|spec| {
+            let overridden = if ["every", "cron", "timezone"].contains(&spec.name) {
+                schedule_overridden
+            } else {
+                job.overrides.contains_key(spec.name)
+            };
+            let file_value = match defaults.get(spec.name) {
+                "" => "not set".to_owned(),
+                value => value.to_owned(),
+            };
+            let origin = if overridden {
+                format!("override (file: {file_value})")
+            } else {
+                "file default".to_owned()
+            };
+            let value = values.get(spec.name).to_owned();
+            let choices = spec
+                .choices
+                .iter()
+                .enumerate()
+                .map(|(i, (choice, label))| Choice {
+                    value: choice,
+                    label,
+                    // An unset policy is its first (default) choice.
+                    selected: value == *choice || (value.is_empty() && i == 0),
+                })
+                .collect();
+            FieldView {
+                name: spec.name,
+                label: spec.label,
+                value,
+                placeholder: spec.placeholder,
+                choices,
+                origin,
+                overridden,
+                error: errors.get(spec.name).cloned(),
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "job_schedule_partial.html")]
+struct FormTemplate<'a> {
+    job: &'a str,
+    version: i64,
+    csrf: &'a str,
+    can_edit: bool,
+    interval: bool,
+    kind_error: Option<String>,
+    form_error: Option<String>,
+    notice: Option<&'a str>,
+    schedule: Vec<FieldView>,
+    policies: Vec<FieldView>,
+    any_override: bool,
+}
+
+/// The schedule form of `job` showing `values` with `errors` next to their fields, as
+/// an HTML fragment (`<section id="schedule">…</section>`) for the job page. Without
+/// `can_edit` the fields are read-only and there is no save button.
+pub fn render_form(
+    job: &JobRecord,
+    values: &FormValues,
+    errors: &FieldErrors,
+    csrf: &str,
+    can_edit: bool,
+) -> String {
+    render_form_with_notice(job, values, errors, None, csrf, can_edit)
+}
+
+/// [`render_form`] with a status line above the fields ("Saved; next run at …").
+pub(super) fn render_form_with_notice(
+    job: &JobRecord,
+    values: &FormValues,
+    errors: &FieldErrors,
+    notice: Option<&str>,
+    csrf: &str,
+    can_edit: bool,
+) -> String {
+    let template = FormTemplate {
+        job: &job.name,
+        version: job.version,
+        csrf,
+        can_edit,
+        interval: values.kind != "cron",
+        kind_error: errors
+            .get("kind")
+            .or_else(|| errors.get("schedule"))
+            .cloned(),
+        form_error: errors.get("form").cloned(),
+        notice,
+        schedule: field_views(&SCHEDULE_FIELDS, job, values, errors),
+        policies: field_views(&POLICY_FIELDS, job, values, errors),
+        any_override: !job.overrides.is_empty(),
+    };
+    template.render().unwrap_or_else(|error| {
+        tracing::error!(%error, "the schedule form did not render");
+        "<section id=\"schedule\"><p role=\"alert\">The schedule form could not be shown.</p></section>".into()
+    })
+}
+
+/// The next fire times of a schedule typed into the form, or why it does not parse.
+#[derive(Template)]
+#[template(path = "schedule_preview_partial.html")]
+pub(super) struct PreviewTemplate {
+    pub description: Option<String>,
+    /// (RFC 3339 UTC, readable UTC text).
+    pub fires: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "job_settings.html")]
+struct StandalonePage<'a> {
+    job: &'a str,
+    form: &'a str,
+    csrf: &'a str,
+}
+
+/// A whole page around an already rendered form, for a form posted without htmx (a
+/// refused save then shows the form with its messages on its own page).
+pub(super) fn standalone_page(job: &str, form: &str, csrf: &str) -> String {
+    StandalonePage { job, form, csrf }
+        .render()
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "the settings page did not render");
+            form.to_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn job(name: &str, overrides: serde_json::Value) -> JobRecord {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        JobRecord {
+            id: 1,
+            name: name.into(),
+            defaults: JobSettings {
+                name: name.into(),
+                handler: "demo_inventory".into(),
+                every: Some("5m".into()),
+                timeout: Some("10m".into()),
+                ..JobSettings::default()
+            },
+            overrides: overrides.as_object().cloned().unwrap_or_default(),
+            paused: false,
+            removed_at: None,
+            next_run_at: None,
+            version: 7,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_fields_error_is_shown_next_to_it_and_linked_for_screen_readers() {
+        let job = job("sync", serde_json::json!({}));
+        let mut values = FormValues::of_job(&job);
+        values.every = "0s".into();
+        let errors = FieldErrors::from([(
+            "every".to_owned(),
+            "an interval must be at least 1 second".to_owned(),
+        )]);
+        let html = render_form(&job, &values, &errors, "tok", true);
+        assert!(
+            html.contains(r#"aria-describedby="every-origin every-error""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"aria-invalid="true""#));
+        assert!(html.contains(r#"id="every-error""#));
+        assert!(html.contains("an interval must be at least 1 second"));
+        assert!(html.contains(r#"value="0s""#));
+        assert!(html.contains(r#"name="csrf_token" value="tok""#));
+        assert!(html.contains(r#"name="version" value="7""#));
+    }
+
+    #[test]
+    fn html_in_a_value_or_message_renders_as_text() {
+        let job = job("sync", serde_json::json!({}));
+        let mut values = FormValues::of_job(&job);
+        values.cron = "<script>alert(1)</script>".into();
+        let errors = FieldErrors::from([("cron".to_owned(), "<b>bad</b>".to_owned())]);
+        let html = render_form(&job, &values, &errors, "\"><x", true);
+        assert!(!html.contains("<script>alert(1)</script>"));
+        assert!(html.contains("&#60;script&#62;"));
+        assert!(!html.contains("<b>bad</b>"));
+        assert!(!html.contains("\"><x"));
+    }
+
+    #[test]
+    fn overrides_and_file_defaults_are_told_apart() {
+        let job = job("sync", serde_json::json!({"timeout": "20m"}));
+        let html = render_form(
+            &job,
+            &FormValues::of_job(&job),
+            &FieldErrors::new(),
+            "t",
+            true,
+        );
+        assert!(html.contains("override (file: 10m)"), "{html}");
+        assert!(html.contains("file default"));
+    }
+
+    #[test]
+    fn a_viewer_sees_the_settings_but_no_save_button() {
+        let job = job("sync", serde_json::json!({}));
+        let html = render_form(
+            &job,
+            &FormValues::of_job(&job),
+            &FieldErrors::new(),
+            "t",
+            false,
+        );
+        assert!(!html.contains("type=\"submit\""));
+        assert!(html.contains("disabled"));
+    }
+}

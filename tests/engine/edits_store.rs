@@ -1,0 +1,233 @@
+//! The store's edit methods: overrides saved under a version check, and the history.
+
+use batchboard::job::JobSettings;
+use batchboard::store::sqlite::SqliteStore;
+use batchboard::store::{ChangeFilter, JobChange, JobRecord, Store, StoreError};
+use chrono::{DateTime, TimeZone, Utc};
+
+struct TestStore {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn open_store() -> TestStore {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
+    let store = SqliteStore::connect(&url).await.expect("the store opens");
+    store.migrate().await.expect("migrations apply");
+    TestStore { store, _dir: dir }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date")
+        + chrono::Duration::seconds(seconds)
+}
+
+fn settings(name: &str) -> JobSettings {
+    JobSettings {
+        name: name.into(),
+        handler: "demo_inventory".into(),
+        every: Some("5m".into()),
+        ..JobSettings::default()
+    }
+}
+
+async fn synced(store: &SqliteStore, names: &[&str]) -> Vec<JobRecord> {
+    let jobs: Vec<_> = names.iter().map(|name| settings(name)).collect();
+    store.sync_jobs(&jobs, at(0)).await.expect("jobs sync")
+}
+
+fn change(field: &str, old: serde_json::Value, new: serde_json::Value) -> JobChange {
+    JobChange {
+        actor: "ada".into(),
+        field: field.into(),
+        old_value: Some(old),
+        new_value: Some(new),
+    }
+}
+
+fn overrides(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+#[tokio::test]
+async fn an_edit_saves_the_overrides_bumps_the_version_and_records_each_change() {
+    let db = open_store().await;
+    let job = synced(&db.store, &["sync"]).await.remove(0);
+    let saved = db
+        .store
+        .update_job_overrides(
+            job.id,
+            job.version,
+            overrides(serde_json::json!({"every": "10m", "max_attempts": 5})),
+            &[
+                change("every", "5m".into(), "10m".into()),
+                change("max_attempts", serde_json::Value::Null, 5.into()),
+            ],
+            at(60),
+        )
+        .await
+        .expect("the edit saves");
+    assert_eq!(saved.version, job.version + 1);
+    assert_eq!(saved.updated_at, at(60));
+    assert_eq!(saved.overrides["every"], "10m");
+
+    let history = db
+        .store
+        .job_changes(&ChangeFilter {
+            limit: 10,
+            ..ChangeFilter::default()
+        })
+        .await
+        .expect("history loads");
+    let fields: Vec<_> = history.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["max_attempts", "every"], "newest first");
+    assert_eq!(history[1].job_name, "sync");
+    assert_eq!(history[1].actor, "ada");
+    assert_eq!(history[1].old_value, Some("5m".into()));
+    assert_eq!(history[1].new_value, Some("10m".into()));
+    assert_eq!(history[1].changed_at, at(60));
+}
+
+#[tokio::test]
+async fn an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing() {
+    let db = open_store().await;
+    let job = synced(&db.store, &["sync"]).await.remove(0);
+    let result = db
+        .store
+        .update_job_overrides(
+            job.id,
+            job.version - 1,
+            overrides(serde_json::json!({"every": "10m"})),
+            &[change("every", "5m".into(), "10m".into())],
+            at(60),
+        )
+        .await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    let after = db
+        .store
+        .job_by_name("sync")
+        .await
+        .expect("loads")
+        .expect("exists");
+    assert_eq!(after, job, "the job is untouched");
+    let history = db
+        .store
+        .job_changes(&ChangeFilter {
+            limit: 10,
+            ..ChangeFilter::default()
+        })
+        .await
+        .expect("history loads");
+    assert!(history.is_empty(), "no change recorded: {history:?}");
+}
+
+#[tokio::test]
+async fn an_edit_of_a_missing_job_is_not_found() {
+    let db = open_store().await;
+    let result = db
+        .store
+        .update_job_overrides(42, 1, serde_json::Map::new(), &[], at(0))
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+#[tokio::test]
+async fn pausing_records_who_paused_and_pausing_twice_records_once() {
+    let db = open_store().await;
+    let job = synced(&db.store, &["sync"]).await.remove(0);
+    for _ in 0..2 {
+        let paused = db
+            .store
+            .set_paused_by(job.id, true, None, "grace", at(5))
+            .await
+            .expect("pauses");
+        assert!(paused.paused);
+    }
+    let history = db
+        .store
+        .job_changes(&ChangeFilter {
+            job_id: Some(job.id),
+            limit: 10,
+            ..ChangeFilter::default()
+        })
+        .await
+        .expect("history loads");
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].field.as_str(), history[0].actor.as_str()),
+        ("paused", "grace")
+    );
+    assert_eq!(history[0].old_value, Some(false.into()));
+    assert_eq!(history[0].new_value, Some(true.into()));
+}
+
+#[tokio::test]
+async fn the_history_pages_by_keyset_and_filters_by_job() {
+    let db = open_store().await;
+    let jobs = synced(&db.store, &["alpha", "beta"]).await;
+    for (i, job) in jobs.iter().cycle().take(10).enumerate() {
+        let current = db
+            .store
+            .job_by_name(&job.name)
+            .await
+            .expect("loads")
+            .expect("exists");
+        let attempts = u32::try_from(i + 1).expect("small");
+        db.store
+            .update_job_overrides(
+                job.id,
+                current.version,
+                overrides(serde_json::json!({ "max_attempts": attempts })),
+                &[change(
+                    "max_attempts",
+                    serde_json::Value::Null,
+                    attempts.into(),
+                )],
+                at(i64::from(attempts)),
+            )
+            .await
+            .expect("the edit saves");
+    }
+    let first = db
+        .store
+        .job_changes(&ChangeFilter {
+            limit: 4,
+            ..ChangeFilter::default()
+        })
+        .await
+        .expect("page one");
+    let second = db
+        .store
+        .job_changes(&ChangeFilter {
+            before: first.last().map(|c| c.id),
+            limit: 4,
+            ..ChangeFilter::default()
+        })
+        .await
+        .expect("page two");
+    let values: Vec<_> = first
+        .iter()
+        .chain(&second)
+        .map(|c| c.new_value.clone().expect("set"))
+        .collect();
+    let expected: Vec<serde_json::Value> = (3..=10).rev().map(serde_json::Value::from).collect();
+    assert_eq!(
+        values, expected,
+        "newest first, no gap or repeat between pages"
+    );
+
+    let beta = db
+        .store
+        .job_changes(&ChangeFilter {
+            job_id: Some(jobs[1].id),
+            limit: 100,
+            ..ChangeFilter::default()
+        })
+        .await
+        .expect("beta's history");
+    assert_eq!(beta.len(), 5);
+    assert!(beta.iter().all(|c| c.job_name == "beta"));
+}
