@@ -6,6 +6,7 @@
 
 mod model;
 pub mod sqlite;
+mod user;
 pub mod writer;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
 pub use model::*;
+pub use user::*;
 
 /// What can go wrong in the store. Callers show the user [`StoreError::Conflict`] and
 /// [`StoreError::NotFound`]; the rest is logged and shown as an internal error.
@@ -114,6 +116,36 @@ pub trait Store: Send + Sync + 'static {
         keep_per_job: Option<u32>,
         batch_size: u32,
     ) -> StoreResult<PruneReport>;
+
+    /// The SQLite pool behind this store, for the session store; `None` for other backends.
+    fn sqlite_pool(&self) -> Option<sqlx::SqlitePool> {
+        None
+    }
+
+    // users
+
+    /// Creates a user. A taken name is [`StoreError::Conflict`].
+    async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User>;
+
+    /// One user by sign-in name.
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+
+    /// One user by id.
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+
+    /// Every user, ordered by name.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+
+    /// Applies `update` to user `id`; [`StoreError::NotFound`] when there is none.
+    async fn update_user(
+        &self,
+        id: i64,
+        update: &UserUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+
+    /// How many users exist, disabled ones included.
+    async fn count_users(&self) -> StoreResult<u64>;
 }
 
 /// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:
