@@ -105,7 +105,10 @@ impl std::fmt::Debug for UserUpdate {
         f.debug_struct("UserUpdate")
             .field("role", &self.role)
             .field("disabled", &self.disabled)
-            .field("password_hash", &self.password_hash.as_ref().map(|_| "<hidden>"))
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<hidden>"),
+            )
             .finish()
     }
 }

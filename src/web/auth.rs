@@ -14,8 +14,8 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
 use super::error::WebError;
-use crate::store::{SharedStore, StoreError, User};
 pub use crate::store::Role;
+use crate::store::{SharedStore, StoreError, User};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "batchboard_session";

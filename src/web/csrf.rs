@@ -183,7 +183,10 @@ mod tests {
         let body = b"name=a+b&csrf_token=ab%2Fc&x=1";
         assert_eq!(form_field(body, "csrf_token").as_deref(), Some("ab/c"));
         assert_eq!(form_field(b"name=x", "csrf_token"), None);
-        assert_eq!(form_field(b"csrf_token=", "csrf_token").as_deref(), Some(""));
+        assert_eq!(
+            form_field(b"csrf_token=", "csrf_token").as_deref(),
+            Some("")
+        );
     }
 
     #[test]

@@ -103,11 +103,7 @@ pub async fn submit(
     let Some(user) = user else {
         state.throttle.record_failure(&name, address);
         let csrf = csrf::token(&auth.session).await?;
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            page(csrf, BAD_CREDENTIALS.into()),
-        )
-            .into_response());
+        return Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_CREDENTIALS.into())).into_response());
     };
     state.throttle.record_success(&name);
     auth.login(&user)
@@ -117,6 +113,25 @@ pub async fn submit(
     // sign-in must not stay valid after it.
     csrf::renew(&auth.session).await?;
     Ok(see_other(&next))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    csrf: String,
+    name: String,
+}
+
+/// `GET /logout`: a confirmation form, so signing out works without JavaScript from any
+/// link, and any role can reach a page carrying its CSRF token.
+pub async fn confirm(
+    user: super::auth::CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+) -> impl IntoResponse {
+    LogoutPage {
+        csrf,
+        name: user.name,
+    }
 }
 
 /// `POST /logout`: deletes the session from the store and the cookie's value with it.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware::from_fn;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tower_http::services::ServeDir;
 
 use crate::clock::SharedClock;
@@ -71,7 +71,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let auth_layer = auth::layer(state.store.clone(), state.config.secure_cookies).await?;
     let static_files = ServeDir::new(&state.config.static_dir);
     let protected = pages::routes()
-        .route("/logout", post(login::logout))
+        .route("/logout", get(login::confirm).post(login::logout))
         .layer(from_fn(auth::require_login))
         .with_state(state.clone());
     Ok(Router::new()

@@ -174,11 +174,17 @@ mod tests {
         }
         assert!(throttle.check("ann", None).is_ok());
         throttle.record_failure("ann", None);
-        assert_eq!(throttle.check("ann", None), Err(std::time::Duration::from_secs(30)));
+        assert_eq!(
+            throttle.check("ann", None),
+            Err(std::time::Duration::from_secs(30))
+        );
         clock.advance(Duration::seconds(30));
         assert!(throttle.check("ann", None).is_ok());
         throttle.record_failure("ann", None);
-        assert_eq!(throttle.check("ann", None), Err(std::time::Duration::from_secs(60)));
+        assert_eq!(
+            throttle.check("ann", None),
+            Err(std::time::Duration::from_secs(60))
+        );
     }
 
     #[test]

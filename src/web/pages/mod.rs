@@ -5,7 +5,9 @@ use axum::Router;
 
 use super::AppState;
 
+pub mod users;
+
 /// Every page route.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(users::routes())
 }
