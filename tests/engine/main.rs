@@ -7,3 +7,4 @@ mod scheduler;
 mod schedules;
 mod store;
 mod support;
+mod users_store;
