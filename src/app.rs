@@ -94,12 +94,21 @@ impl Application {
             .sync_jobs(&settings.jobs, options.clock.now())
             .await
             .context("saving the jobs")?;
+        if let Some(first_admin) = crate::users::ensure_first_admin(
+            &store,
+            settings.admin_password.as_deref(),
+            options.clock.now(),
+        )
+        .await?
+        {
+            crate::users::announce_first_admin(&first_admin);
+        }
         let (writer, writer_task) = Writer::start(store.clone());
         let parts = SchedulerParts {
             store: store.clone(),
             writer,
             registry: registry.clone(),
-            clock: options.clock,
+            clock: options.clock.clone(),
             config: scheduler_config(&settings),
         };
         crate::telemetry::redact_on_stdout(std::sync::Arc::clone(&parts.config.runlog));
@@ -112,6 +121,10 @@ impl Application {
                 scheduler: scheduler.clone(),
                 registry,
                 config: std::sync::Arc::new(options.web),
+                throttle: std::sync::Arc::new(web::throttle::LoginThrottle::new(
+                    options.clock.clone(),
+                )),
+                clock: options.clock,
             };
             let router = web::router(state)
                 .await

@@ -34,4 +34,5 @@ pub mod schedule;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+pub mod users;
 pub mod web;

@@ -45,6 +45,26 @@ enum Command {
         /// The settings file to check.
         path: PathBuf,
     },
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is the first line of stdin (at least 12 characters).
+    Add {
+        /// The sign-in name (lowercase letters, digits, '-', '_', '.').
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: store::Role,
+    },
+    /// Set a user's password to the first line of stdin (at least 12 characters).
+    Passwd {
+        /// The sign-in name.
+        name: String,
+    },
 }
 
 #[tokio::main]
@@ -74,7 +94,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Jobs => list_jobs(Settings::load(cli.config.as_deref())?).await,
         Command::Run { job } => run_job(Settings::load(cli.config.as_deref())?, &job).await,
+        Command::User(command) => user(Settings::load(cli.config.as_deref())?, command).await,
     }
+}
+
+async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let store = store::connect(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let now = chrono::Utc::now();
+    match command {
+        UserCommand::Add { name, role } => {
+            let password = read_password()?;
+            batchboard::users::add_user(&store, &name, role, &password, now).await?;
+            println!("added {name} ({role})");
+        }
+        UserCommand::Passwd { name } => {
+            let password = read_password()?;
+            batchboard::users::set_password(&store, &name, &password, now).await?;
+            println!("password of {name} changed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first line of stdin, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@
 mod model;
 mod reads;
 pub mod sqlite;
+mod user;
 pub mod writer;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::job::JobSettings;
 pub use model::*;
 pub use reads::*;
+pub use user::*;
 
 /// What can go wrong in the store. Callers show the user [`StoreError::Conflict`] and
 /// [`StoreError::NotFound`]; the rest is logged and shown as an internal error.
@@ -173,6 +175,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recorded changes matching `filter`, newest (highest id) first.
     async fn job_changes(&self, filter: &ChangeFilter) -> StoreResult<Vec<JobChangeRecord>>;
+    /// The SQLite pool behind this store, for the session store; `None` for other backends.
+    fn sqlite_pool(&self) -> Option<sqlx::SqlitePool> {
+        None
+    }
+
+    // users
+
+    /// Creates a user. A taken name is [`StoreError::Conflict`].
+    async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User>;
+
+    /// One user by sign-in name.
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+
+    /// One user by id.
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+
+    /// Every user, ordered by name.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+
+    /// Applies `update` to user `id`; [`StoreError::NotFound`] when there is none.
+    async fn update_user(
+        &self,
+        id: i64,
+        update: &UserUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+
+    /// How many users exist, disabled ones included.
+    async fn count_users(&self) -> StoreResult<u64>;
 }
 
 /// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:

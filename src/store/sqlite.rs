@@ -12,6 +12,7 @@ mod edits;
 mod prune;
 mod reads;
 mod rows;
+mod users;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -386,5 +387,40 @@ impl Store for SqliteStore {
 
     async fn job_changes(&self, filter: &ChangeFilter) -> StoreResult<Vec<JobChangeRecord>> {
         edits::job_changes(&self.pool, filter).await
+    }
+
+    fn sqlite_pool(&self) -> Option<SqlitePool> {
+        Some(self.pool.clone())
+    }
+
+    // users
+
+    async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+        users::create_user(&self.pool, user, now).await
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        users::user_by_name(&self.pool, name).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        users::user_by_id(&self.pool, id).await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        users::users(&self.pool).await
+    }
+
+    async fn update_user(
+        &self,
+        id: i64,
+        update: &UserUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        users::update_user(&self.pool, id, update, now).await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        users::count_users(&self.pool).await
     }
 }

@@ -1,35 +1,130 @@
-//! Who is signed in, and what their role allows.
-//!
-//! CONTRACT STUB: the real implementation (axum-login backend, sessions in the database,
-//! login/logout, the guard that answers 303 to `/login?next=…` for pages and 401 JSON for
-//! the API) replaces the bodies here, keeping these names and signatures.
+//! Who is signed in, and what their role allows: the axum-login backend over the store,
+//! sessions kept in the database, the [`CurrentUser`] extractor and the guard in front of
+//! every protected route.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::cookie::time::Duration as CookieDuration;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
 use super::error::WebError;
+pub use crate::store::Role;
+use crate::store::{SharedStore, StoreError, User};
 
-/// What a user may do. Ordered: each role can do everything the ones before it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads everything.
-    Viewer,
-    /// Also edits schedules, runs, pauses and cancels jobs.
-    Operator,
-    /// Also manages users.
-    Admin,
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "batchboard_session";
+
+/// A session unused for this long expires.
+const SESSION_INACTIVITY: CookieDuration = CookieDuration::hours(12);
+
+/// The axum-login session of this request.
+pub type AuthSession = axum_login::AuthSession<Backend>;
+
+/// The session and sign-in layers, to wrap around every route.
+pub type AuthLayer = AuthManagerLayer<Backend, SqliteSessionStore>;
+
+impl AuthUser for User {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    // A new password changes the hash, which ends every session opened with the old one.
+    fn session_auth_hash(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
+/// What the sign-in form submits.
+#[derive(Clone)]
+pub struct Credentials {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("name", &self.name)
+            .field("password", &"<hidden>")
+            .finish()
     }
+}
+
+/// Why the backend could not answer (never "wrong password": that is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hashing(#[from] anyhow::Error),
+}
+
+/// Users and passwords from the store.
+#[derive(Clone)]
+pub struct Backend {
+    store: SharedStore,
+}
+
+impl Backend {
+    /// A backend over `store`.
+    pub fn new(store: SharedStore) -> Self {
+        Self { store }
+    }
+}
+
+impl AuthnBackend for Backend {
+    type User = User;
+    type Credentials = Credentials;
+    type Error = BackendError;
+
+    async fn authenticate(&self, credentials: Credentials) -> Result<Option<User>, BackendError> {
+        let user = self.store.user_by_name(&credentials.name).await?;
+        let hash = user.as_ref().map(|user| user.password_hash.clone());
+        let matches = crate::users::verify_password(credentials.password, hash).await?;
+        // Disabled users are refused only after the check, so the answer and its timing
+        // say nothing about which part was wrong.
+        Ok(user.filter(|user| matches && !user.disabled))
+    }
+
+    async fn get_user(&self, id: &i64) -> Result<Option<User>, BackendError> {
+        // A user disabled since signing in loses their sessions at the next request.
+        Ok(self
+            .store
+            .user_by_id(*id)
+            .await?
+            .filter(|user| !user.disabled))
+    }
+}
+
+/// Builds the session and sign-in layers: sessions in the database (the store's SQLite
+/// pool; the session table is created here), cookie HttpOnly, SameSite=Lax, `Secure` when
+/// `secure_cookies`, expiring after 12 hours without use.
+///
+/// # Errors
+/// When the store has no SQLite pool or the session table cannot be created.
+pub async fn layer(store: SharedStore, secure_cookies: bool) -> anyhow::Result<AuthLayer> {
+    // PostgreSQL sessions (tower-sessions-sqlx-store's PostgresStore) come with the
+    // PostgreSQL store.
+    let pool = store.sqlite_pool().ok_or_else(|| {
+        anyhow::anyhow!("sessions need the SQLite store (PostgreSQL is not supported yet)")
+    })?;
+    let sessions = SqliteSessionStore::new(pool);
+    sessions.migrate().await?;
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(SESSION_INACTIVITY));
+    Ok(AuthManagerLayerBuilder::new(Backend::new(store), session_layer).build())
 }
 
 /// The signed-in user of this request. Extracting it from a request without a session
@@ -55,15 +150,115 @@ impl CurrentUser {
     }
 }
 
+impl From<&User> for CurrentUser {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            name: user.name.clone(),
+            role: user.role,
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = WebError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // STUB: replaced by the session lookup.
-        Ok(CurrentUser {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuthSession>()
+            .and_then(|auth| auth.user.as_ref())
+            .map(CurrentUser::from)
+            .ok_or(WebError::Unauthorized)
+    }
+}
+
+/// The guard in front of protected routes: without a signed-in user, pages answer 303 to
+/// `/login?next=<this path>` and the API (`/api/…`) 401 JSON.
+pub async fn require_login(request: Request, next: Next) -> Response {
+    let signed_in = request
+        .extensions()
+        .get::<AuthSession>()
+        .is_some_and(|auth| auth.user.is_some());
+    if signed_in {
+        return next.run(request).await;
+    }
+    let uri = request.uri();
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        return WebError::Unauthorized.into_json_response();
+    }
+    let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("/login?next={}", percent_encode(here));
+    see_other(&location)
+}
+
+/// A 303 See Other to `location`.
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response(),
+    }
+}
+
+/// `next` when it is a path on this site, else `/`: only a single leading `/` is
+/// accepted, so `//evil.example` or `https://…` cannot turn sign-in into an open redirect.
+pub fn local_path_or_root(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.chars().any(char::is_control) =>
+        {
+            path
+        }
+        _ => "/",
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), for a query value.
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_accepted_as_next() {
+        assert_eq!(local_path_or_root(Some("/jobs/a?x=1")), "/jobs/a?x=1");
+        assert_eq!(local_path_or_root(Some("//evil.example")), "/");
+        assert_eq!(local_path_or_root(Some("/\\evil.example")), "/");
+        assert_eq!(local_path_or_root(Some("https://evil.example")), "/");
+        assert_eq!(local_path_or_root(Some("jobs")), "/");
+        assert_eq!(local_path_or_root(None), "/");
+    }
+
+    #[test]
+    fn percent_encoding_keeps_slashes_and_escapes_query_characters() {
+        assert_eq!(percent_encode("/jobs/a?x=1&y=2"), "/jobs/a%3Fx%3D1%26y%3D2");
+    }
+
+    #[test]
+    fn roles_are_ordered_by_what_they_allow() {
+        let viewer = CurrentUser {
             id: 1,
-            name: "admin".into(),
-            role: Role::Admin,
-        })
+            name: "v".into(),
+            role: Role::Viewer,
+        };
+        assert!(viewer.require(Role::Viewer).is_ok());
+        assert!(matches!(
+            viewer.require(Role::Operator),
+            Err(WebError::Forbidden)
+        ));
     }
 }

@@ -7,16 +7,21 @@
 pub mod auth;
 pub mod csrf;
 pub mod error;
+pub mod login;
 pub mod pages;
+pub mod security;
+pub mod throttle;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
+use axum::middleware::from_fn;
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
+use crate::clock::SharedClock;
 use crate::job::Registry;
 use crate::scheduler::SchedulerHandle;
 use crate::store::SharedStore;
@@ -49,20 +54,35 @@ pub struct AppState {
     /// The handlers, to validate edited settings against.
     pub registry: Registry,
     pub config: Arc<WebConfig>,
+    /// The application's clock (tests pass a manual one).
+    pub clock: SharedClock,
+    /// Failed sign-ins per name and address.
+    pub throttle: Arc<throttle::LoginThrottle>,
 }
 
-/// The application's router.
+/// The application's router: `/login`, `/healthz` and `/static` are public; every other
+/// path (the page routes, `/logout`, and unknown paths too, so nothing is revealed before
+/// sign-in) sits behind [`auth::require_login`]. Around everything: security headers,
+/// the session and sign-in layers, and the CSRF check.
 ///
 /// # Errors
 /// When the session store cannot be prepared.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
+    let auth_layer = auth::layer(state.store.clone(), state.config.secure_cookies).await?;
     let static_files = ServeDir::new(&state.config.static_dir);
-    let pages = pages::routes();
+    let protected = pages::routes()
+        .route("/logout", get(login::confirm).post(login::logout))
+        .layer(from_fn(auth::require_login))
+        .with_state(state.clone());
     Ok(Router::new()
         .route("/healthz", get(healthz))
-        .merge(pages)
+        .route("/login", get(login::show).post(login::submit))
         .nest_service("/static", static_files)
-        .with_state(state))
+        .fallback_service(protected)
+        .with_state(state)
+        .layer(from_fn(csrf::verify))
+        .layer(auth_layer)
+        .layer(from_fn(security::headers)))
 }
 
 /// Process liveness. Says nothing else, so it can be open to anyone.

@@ -10,3 +10,4 @@ mod scheduler;
 mod schedules;
 mod store;
 mod support;
+mod users_store;

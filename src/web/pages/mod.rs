@@ -8,6 +8,7 @@ pub mod job;
 pub mod run;
 pub mod schedule;
 pub mod svg;
+pub mod users;
 
 use axum::Router;
 
@@ -21,4 +22,5 @@ pub fn routes() -> Router<AppState> {
         .merge(run::routes())
         .merge(schedule::routes())
         .merge(history::routes())
+        .merge(users::routes())
 }

@@ -1,0 +1,284 @@
+//! The users page (admins only): list, add, change role, disable or enable, reset a
+//! password. Every change is checked with `validator` first; on an error nothing is saved
+//! and the message is shown next to its field.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use validator::{Validate, ValidationErrors};
+
+use crate::store::{NewUser, Role, StoreError, User, UserUpdate};
+use crate::users::{hash_password, validate_name, validate_password};
+use crate::web::AppState;
+use crate::web::auth::{CurrentUser, see_other};
+use crate::web::csrf::CsrfToken;
+use crate::web::error::{WebError, WebResult};
+
+/// The users page's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list).post(add))
+        .route("/users/{id}/role", post(set_role))
+        .route("/users/{id}/disabled", post(set_disabled))
+        .route("/users/{id}/password", post(reset_password))
+}
+
+/// A user as listed.
+struct UserRow {
+    id: i64,
+    name: String,
+    role: Role,
+    disabled: bool,
+    created_at: String,
+    created_title: String,
+}
+
+impl From<User> for UserRow {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            name: user.name,
+            role: user.role,
+            disabled: user.disabled,
+            created_at: user.created_at.to_rfc3339(),
+            created_title: user.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "users.html")]
+struct UsersPage {
+    csrf: String,
+    me: CurrentUser,
+    users: Vec<UserRow>,
+    roles: [Role; 3],
+    /// The add form as submitted, when it was refused.
+    new_name: String,
+    new_role: Role,
+    /// Messages for the add form, by field.
+    errors: BTreeMap<String, String>,
+    /// A refused change on one user's row: (user id, message).
+    row_error: Option<(i64, String)>,
+}
+
+impl UsersPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+
+    // Askama hands loop fields over by reference.
+    fn row_error_for(&self, id: &i64) -> Option<&str> {
+        match &self.row_error {
+            Some((row, message)) if row == id => Some(message),
+            _ => None,
+        }
+    }
+}
+
+async fn page(state: &AppState, csrf: String, me: CurrentUser) -> WebResult<UsersPage> {
+    let users = state.store.users().await?;
+    Ok(UsersPage {
+        csrf,
+        me,
+        users: users.into_iter().map(UserRow::from).collect(),
+        roles: Role::ALL,
+        new_name: String::new(),
+        new_role: Role::Viewer,
+        errors: BTreeMap::new(),
+        row_error: None,
+    })
+}
+
+fn refused(page: UsersPage) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+}
+
+/// `GET /users`.
+async fn list(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+) -> WebResult<UsersPage> {
+    me.require(Role::Admin)?;
+    page(&state, csrf, me).await
+}
+
+fn check_name(name: &str) -> Result<(), validator::ValidationError> {
+    validate_name(name)
+}
+
+fn check_password(password: &str) -> Result<(), validator::ValidationError> {
+    validate_password(password)
+}
+
+/// The add form.
+#[derive(Deserialize, Validate)]
+struct AddForm {
+    #[validate(custom(function = "check_name"))]
+    name: String,
+    role: Role,
+    #[validate(custom(function = "check_password"))]
+    password: String,
+}
+
+fn messages(errors: &ValidationErrors) -> BTreeMap<String, String> {
+    errors
+        .field_errors()
+        .into_iter()
+        .filter_map(|(field, errors)| {
+            let message = errors.first()?.message.as_ref()?.to_string();
+            Some((field.to_string(), message))
+        })
+        .collect()
+}
+
+/// `POST /users`: adds a user.
+async fn add(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Form(form): Form<AddForm>,
+) -> WebResult<Response> {
+    me.require(Role::Admin)?;
+    let mut errors = form
+        .validate()
+        .err()
+        .map(|e| messages(&e))
+        .unwrap_or_default();
+    if errors.is_empty() {
+        let user = NewUser {
+            name: form.name.clone(),
+            password_hash: hash_password(form.password).await?,
+            role: form.role,
+        };
+        match state.store.create_user(&user, state.clock.now()).await {
+            Ok(_) => return Ok(see_other("/users")),
+            Err(StoreError::Conflict) => {
+                errors.insert("name".into(), "this name is taken".into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let mut view = page(&state, csrf, me).await?;
+    view.new_name = form.name;
+    view.new_role = form.role;
+    view.errors = errors;
+    Ok(refused(view))
+}
+
+/// A role change.
+#[derive(Deserialize)]
+struct RoleForm {
+    role: Role,
+}
+
+/// A disable or enable.
+#[derive(Deserialize)]
+struct DisabledForm {
+    disabled: bool,
+}
+
+/// A password reset.
+#[derive(Deserialize, Validate)]
+struct PasswordForm {
+    #[validate(custom(function = "check_password"))]
+    password: String,
+}
+
+/// Refuses changes that would lock the acting admin out of this page.
+fn check_not_self(me: &CurrentUser, id: i64, what: &str) -> Result<(), String> {
+    if me.id == id {
+        Err(format!(
+            "you cannot {what} your own account; ask another admin"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+async fn apply(
+    state: &AppState,
+    me: CurrentUser,
+    csrf: String,
+    id: i64,
+    change: Result<UserUpdate, String>,
+) -> WebResult<Response> {
+    if state.store.user_by_id(id).await?.is_none() {
+        return Err(WebError::NotFound("no such user".into()));
+    }
+    match change {
+        Ok(update) => {
+            state
+                .store
+                .update_user(id, &update, state.clock.now())
+                .await?;
+            Ok(see_other("/users"))
+        }
+        Err(message) => {
+            let mut view = page(state, csrf, me).await?;
+            view.row_error = Some((id, message));
+            Ok(refused(view))
+        }
+    }
+}
+
+/// `POST /users/{id}/role`.
+async fn set_role(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Path(id): Path<i64>,
+    Form(form): Form<RoleForm>,
+) -> WebResult<Response> {
+    me.require(Role::Admin)?;
+    let change = check_not_self(&me, id, "change the role of").map(|()| UserUpdate {
+        role: Some(form.role),
+        ..UserUpdate::default()
+    });
+    apply(&state, me, csrf, id, change).await
+}
+
+/// `POST /users/{id}/disabled`.
+async fn set_disabled(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Path(id): Path<i64>,
+    Form(form): Form<DisabledForm>,
+) -> WebResult<Response> {
+    me.require(Role::Admin)?;
+    let change = check_not_self(&me, id, "disable").map(|()| UserUpdate {
+        disabled: Some(form.disabled),
+        ..UserUpdate::default()
+    });
+    apply(&state, me, csrf, id, change).await
+}
+
+/// `POST /users/{id}/password`.
+async fn reset_password(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Path(id): Path<i64>,
+    Form(form): Form<PasswordForm>,
+) -> WebResult<Response> {
+    me.require(Role::Admin)?;
+    let change = match form.validate() {
+        Ok(()) => Ok(UserUpdate {
+            password_hash: Some(hash_password(form.password).await?),
+            ..UserUpdate::default()
+        }),
+        Err(errors) => Err(messages(&errors)
+            .remove("password")
+            .unwrap_or_else(|| "invalid password".into())),
+    };
+    apply(&state, me, csrf, id, change).await
+}

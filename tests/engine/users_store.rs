@@ -1,0 +1,154 @@
+//! Users in the SQLite store against real temporary database files.
+
+use batchboard::store::sqlite::SqliteStore;
+use batchboard::store::{NewUser, Role, Store, StoreError, UserUpdate};
+use chrono::{DateTime, Duration, Utc};
+
+async fn open_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
+    let store = SqliteStore::connect(&url).await.expect("the store opens");
+    store.migrate().await.expect("migrations apply");
+    (store, dir)
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 123_457_000).expect("a valid time")
+        + Duration::seconds(seconds)
+}
+
+fn new_user(name: &str, role: Role) -> NewUser {
+    NewUser {
+        name: name.into(),
+        password_hash: format!("$argon2id$hash-of-{name}"),
+        role,
+    }
+}
+
+#[tokio::test]
+async fn a_created_user_is_found_by_name_and_by_id() {
+    let (store, _dir) = open_store().await;
+    let created = store
+        .create_user(&new_user("ann", Role::Operator), at(0))
+        .await
+        .expect("created");
+    assert_eq!(created.name, "ann");
+    assert_eq!(created.role, Role::Operator);
+    assert!(!created.disabled);
+    assert_eq!(created.created_at, at(0));
+    assert_eq!(created.updated_at, at(0));
+    let by_name = store.user_by_name("ann").await.expect("read").expect("ann");
+    let by_id = store
+        .user_by_id(created.id)
+        .await
+        .expect("read")
+        .expect("ann");
+    assert_eq!(by_name, created);
+    assert_eq!(by_id, created);
+    assert!(store.user_by_name("bob").await.expect("read").is_none());
+    assert!(
+        store
+            .user_by_id(created.id + 1)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_taken_name_is_a_conflict() {
+    let (store, _dir) = open_store().await;
+    store
+        .create_user(&new_user("ann", Role::Viewer), at(0))
+        .await
+        .expect("created");
+    let again = store
+        .create_user(&new_user("ann", Role::Admin), at(1))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+}
+
+#[tokio::test]
+async fn users_are_listed_by_name_and_counted() {
+    let (store, _dir) = open_store().await;
+    assert_eq!(store.count_users().await.expect("count"), 0);
+    for name in ["zoe", "ann", "mia"] {
+        store
+            .create_user(&new_user(name, Role::Viewer), at(0))
+            .await
+            .expect("created");
+    }
+    let names: Vec<String> = store
+        .users()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["ann", "mia", "zoe"]);
+    assert_eq!(store.count_users().await.expect("count"), 3);
+}
+
+#[tokio::test]
+async fn an_update_changes_only_the_given_fields() {
+    let (store, _dir) = open_store().await;
+    let ann = store
+        .create_user(&new_user("ann", Role::Viewer), at(0))
+        .await
+        .expect("created");
+    let role = UserUpdate {
+        role: Some(Role::Admin),
+        ..UserUpdate::default()
+    };
+    let updated = store
+        .update_user(ann.id, &role, at(5))
+        .await
+        .expect("updated");
+    assert_eq!(updated.role, Role::Admin);
+    assert_eq!(updated.password_hash, ann.password_hash);
+    assert!(!updated.disabled);
+    assert_eq!(updated.updated_at, at(5));
+    assert_eq!(updated.created_at, at(0));
+
+    let disable_and_reset = UserUpdate {
+        disabled: Some(true),
+        password_hash: Some("$argon2id$new".into()),
+        ..UserUpdate::default()
+    };
+    let updated = store
+        .update_user(ann.id, &disable_and_reset, at(6))
+        .await
+        .expect("updated");
+    assert!(updated.disabled);
+    assert_eq!(updated.password_hash, "$argon2id$new");
+    assert_eq!(updated.role, Role::Admin);
+    assert_eq!(
+        store.user_by_id(ann.id).await.expect("read").expect("ann"),
+        updated
+    );
+}
+
+#[tokio::test]
+async fn updating_a_missing_user_is_not_found() {
+    let (store, _dir) = open_store().await;
+    let result = store.update_user(42, &UserUpdate::default(), at(0)).await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_debug_form_of_a_user_hides_the_password_hash() {
+    let (store, _dir) = open_store().await;
+    let ann = store
+        .create_user(&new_user("ann", Role::Viewer), at(0))
+        .await
+        .expect("created");
+    let shown = format!("{ann:?} {:?}", new_user("ann", Role::Viewer));
+    assert!(!shown.contains("hash-of-ann"), "{shown}");
+    assert!(shown.contains("<hidden>"));
+}
+
+#[tokio::test]
+async fn the_sqlite_store_shares_its_pool_for_sessions() {
+    let (store, _dir) = open_store().await;
+    assert!(store.sqlite_pool().is_some());
+}

@@ -1,0 +1,250 @@
+//! The test harness: the real [`Application`] on port 0 with a temporary database, a
+//! manual clock, and a cookie-keeping HTTP client that does not follow redirects.
+
+use std::sync::Arc;
+
+use batchboard::app::{Application, Options};
+use batchboard::clock::ManualClock;
+use batchboard::config::Settings;
+use batchboard::job::JobSettings;
+use batchboard::store::{Role, SharedStore};
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION};
+
+/// The first admin's password in every test app.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// The password [`TestApp::create_user`] gives users.
+pub const USER_PASSWORD: &str = "a-long-enough-password";
+
+/// A client of a test app: keeps its own cookies (its own session), never follows
+/// redirects.
+pub struct TestClient {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The HTTP client.
+    pub client: reqwest::Client,
+}
+
+/// A running application and a client for it. Derefs to its [`TestClient`].
+pub struct TestApp {
+    browser: TestClient,
+    /// The application's store, to set up and check data.
+    pub store: SharedStore,
+    /// The application's clock.
+    pub clock: ManualClock,
+    /// The database URL.
+    pub database_url: String,
+    /// A folder that lives as long as the app (the database's, with `spawn_app`).
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestClient;
+
+    fn deref(&self) -> &TestClient {
+        &self.browser
+    }
+}
+
+/// A fixed start time for the manual clock.
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time")
+}
+
+fn job(name: &str, every: &str) -> JobSettings {
+    JobSettings {
+        name: name.into(),
+        handler: "demo_inventory".into(),
+        every: Some(every.into()),
+        ..JobSettings::default()
+    }
+}
+
+/// Settings for a test app with its database in `dir`.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        database_url: format!("sqlite://{}?mode=rwc", dir.join("batchboard.db").display()),
+        bind: "127.0.0.1:0".parse().expect("an address"),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        // A source, so the demo jobs do not replace ours.
+        source: Some(dir.join("batchboard.toml")),
+        jobs: vec![job("inventory-sync", "5m"), job("price-refresh", "1h")],
+        ..Settings::default()
+    }
+}
+
+/// A new cookie-keeping client that does not follow redirects.
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
+/// Starts the real application with [`test_settings`].
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = test_settings(dir.path());
+    spawn_app_with(settings, dir).await
+}
+
+/// Starts the real application with `settings`, its files in `dir`.
+pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let clock = ManualClock::new(start_time());
+    let options = Options {
+        clock: Arc::new(clock.clone()),
+        ..Options::default()
+    };
+    let database_url = settings.database_url.clone();
+    let application = Application::build(settings, options)
+        .await
+        .expect("the application starts");
+    let address = application.address().expect("an HTTP address");
+    let store = application.store().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        browser: TestClient {
+            base: format!("http://{address}"),
+            client: new_client(),
+        },
+        database_url,
+        store,
+        clock,
+        dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // The runtime ends with the test; the server task stops with it.
+        drop(self.server.take());
+    }
+}
+
+impl TestApp {
+    /// Another client of the same app, with no cookies yet.
+    pub fn with_new_client(&self) -> TestClient {
+        TestClient {
+            base: self.base.clone(),
+            client: new_client(),
+        }
+    }
+
+    /// Stops the server and the scheduler and waits for them.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
+        }
+    }
+
+    /// Creates a user with [`USER_PASSWORD`] directly in the store.
+    pub async fn create_user(&self, name: &str, role: Role) {
+        batchboard::users::add_user(&self.store, name, role, USER_PASSWORD, start_time())
+            .await
+            .expect("the user is created");
+    }
+
+    /// The session cookie's value in `headers`' `Set-Cookie`, if any.
+    pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(|cookie| cookie.strip_prefix("batchboard_session="))
+            .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+    }
+}
+
+impl TestClient {
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET `path` with this app's client.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+
+    /// POST a form to `path` with this app's client.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+
+    /// The CSRF token of the current session, scraped from the sign-in page when signed
+    /// out, else from the sign-out page (which every role may see).
+    pub async fn csrf_token(&self) -> String {
+        let mut response = self.get("/login").await;
+        if response.status() == StatusCode::SEE_OTHER {
+            response = self.get("/logout").await;
+        }
+        let body = response.text().await.expect("a body");
+        scrape_csrf(&body).expect("the page carries a CSRF token")
+    }
+
+    /// Signs in through the form; returns the answer to `POST /login`.
+    pub async fn login(&self, name: &str, password: &str) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        self.post_form(
+            "/login",
+            &[
+                ("name", name),
+                ("password", password),
+                ("csrf_token", &token),
+            ],
+        )
+        .await
+    }
+
+    /// Signs in and checks that it worked.
+    pub async fn login_ok(&self, name: &str, password: &str) {
+        let response = self.login(name, password).await;
+        assert_redirect_to(&response, "/");
+    }
+}
+
+/// The value of the first `name="csrf_token" value="…"` in `html`.
+pub fn scrape_csrf(html: &str) -> Option<String> {
+    let start = html.find(r#"name="csrf_token" value=""#)? + r#"name="csrf_token" value=""#.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// Asserts a 303 See Other to exactly `location`.
+#[track_caller]
+pub fn assert_redirect_to(response: &reqwest::Response, location: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "expected a 303");
+    let actual = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|value| value.to_str().ok());
+    assert_eq!(actual, Some(location));
+}
