@@ -2,4 +2,8 @@
 //! temporary SQLite file. One test binary with modules, so the crate is linked once.
 
 mod auth;
+mod browser;
+mod browser_driver;
+mod editing;
 mod helpers;
+mod pages;
