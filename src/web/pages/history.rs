@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::chrome::Chrome;
 use crate::store::{ChangeFilter, JobChangeRecord};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
@@ -72,7 +73,7 @@ fn shown(value: Option<&serde_json::Value>) -> String {
 #[derive(Template, WebTemplate)]
 #[template(path = "history.html")]
 struct HistoryPage {
-    csrf: String,
+    chrome: Chrome,
     job: String,
     changes: Vec<ChangeRow>,
     /// The `before` of the next (older) page, if there is one.
@@ -81,8 +82,8 @@ struct HistoryPage {
 
 async fn history(
     State(state): State<AppState>,
-    _user: CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    user: CurrentUser,
+    csrf: CsrfToken,
     Query(query): Query<HistoryQuery>,
 ) -> WebResult<HistoryPage> {
     let job = query.job.trim().to_owned();
@@ -112,7 +113,7 @@ async fn history(
         None
     };
     Ok(HistoryPage {
-        csrf,
+        chrome: Chrome::new(user, csrf),
         job,
         changes: changes.into_iter().map(ChangeRow::from).collect(),
         next_before,
@@ -127,7 +128,14 @@ mod tests {
     #[test]
     fn html_in_a_job_name_or_value_renders_as_text() {
         let page = HistoryPage {
-            csrf: "t".into(),
+            chrome: Chrome::new(
+                CurrentUser {
+                    id: 1,
+                    name: "viewer".into(),
+                    role: crate::web::auth::Role::Viewer,
+                },
+                CsrfToken("t".into()),
+            ),
             job: String::new(),
             changes: vec![ChangeRow::from(JobChangeRecord {
                 id: 3,

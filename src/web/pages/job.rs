@@ -1,6 +1,9 @@
-//! The job page (`GET /jobs/{name}`): settings (file default vs operator override), the
-//! schedule section (the editing work embeds its form there), a duration chart of the
-//! last 100 runs, and the run history paged by keyset (`?before=<run id>`).
+//! The job page (`GET /jobs/{name}`): its summary and actions, the schedule form,
+//! settings (file default vs operator override), a duration chart of the last 100 runs,
+//! and the run history paged by keyset (`?before=<run id>`).
+//!
+//! The summary (`GET /jobs/{name}/summary`, also embedded in the page) re-fetches itself
+//! when a save answers `HX-Trigger: job-changed`, so an edit shows without a reload.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,6 +14,7 @@ use serde::Deserialize;
 
 use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
 use super::dashboard::{JobFacts, describe_schedule};
+use super::schedule::{FieldErrors, FormValues, render_form};
 use super::svg::duration_chart;
 use crate::store::{JobRecord, RunFilter, RunRecord, RunStatus, Trigger};
 use crate::web::AppState;
@@ -25,7 +29,9 @@ pub const CHART_RUNS: u32 = 100;
 
 /// The job page's routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/jobs/{name}", get(job_page))
+    Router::new()
+        .route("/jobs/{name}", get(job_page))
+        .route("/jobs/{name}/summary", get(summary_partial))
 }
 
 /// History filters and page, as in the URL.
@@ -58,18 +64,43 @@ pub struct HistoryRow {
     pub updated: i64,
 }
 
-/// The job page.
-#[derive(Template, WebTemplate)]
-#[template(path = "job.html")]
-pub struct JobPage {
-    pub chrome: Chrome,
+/// The job's header: what it is, when it runs next, its version, and the actions the
+/// viewer may take.
+#[derive(Debug, Clone)]
+pub struct JobSummary {
     pub name: String,
+    /// The name percent-encoded for URLs.
+    pub url_name: String,
     pub description: String,
     pub handler: String,
     pub schedule: String,
     pub state: Badge,
     pub next: Option<TimeView>,
     pub version: i64,
+    pub paused: bool,
+    /// The run in progress, if any (its cancel button shows).
+    pub live_run: Option<i64>,
+    /// Whether the action buttons show (operators and admins).
+    pub can_operate: bool,
+    pub csrf: String,
+}
+
+/// The summary alone, for its htmx refresh.
+#[derive(Template, WebTemplate)]
+#[template(path = "job_summary_partial.html")]
+pub struct JobSummaryPartial {
+    pub summary: JobSummary,
+}
+
+/// The job page.
+#[derive(Template, WebTemplate)]
+#[template(path = "job.html")]
+pub struct JobPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub summary: JobSummary,
+    /// The schedule form, rendered by [`super::schedule::render_form`].
+    pub schedule_form: String,
     pub settings: Vec<SettingRow>,
     pub chart_svg: String,
     pub history: Vec<HistoryRow>,
@@ -107,11 +138,7 @@ async fn job_page(
     Path(name): Path<String>,
     Query(query): Query<JobQuery>,
 ) -> WebResult<JobPage> {
-    let job = state
-        .store
-        .job_by_name(&name)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))?;
+    let job = load_job(&state, &name).await?;
     let status = parse_filter::<RunStatus>("status", non_empty(&query.status))?;
     let trigger = parse_filter::<Trigger>("trigger", non_empty(&query.trigger))?;
     let recent = state
@@ -135,18 +162,6 @@ async fn job_page(
     let has_more = page.len() > PAGE_SIZE as usize;
     page.truncate(PAGE_SIZE as usize);
 
-    let latest: std::collections::HashMap<i64, RunRecord> = recent
-        .first()
-        .map(|run| (job.id, run.clone()))
-        .into_iter()
-        .collect();
-    let running: Vec<RunRecord> = recent
-        .iter()
-        .filter(|r| r.status == RunStatus::Running)
-        .cloned()
-        .collect();
-    let facts = JobFacts::new(&latest, &running);
-
     let url = |before: Option<String>| {
         format!(
             "/jobs/{}{}",
@@ -162,18 +177,19 @@ async fn job_page(
         .then(|| page.last().map(|run| url(Some(run.id.to_string()))))
         .flatten();
     let first_url = query.before.map(|_| url(None));
+    let chrome = Chrome::new(user, csrf);
+    let summary = summarise(&state, &job, &recent, &chrome);
+    let schedule_form = render_form(
+        &job,
+        &FormValues::of_job(&job),
+        &FieldErrors::new(),
+        &chrome.csrf,
+        chrome.is_operator(),
+    );
     Ok(JobPage {
-        chrome: Chrome::new(user, csrf),
-        description: job
-            .effective_settings()
-            .ok()
-            .and_then(|s| s.description)
-            .unwrap_or_default(),
-        handler: job.defaults.handler.clone(),
-        schedule: describe_schedule(&job),
-        state: facts.state(&job).1,
-        next: job.next_run_at.map(TimeView::new),
-        version: job.version,
+        chrome,
+        summary,
+        schedule_form,
         settings: setting_rows(&job),
         chart_svg: duration_chart(&recent),
         history: page.iter().map(history_row).collect(),
@@ -189,6 +205,93 @@ async fn job_page(
         first_url,
         name: job.name,
     })
+}
+
+/// `GET /jobs/{name}/summary`: the summary block alone.
+async fn summary_partial(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(name): Path<String>,
+) -> WebResult<JobSummaryPartial> {
+    let job = load_job(&state, &name).await?;
+    // The latest run only: the summary's state needs no more.
+    let recent = state
+        .store
+        .runs(&RunFilter {
+            job_id: Some(job.id),
+            limit: 1,
+            ..RunFilter::default()
+        })
+        .await?;
+    let chrome = Chrome::new(user, csrf);
+    Ok(JobSummaryPartial {
+        summary: summarise(&state, &job, &recent, &chrome),
+    })
+}
+
+async fn load_job(state: &AppState, name: &str) -> WebResult<JobRecord> {
+    state
+        .store
+        .job_by_name(name)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))
+}
+
+/// The summary of `job` given its `recent` runs, newest first.
+fn summarise(
+    state: &AppState,
+    job: &JobRecord,
+    recent: &[RunRecord],
+    chrome: &Chrome,
+) -> JobSummary {
+    let latest: std::collections::HashMap<i64, RunRecord> = recent
+        .first()
+        .map(|run| (job.id, run.clone()))
+        .into_iter()
+        .collect();
+    let running: Vec<RunRecord> = recent
+        .iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .cloned()
+        .collect();
+    let facts = JobFacts::new(&latest, &running);
+    // The scheduler knows what runs in this process; the store may lag a moment.
+    let live_run = state
+        .scheduler
+        .live_runs()
+        .all()
+        .into_iter()
+        .find(|run| run.job_id == job.id)
+        .map(|run| run.run_id);
+    summary_of(job, facts.state(job).1, live_run, chrome)
+}
+
+/// The summary of `job` in `state`, with `live_run` in progress, as seen by `chrome`'s user.
+pub fn summary_of(
+    job: &JobRecord,
+    state: Badge,
+    live_run: Option<i64>,
+    chrome: &Chrome,
+) -> JobSummary {
+    JobSummary {
+        name: job.name.clone(),
+        url_name: super::chrome::encode(&job.name),
+        description: job
+            .effective_settings()
+            .ok()
+            .and_then(|s| s.description)
+            .unwrap_or_default(),
+        handler: job.defaults.handler.clone(),
+        schedule: describe_schedule(job),
+        state,
+        next: job.next_run_at.map(TimeView::new),
+        version: job.version,
+        paused: job.paused,
+        live_run,
+        can_operate: chrome.is_operator(),
+        csrf: chrome.csrf.clone(),
+    }
 }
 
 fn parse_filter<T: std::str::FromStr>(field: &str, value: Option<&str>) -> WebResult<Option<T>> {
@@ -309,23 +412,27 @@ mod tests {
 
     #[test]
     fn the_job_page_escapes_descriptions_and_params() {
-        let job = job();
+        let mut job = job();
+        job.name = HOSTILE.into();
+        let chrome = Chrome::new(
+            CurrentUser {
+                id: 1,
+                name: "a".into(),
+                role: Role::Admin,
+            },
+            CsrfToken("t".into()),
+        );
         let page = JobPage {
-            chrome: Chrome::new(
-                CurrentUser {
-                    id: 1,
-                    name: "a".into(),
-                    role: Role::Admin,
-                },
-                CsrfToken("t".into()),
-            ),
             name: HOSTILE.into(),
-            description: HOSTILE.into(),
-            handler: "demo".into(),
-            schedule: "every 10 minutes".into(),
-            state: Badge::new("enabled", "ok"),
-            next: None,
-            version: 3,
+            summary: summary_of(&job, Badge::new("enabled", "ok"), Some(9), &chrome),
+            schedule_form: render_form(
+                &job,
+                &FormValues::of_job(&job),
+                &FieldErrors::new(),
+                "t",
+                true,
+            ),
+            chrome,
             settings: setting_rows(&job),
             chart_svg: duration_chart(&[]),
             history: vec![],
@@ -337,6 +444,11 @@ mod tests {
         let html = page.render().expect("renders");
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("<section id=\"schedule\""));
+        assert!(
+            html.contains("action=\"/runs/9/cancel\""),
+            "a live run can be cancelled"
+        );
+        assert!(html.contains("/summary\""), "the summary refreshes itself");
         assert!(
             html.contains("href=\"/users\""),
             "admins see the Users link"

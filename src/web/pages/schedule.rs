@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use validator::Validate;
 
+use super::chrome::Chrome;
 use crate::schedule::Schedule;
 use crate::scheduler::{CommandError, EditError, JobPatch};
 use crate::store::JobRecord;
@@ -234,13 +235,17 @@ fn form_response(
     values: &FormValues,
     errors: &FieldErrors,
     notice: Option<&str>,
-    csrf: &str,
+    chrome: &Chrome,
 ) -> Response {
-    let form = view::render_form_with_notice(job, values, errors, notice, csrf, true);
+    let form = view::render_form_with_notice(job, values, errors, notice, &chrome.csrf, true);
     if is_htmx(headers) {
         (status, Html(form)).into_response()
     } else {
-        (status, Html(view::standalone_page(&job.name, &form, csrf))).into_response()
+        (
+            status,
+            Html(view::standalone_page(&job.name, &form, chrome)),
+        )
+            .into_response()
     }
 }
 
@@ -285,7 +290,7 @@ async fn refused(
     job: &JobRecord,
     values: &FormValues,
     error: EditError,
-    csrf: &str,
+    chrome: &Chrome,
 ) -> WebResult<Response> {
     match error {
         EditError::Invalid(settings) => {
@@ -314,7 +319,7 @@ async fn refused(
                 values,
                 &errors,
                 None,
-                csrf,
+                chrome,
             ))
         }
         EditError::Conflict => {
@@ -327,7 +332,7 @@ async fn refused(
                 &FormValues::of_job(&current),
                 &errors,
                 None,
-                csrf,
+                chrome,
             ))
         }
         EditError::UnknownJob(_) => Err(WebError::NotFound(error.to_string())),
@@ -339,12 +344,13 @@ async fn refused(
 async fn save_settings(
     State(state): State<AppState>,
     user: CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    csrf: CsrfToken,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<SettingsForm>,
 ) -> WebResult<Response> {
     user.require(Role::Operator)?;
+    let chrome = Chrome::new(user.clone(), csrf);
     let job = load_job(&state, &name).await?;
     let values = form.values();
     let mut errors = form.shape_errors();
@@ -369,7 +375,7 @@ async fn save_settings(
             &values,
             &errors,
             None,
-            &csrf,
+            &chrome,
         ));
     }
     match state
@@ -381,9 +387,9 @@ async fn save_settings(
             &headers,
             &saved,
             &saved_notice(&saved, "Saved"),
-            &csrf,
+            &chrome.csrf,
         )),
-        Err(error) => refused(&state, &headers, &shown, &values, error, &csrf).await,
+        Err(error) => refused(&state, &headers, &shown, &values, error, &chrome).await,
     }
 }
 
@@ -399,12 +405,13 @@ struct ResetForm {
 async fn reset(
     State(state): State<AppState>,
     user: CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    csrf: CsrfToken,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<ResetForm>,
 ) -> WebResult<Response> {
     user.require(Role::Operator)?;
+    let chrome = Chrome::new(user.clone(), csrf);
     let job = load_job(&state, &name).await?;
     let field = Some(form.field.trim()).filter(|field| !field.is_empty());
     match state
@@ -414,11 +421,11 @@ async fn reset(
     {
         Ok(saved) => {
             let notice = saved_notice(&saved, "Reset to the file defaults");
-            Ok(changed_response(&headers, &saved, &notice, &csrf))
+            Ok(changed_response(&headers, &saved, &notice, &chrome.csrf))
         }
         Err(error) => {
             let values = FormValues::of_job(&job);
-            refused(&state, &headers, &job, &values, error, &csrf).await
+            refused(&state, &headers, &job, &values, error, &chrome).await
         }
     }
 }

@@ -14,6 +14,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use validator::{Validate, ValidationErrors};
 
+use super::chrome::Chrome;
 use crate::store::{NewUser, Role, StoreError, User, UserUpdate};
 use crate::users::{hash_password, validate_name, validate_password};
 use crate::web::AppState;
@@ -56,8 +57,8 @@ impl From<User> for UserRow {
 #[derive(Template, WebTemplate)]
 #[template(path = "users.html")]
 struct UsersPage {
+    chrome: Chrome,
     csrf: String,
-    me: CurrentUser,
     users: Vec<UserRow>,
     roles: [Role; 3],
     /// The add form as submitted, when it was refused.
@@ -86,8 +87,8 @@ impl UsersPage {
 async fn page(state: &AppState, csrf: String, me: CurrentUser) -> WebResult<UsersPage> {
     let users = state.store.users().await?;
     Ok(UsersPage {
+        chrome: Chrome::new(me, CsrfToken(csrf.clone())),
         csrf,
-        me,
         users: users.into_iter().map(UserRow::from).collect(),
         roles: Role::ALL,
         new_name: String::new(),

@@ -8,6 +8,7 @@ use askama::Template;
 
 use crate::job::JobSettings;
 use crate::store::JobRecord;
+use crate::web::pages::chrome::Chrome;
 
 /// Messages by form field name (`kind`, `every`, …); `form` holds one for the whole form.
 pub type FieldErrors = BTreeMap<String, String>;
@@ -314,15 +315,15 @@ pub(super) struct PreviewTemplate {
 #[derive(Template)]
 #[template(path = "job_settings.html")]
 struct StandalonePage<'a> {
+    chrome: &'a Chrome,
     job: &'a str,
     form: &'a str,
-    csrf: &'a str,
 }
 
 /// A whole page around an already rendered form, for a form posted without htmx (a
 /// refused save then shows the form with its messages on its own page).
-pub(super) fn standalone_page(job: &str, form: &str, csrf: &str) -> String {
-    StandalonePage { job, form, csrf }
+pub(super) fn standalone_page(job: &str, form: &str, chrome: &Chrome) -> String {
+    StandalonePage { chrome, job, form }
         .render()
         .unwrap_or_else(|error| {
             tracing::error!(%error, "the settings page did not render");
