@@ -175,6 +175,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recorded changes matching `filter`, newest (highest id) first.
     async fn job_changes(&self, filter: &ChangeFilter) -> StoreResult<Vec<JobChangeRecord>>;
+
+    // Dashboard page reads: a page of jobs costs the same with ten jobs or ten thousand.
+
+    /// The jobs matching `query`, removed ones included, ordered by name.
+    async fn jobs_matching(&self, query: &JobQuery) -> StoreResult<Vec<JobRecord>>;
+
+    /// The latest run of each of `job_ids` that has one, keyed by job id.
+    async fn latest_runs_of(
+        &self,
+        job_ids: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, RunRecord>>;
+
+    /// The handlers jobs use, sorted, each once.
+    async fn job_handlers(&self) -> StoreResult<Vec<String>>;
+
+    /// How many jobs still in the settings have a `dead` latest run (need attention).
+    async fn count_needing_attention(&self) -> StoreResult<u64>;
     /// The SQLite pool behind this store, for the session store; `None` for other backends.
     fn sqlite_pool(&self) -> Option<sqlx::SqlitePool> {
         None

@@ -19,3 +19,15 @@ pub struct OutcomeBucket {
 pub fn bucket_start(since: DateTime<Utc>, width: chrono::Duration, bucket: u32) -> DateTime<Utc> {
     since + width * i32::try_from(bucket).unwrap_or(i32::MAX)
 }
+
+/// Which jobs a dashboard page lists: by name, from the keyset on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only names containing this (names are lowercase).
+    pub name_contains: Option<String>,
+    /// Only jobs of this handler.
+    pub handler: Option<String>,
+    /// Only names after this one (keyset paging).
+    pub after: Option<String>,
+    pub limit: u32,
+}

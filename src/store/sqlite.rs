@@ -389,6 +389,22 @@ impl Store for SqliteStore {
         edits::job_changes(&self.pool, filter).await
     }
 
+    async fn jobs_matching(&self, query: &JobQuery) -> StoreResult<Vec<JobRecord>> {
+        reads::jobs_matching(&self.pool, query).await
+    }
+
+    async fn latest_runs_of(&self, job_ids: &[i64]) -> StoreResult<HashMap<i64, RunRecord>> {
+        reads::latest_runs_of(&self.pool, job_ids).await
+    }
+
+    async fn job_handlers(&self) -> StoreResult<Vec<String>> {
+        reads::job_handlers(&self.pool).await
+    }
+
+    async fn count_needing_attention(&self) -> StoreResult<u64> {
+        reads::count_needing_attention(&self.pool).await
+    }
+
     fn sqlite_pool(&self) -> Option<SqlitePool> {
         Some(self.pool.clone())
     }

@@ -4,9 +4,14 @@
 //! `batchboard-bench scheduler --jobs N --every 1s --secs S [--burst]` runs N trivial jobs
 //! (one log line each) through the real scheduler, with full recording on a temporary
 //! SQLite file.
+//!
+//! `batchboard-bench web --jobs 1000 --runs 1000000` seeds a database, serves it, signs in
+//! and loads the dashboard, a job page and a run page with 16 concurrent clients, and a
+//! static file of the dashboard's size from the same server.
 
 mod scheduler;
 mod sys;
+mod web;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +26,8 @@ struct Cli {
 enum Command {
     /// Fire N jobs through the real scheduler and measure lateness and throughput.
     Scheduler(scheduler::Args),
+    /// Serve a seeded database and measure the console's pages against a static file.
+    Web(web::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +35,6 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Scheduler(args) => runtime.block_on(scheduler::run(args)),
+        Command::Web(args) => runtime.block_on(web::run(args)),
     }
 }

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::rows::{RUN_COLUMNS, RunRow, decode_all, micros};
-use crate::store::{OutcomeBucket, RunRecord, RunStatus, StoreError, StoreResult};
+use super::rows::{JOB_COLUMNS, JobRow, RUN_COLUMNS, RunRow, decode_all, micros};
+use crate::store::{
+    JobQuery, JobRecord, OutcomeBucket, RunRecord, RunStatus, StoreError, StoreResult,
+};
 
 /// Job ids per `IN (…)` list, well under SQLite's limit on bound parameters.
 const IDS_PER_STATEMENT: usize = 500;
@@ -80,4 +82,68 @@ pub(super) async fn run_chain(pool: &SqlitePool, first_run_id: i64) -> StoreResu
         .fetch_all(pool)
         .await?;
     decode_all(rows)
+}
+
+pub(super) async fn jobs_matching(
+    pool: &SqlitePool,
+    query: &JobQuery,
+) -> StoreResult<Vec<JobRecord>> {
+    // `name` is UNIQUE, so its index serves both the keyset and the order.
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs \
+         WHERE ($1 IS NULL OR name > $1) \
+           AND ($2 IS NULL OR instr(name, $2) > 0) \
+           AND ($3 IS NULL OR json_extract(defaults, '$.handler') = $3) \
+         ORDER BY name LIMIT $4"
+    );
+    let rows = sqlx::query_as::<_, JobRow>(&sql)
+        .bind(query.after.as_deref())
+        .bind(query.name_contains.as_deref().map(str::to_lowercase))
+        .bind(query.handler.as_deref())
+        .bind(i64::from(query.limit))
+        .fetch_all(pool)
+        .await?;
+    decode_all(rows)
+}
+
+pub(super) async fn latest_runs_of(
+    pool: &SqlitePool,
+    job_ids: &[i64],
+) -> StoreResult<HashMap<i64, RunRecord>> {
+    if job_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // One probe of `runs_by_job` per job.
+    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE runs.id IN (SELECT (SELECT MAX(r.id) FROM runs AS r WHERE r.job_id = j.id) FROM jobs AS j WHERE j.id IN ("
+    ));
+    let mut ids = sql.separated(", ");
+    for id in job_ids {
+        ids.push_bind(*id);
+    }
+    sql.push("))");
+    let rows = sql.build_query_as::<RunRow>().fetch_all(pool).await?;
+    Ok(decode_all(rows)?
+        .into_iter()
+        .map(|run: RunRecord| (run.job_id, run))
+        .collect())
+}
+
+pub(super) async fn job_handlers(pool: &SqlitePool) -> StoreResult<Vec<String>> {
+    let handlers: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT json_extract(defaults, '$.handler') AS handler FROM jobs ORDER BY handler",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(handlers.into_iter().map(|(handler,)| handler).collect())
+}
+
+pub(super) async fn count_needing_attention(pool: &SqlitePool) -> StoreResult<u64> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE removed_at IS NULL AND \
+         (SELECT status FROM runs WHERE runs.job_id = jobs.id ORDER BY runs.id DESC LIMIT 1) = 'dead'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
