@@ -125,6 +125,7 @@ impl Application {
                     options.clock.clone(),
                 )),
                 clock: options.clock,
+                dashboard: std::sync::Arc::default(),
             };
             let router = web::router(state)
                 .await

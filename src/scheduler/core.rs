@@ -6,11 +6,12 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::edit::{self, Edit, EditError};
+use super::events::EventBus;
 use super::executor::{Claim, Exec, JobSnapshot};
 use super::live::{LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerEvent, SchedulerParts, policy};
@@ -108,7 +109,7 @@ pub(crate) struct Core {
     store: SharedStore,
     registry: Registry,
     clock: SharedClock,
-    events: broadcast::Sender<SchedulerEvent>,
+    events: EventBus,
     live: LiveRuns,
     exec: Arc<Exec>,
     tracker: TaskTracker,
@@ -164,7 +165,7 @@ impl Core {
     pub(crate) async fn recover(
         parts: SchedulerParts,
         commands: mpsc::UnboundedSender<Command>,
-        events: broadcast::Sender<SchedulerEvent>,
+        events: EventBus,
         live: LiveRuns,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
@@ -515,7 +516,7 @@ impl Core {
                     let exec = Arc::clone(&self.exec);
                     self.tracker
                         .spawn(async move { exec.record_skip(claim).await });
-                    let _ = self.events.send(SchedulerEvent::FireSkipped {
+                    self.events.send(SchedulerEvent::FireSkipped {
                         job: name,
                         scheduled_for: nominal,
                     });
@@ -733,7 +734,7 @@ impl Core {
             self.queue_fire(job_id, next, false);
             self.requeue_pending_retries(job_id).await;
         }
-        let _ = self.events.send(SchedulerEvent::JobChanged {
+        self.events.send(SchedulerEvent::JobChanged {
             job: name.to_owned(),
         });
         Ok(())
@@ -853,7 +854,7 @@ impl Core {
                 .await
                 .map_err(|error| CommandError::Store(error.to_string()))?;
         }
-        let _ = self.events.send(SchedulerEvent::JobChanged {
+        self.events.send(SchedulerEvent::JobChanged {
             job: name.to_owned(),
         });
         Ok(())
@@ -888,7 +889,7 @@ impl Core {
     /// (those runs end as `interrupted`, to be retried by the next process).
     async fn shutdown(self) {
         self.tracker.close();
-        let _ = self.events.send(SchedulerEvent::ShuttingDown);
+        self.events.send(SchedulerEvent::ShuttingDown);
         let running = self.live.len();
         if running > 0 {
             let grace =

@@ -6,13 +6,14 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::core::{Ended, RetryDue};
+use super::events::EventBus;
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
@@ -45,7 +46,7 @@ pub(crate) struct Exec {
     clock: SharedClock,
     permits: Arc<Semaphore>,
     live: LiveRuns,
-    events: broadcast::Sender<SchedulerEvent>,
+    events: EventBus,
     commands: mpsc::UnboundedSender<Command>,
     runlog: Arc<RunLogPolicy>,
     timeout_grace: chrono::Duration,
@@ -78,7 +79,7 @@ impl Exec {
         clock: SharedClock,
         config: &SchedulerConfig,
         live: LiveRuns,
-        events: broadcast::Sender<SchedulerEvent>,
+        events: EventBus,
         commands: mpsc::UnboundedSender<Command>,
     ) -> Self {
         Self {
@@ -202,7 +203,7 @@ impl Exec {
             counters: Arc::clone(&counters),
         };
         self.live.insert(live.clone());
-        let _ = self.events.send(SchedulerEvent::RunStarted {
+        self.events.send(SchedulerEvent::RunStarted {
             run_id,
             job: job.name.clone(),
             trigger: row.trigger,
@@ -276,7 +277,7 @@ impl Exec {
             tracing::error!(run_id, %error, "could not record the end of a run");
             return None;
         }
-        let _ = self.events.send(SchedulerEvent::RunFinished {
+        self.events.send(SchedulerEvent::RunFinished {
             run_id,
             job: job.name.clone(),
             status,

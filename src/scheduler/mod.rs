@@ -8,6 +8,7 @@
 
 mod core;
 mod edit;
+mod events;
 mod executor;
 mod live;
 pub mod policy;
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use self::events::EventBus;
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
@@ -160,7 +163,7 @@ enum Command {
 #[derive(Clone)]
 pub struct SchedulerHandle {
     commands: mpsc::UnboundedSender<Command>,
-    events: broadcast::Sender<SchedulerEvent>,
+    events: EventBus,
     live: LiveRuns,
 }
 
@@ -319,6 +322,12 @@ impl SchedulerHandle {
         let _ = self.ask(|reply| Command::Sync { reply }).await;
     }
 
+    /// A number that changes whenever the scheduler publishes an event (a run starts or
+    /// ends, a job changes): equal numbers mean nothing happened in between.
+    pub fn generation(&self) -> u64 {
+        self.events.generation()
+    }
+
     /// Follows what the scheduler does from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<SchedulerEvent> {
         self.events.subscribe()
@@ -355,7 +364,7 @@ impl SchedulerHandle {
 /// When the store cannot be read at start-up.
 pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, JoinHandle<()>)> {
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let (events, _) = broadcast::channel(1024);
+    let events = EventBus::new(1024);
     let live = LiveRuns::default();
     let handle = SchedulerHandle {
         commands: commands.clone(),
@@ -396,7 +405,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
             reason,
         })?;
     let (commands, _ignored) = mpsc::unbounded_channel();
-    let (events, _) = broadcast::channel(16);
+    let events = EventBus::new(16);
     let exec = Arc::new(executor::Exec::new(
         writer,
         clock.clone(),

@@ -58,6 +58,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Failed sign-ins per name and address.
     pub throttle: Arc<throttle::LoginThrottle>,
+    /// Dashboards built moments ago, reused while nothing changes.
+    pub dashboard: Arc<pages::dashboard::DashboardCache>,
 }
 
 /// The application's router: `/login`, `/healthz` and `/static` are public; every other

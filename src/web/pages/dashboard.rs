@@ -6,6 +6,7 @@
 //! runs, the day's status counts, and the outcome buckets of the jobs on this page.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -132,7 +133,7 @@ pub struct DashboardPage {
     pub chrome: Chrome,
     pub counts: Counts,
     pub filters: Filters,
-    pub table: TableView,
+    pub table: Arc<TableView>,
     pub oob: bool,
 }
 
@@ -141,7 +142,7 @@ pub struct DashboardPage {
 #[template(path = "dashboard_table_partial.html")]
 pub struct DashboardTable {
     pub counts: Counts,
-    pub table: TableView,
+    pub table: Arc<TableView>,
     pub oob: bool,
 }
 
@@ -152,6 +153,107 @@ async fn dashboard(
     headers: HeaderMap,
     Query(query): Query<DashboardQuery>,
 ) -> WebResult<Response> {
+    let view = cached_view(&state, &query).await?;
+    let (q, handler, state_filter) = (
+        non_empty(&query.q),
+        non_empty(&query.handler),
+        non_empty(&query.state),
+    );
+    if is_htmx(&headers) {
+        return Ok(DashboardTable {
+            counts: view.counts.clone(),
+            table: Arc::clone(&view.table),
+            oob: true,
+        }
+        .into_response());
+    }
+    let filters = Filters {
+        q: q.unwrap_or_default().to_owned(),
+        handler: handler.unwrap_or_default().to_owned(),
+        state: state_filter.unwrap_or_default().to_owned(),
+        handlers: view
+            .handlers
+            .iter()
+            .map(|h| (h.clone(), Some(h.as_str()) == handler))
+            .collect(),
+        states: STATES
+            .iter()
+            .map(|(value, text)| (*value, *text, Some(*value) == state_filter))
+            .collect(),
+    };
+    Ok(DashboardPage {
+        chrome: Chrome::new(user, csrf),
+        counts: view.counts.clone(),
+        filters,
+        table: Arc::clone(&view.table),
+        oob: false,
+    }
+    .into_response())
+}
+
+/// What the dashboard shows for one query, the same for every viewer.
+pub struct DashboardView {
+    counts: Counts,
+    table: Arc<TableView>,
+    handlers: Vec<String>,
+}
+
+/// How long a built dashboard may be reused when nothing happened in the scheduler:
+/// progress bars and relative times move without events.
+const REUSE_FOR: Duration = Duration::seconds(1);
+
+/// Dashboards built recently, by query. Every open dashboard polls every few seconds,
+/// and all of them ask the same thing: the view is rebuilt only when the scheduler
+/// published an event since (a run started or ended, a job changed) or after a second.
+#[derive(Default)]
+pub struct DashboardCache {
+    // A std Mutex: held for a map lookup or insert, never across an await.
+    views: Mutex<HashMap<String, Built>>,
+}
+
+/// A view with the scheduler generation and the time it was built at.
+type Built = (u64, DateTime<Utc>, Arc<DashboardView>);
+
+impl DashboardCache {
+    /// How many queries' views are kept; a few filters and pages in use at once.
+    const CAPACITY: usize = 64;
+}
+
+async fn cached_view(state: &AppState, query: &DashboardQuery) -> WebResult<Arc<DashboardView>> {
+    let key = query_string(&[
+        ("q", non_empty(&query.q)),
+        ("handler", non_empty(&query.handler)),
+        ("state", non_empty(&query.state)),
+        ("after", non_empty(&query.after)),
+    ]);
+    // Read before building: an event during the build makes the next request rebuild.
+    let generation = state.scheduler.generation();
+    let now = state.clock.now();
+    let cache = &state.dashboard;
+    {
+        let views = cache
+            .views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((built_generation, built_at, view)) = views.get(&key) {
+            if *built_generation == generation && now - *built_at < REUSE_FOR && *built_at <= now {
+                return Ok(Arc::clone(view));
+            }
+        }
+    }
+    let view = Arc::new(build_view(state, query).await?);
+    let mut views = cache
+        .views
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if views.len() >= DashboardCache::CAPACITY {
+        views.clear();
+    }
+    views.insert(key, (generation, now, Arc::clone(&view)));
+    Ok(view)
+}
+
+async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<DashboardView> {
     let now = Utc::now();
     let since = day_start(now);
     let running = state.store.running_runs().await?;
@@ -162,8 +264,8 @@ async fn dashboard(
         attention,
         handlers,
     } = match non_empty(&query.state) {
-        Some(_) => list_by_state(&state, &query, &running).await?,
-        None => list_page(&state, &query).await?,
+        Some(_) => list_by_state(state, query, &running).await?,
+        None => list_page(state, query).await?,
     };
     let facts = JobFacts::new(&latest, &running);
     let counts = Counts {
@@ -231,38 +333,11 @@ async fn dashboard(
         first_url: non_empty(&query.after).map(|_| url(None)),
         rows,
     };
-    if is_htmx(&headers) {
-        return Ok(DashboardTable {
-            counts,
-            table,
-            oob: true,
-        }
-        .into_response());
-    }
-    let filters = Filters {
-        q: q.unwrap_or_default().to_owned(),
-        handler: handler.unwrap_or_default().to_owned(),
-        state: state_filter.unwrap_or_default().to_owned(),
-        handlers: handlers
-            .into_iter()
-            .map(|h| {
-                let chosen = Some(h.as_str()) == handler;
-                (h, chosen)
-            })
-            .collect(),
-        states: STATES
-            .iter()
-            .map(|(value, text)| (*value, *text, Some(*value) == state_filter))
-            .collect(),
-    };
-    Ok(DashboardPage {
-        chrome: Chrome::new(user, csrf),
+    Ok(DashboardView {
         counts,
-        filters,
-        table,
-        oob: false,
-    }
-    .into_response())
+        table: Arc::new(table),
+        handlers,
+    })
 }
 
 /// One page of jobs and what the page needs to know about all of them.
@@ -545,11 +620,11 @@ mod tests {
                 handlers: vec![(HOSTILE.into(), true)],
                 ..Filters::default()
             },
-            table: TableView {
+            table: Arc::new(TableView {
                 rows: vec![row],
                 refresh_url: "/".into(),
                 ..TableView::default()
-            },
+            }),
             oob: false,
         };
         let html = page.render().expect("renders");
@@ -574,10 +649,10 @@ mod tests {
                 failed_24h: 3,
                 attention: 1,
             },
-            table: TableView {
+            table: Arc::new(TableView {
                 refresh_url: "/?q=a".into(),
                 ..TableView::default()
-            },
+            }),
             oob: true,
         };
         let html = table.render().expect("renders");
