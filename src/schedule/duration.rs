@@ -68,6 +68,9 @@ fn parse_seconds(text: &str) -> Result<u64, DurationError> {
     if text.is_empty() {
         return fail("is empty: write a duration like 30s, 5m or 1h30m".into());
     }
+    if !text.chars().any(|c| c.is_ascii_digit()) {
+        return fail("is not a duration: write a number and a unit, like 30s, 5m or 1h30m".into());
+    }
 
     let mut total: u64 = 0;
     // Index into UNITS of the last unit read; the next must be strictly smaller.
@@ -297,7 +300,14 @@ mod tests {
 
     #[test]
     fn a_missing_number_or_unit_is_named() {
-        assert_eq!(error("m"), "\"m\" is missing a number before 'm'");
+        assert_eq!(
+            error("m"),
+            "\"m\" is not a duration: write a number and a unit, like 30s, 5m or 1h30m"
+        );
+        assert_eq!(
+            error("soon"),
+            "\"soon\" is not a duration: write a number and a unit, like 30s, 5m or 1h30m"
+        );
         assert_eq!(error("1hm"), "\"1hm\" is missing a number before 'm'");
         assert_eq!(
             error("5"),

@@ -149,16 +149,28 @@ async fn job_page(
             ..RunFilter::default()
         })
         .await?;
-    let mut page = state
-        .store
-        .runs(&RunFilter {
-            job_id: Some(job.id),
-            status,
-            trigger,
-            before: query.before,
-            limit: PAGE_SIZE + 1,
-        })
-        .await?;
+    // The unfiltered first page of the history is the head of the chart's runs: read
+    // the runs once.
+    let unfiltered_first_page =
+        status.is_none() && trigger.is_none() && query.before.is_none() && CHART_RUNS > PAGE_SIZE;
+    let mut page = if unfiltered_first_page {
+        recent
+            .iter()
+            .take(PAGE_SIZE as usize + 1)
+            .cloned()
+            .collect()
+    } else {
+        state
+            .store
+            .runs(&RunFilter {
+                job_id: Some(job.id),
+                status,
+                trigger,
+                before: query.before,
+                limit: PAGE_SIZE + 1,
+            })
+            .await?
+    };
     let has_more = page.len() > PAGE_SIZE as usize;
     page.truncate(PAGE_SIZE as usize);
 

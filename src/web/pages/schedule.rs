@@ -471,7 +471,7 @@ async fn preview(
         Ok(schedule) => view::PreviewTemplate {
             description: Some(schedule.describe()),
             fires: schedule
-                .upcoming(chrono::Utc::now(), PREVIEW_FIRES)
+                .upcoming(state.clock.now(), PREVIEW_FIRES)
                 .into_iter()
                 .map(|at| {
                     (
