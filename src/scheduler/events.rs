@@ -1,6 +1,6 @@
-//! Where the scheduler publishes what happens, with a counter that moves on every event.
+//! Where the scheduler publishes what happens, with counters that move on every event.
 //!
-//! The counter is bumped before the event is sent, by the task that makes the change, so
+//! The counters are bumped before the event is sent, by the task that makes the change, so
 //! a reader who sees the same generation twice knows nothing happened in between. The
 //! dashboard uses it to reuse a page it has just built.
 
@@ -14,7 +14,17 @@ use super::SchedulerEvent;
 #[derive(Clone)]
 pub(crate) struct EventBus {
     sender: broadcast::Sender<SchedulerEvent>,
-    generation: Arc<AtomicU64>,
+    jobs: Arc<AtomicU64>,
+    runs: Arc<AtomicU64>,
+}
+
+/// Where the scheduler's published state stands: `jobs` moves when a job changes
+/// (an edit, pause, resume, reload), `runs` when a run starts or ends or a fire is
+/// skipped. Equal values mean nothing of that kind happened in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Generation {
+    pub jobs: u64,
+    pub runs: u64,
 }
 
 impl EventBus {
@@ -22,12 +32,19 @@ impl EventBus {
         let (sender, _) = broadcast::channel(capacity);
         Self {
             sender,
-            generation: Arc::new(AtomicU64::new(0)),
+            jobs: Arc::default(),
+            runs: Arc::default(),
         }
     }
 
     pub(crate) fn send(&self, event: SchedulerEvent) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let counter = match event {
+            SchedulerEvent::RunStarted { .. }
+            | SchedulerEvent::RunFinished { .. }
+            | SchedulerEvent::FireSkipped { .. } => &self.runs,
+            SchedulerEvent::JobChanged { .. } | SchedulerEvent::ShuttingDown => &self.jobs,
+        };
+        counter.fetch_add(1, Ordering::AcqRel);
         // Nobody listening is fine: events are for whoever cares at the moment.
         let _ = self.sender.send(event);
     }
@@ -36,7 +53,10 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    pub(crate) fn generation(&self) -> Generation {
+        Generation {
+            jobs: self.jobs.load(Ordering::Acquire),
+            runs: self.runs.load(Ordering::Acquire),
+        }
     }
 }

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use self::events::EventBus;
+pub use self::events::Generation;
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
@@ -322,9 +323,9 @@ impl SchedulerHandle {
         let _ = self.ask(|reply| Command::Sync { reply }).await;
     }
 
-    /// A number that changes whenever the scheduler publishes an event (a run starts or
-    /// ends, a job changes): equal numbers mean nothing happened in between.
-    pub fn generation(&self) -> u64 {
+    /// Counters that move whenever the scheduler publishes an event: equal values mean
+    /// nothing of that kind happened in between.
+    pub fn generation(&self) -> Generation {
         self.events.generation()
     }
 

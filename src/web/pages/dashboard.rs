@@ -23,6 +23,7 @@ use super::chrome::{
 };
 use super::svg::{BucketCounts, outcome_strip};
 use crate::schedule::Schedule;
+use crate::scheduler::Generation;
 use crate::store::{JobQuery, JobRecord, RunRecord, RunStatus};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
@@ -198,13 +199,17 @@ pub struct DashboardView {
     handlers: Vec<String>,
 }
 
-/// How long a built dashboard may be reused when nothing happened in the scheduler:
-/// progress bars and relative times move without events.
+/// How long a built dashboard may be reused at most: progress bars and relative times
+/// move without events.
 const REUSE_FOR: Duration = Duration::seconds(1);
 
+/// While runs start and end many times a second, a view is rebuilt at most this often;
+/// a job's change (an edit, a pause) always rebuilds it at once.
+const RUNS_SETTLE_FOR: Duration = Duration::milliseconds(200);
+
 /// Dashboards built recently, by query. Every open dashboard polls every few seconds,
-/// and all of them ask the same thing: the view is rebuilt only when the scheduler
-/// published an event since (a run started or ended, a job changed) or after a second.
+/// and all of them ask the same thing: the view is rebuilt when a job changed, when runs
+/// started or ended (at most five times a second), and at least every second.
 #[derive(Default)]
 pub struct DashboardCache {
     // A std Mutex: held for a map lookup or insert, never across an await.
@@ -212,7 +217,7 @@ pub struct DashboardCache {
 }
 
 /// A view with the scheduler generation and the time it was built at.
-type Built = (u64, DateTime<Utc>, Arc<DashboardView>);
+type Built = (Generation, DateTime<Utc>, Arc<DashboardView>);
 
 impl DashboardCache {
     /// How many queries' views are kept; a few filters and pages in use at once.
@@ -236,7 +241,10 @@ async fn cached_view(state: &AppState, query: &DashboardQuery) -> WebResult<Arc<
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((built_generation, built_at, view)) = views.get(&key) {
-            if *built_generation == generation && now - *built_at < REUSE_FOR && *built_at <= now {
+            let age = now - *built_at;
+            let runs_settled = built_generation.runs == generation.runs || age < RUNS_SETTLE_FOR;
+            let fresh = built_generation.jobs == generation.jobs && runs_settled;
+            if fresh && age < REUSE_FOR && *built_at <= now {
                 return Ok(Arc::clone(view));
             }
         }
