@@ -166,6 +166,7 @@ pub struct SchedulerHandle {
     commands: mpsc::UnboundedSender<Command>,
     events: EventBus,
     live: LiveRuns,
+    instance_id: Arc<str>,
 }
 
 impl SchedulerHandle {
@@ -339,6 +340,11 @@ impl SchedulerHandle {
         &self.live
     }
 
+    /// This process's name, as written in `runs.instance_id`.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
     /// Asks the scheduler to stop: no new fires; running runs get the shutdown grace
     /// period, then are cancelled and marked interrupted. Await the task returned by
     /// [`start`] to know when it is done.
@@ -371,6 +377,7 @@ pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, Jo
         commands: commands.clone(),
         events: events.clone(),
         live: live.clone(),
+        instance_id: Arc::from(parts.config.instance_id.as_str()),
     };
     let core = core::Core::recover(parts, commands, events, live).await?;
     let task = tokio::spawn(core.run(command_rx));

@@ -4,6 +4,7 @@
 //! Every page module exposes `routes()`; [`router`] merges them behind the login guard,
 //! with sessions, CSRF checks and security headers around everything.
 
+pub mod api;
 pub mod auth;
 pub mod csrf;
 pub mod error;
@@ -73,6 +74,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let auth_layer = auth::layer(state.store.clone(), state.config.secure_cookies).await?;
     let static_files = ServeDir::new(&state.config.static_dir);
     let protected = pages::routes()
+        .merge(api::routes())
         .route("/logout", get(login::confirm).post(login::logout))
         .layer(from_fn(auth::require_login))
         .with_state(state.clone());

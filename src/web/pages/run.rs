@@ -124,7 +124,8 @@ pub struct RunLogPartial {
     pub oob: bool,
 }
 
-const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+/// The log levels, most severe first.
+pub(crate) const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 async fn load(state: &AppState, id: i64) -> WebResult<RunSummaryView> {
     let run = state
@@ -192,7 +193,7 @@ pub fn summary_view(
 }
 
 /// The rank of a level: lower is more severe; unknown levels rank as `info`.
-fn rank(level: &str) -> usize {
+pub(crate) fn rank(level: &str) -> usize {
     let level = level.to_ascii_lowercase();
     LEVELS.iter().position(|l| *l == level).unwrap_or(2)
 }
