@@ -1,6 +1,7 @@
 //! HTTP tests of the web console against the real application on 127.0.0.1 with a
 //! temporary SQLite file. One test binary with modules, so the crate is linked once.
 
+mod api;
 mod auth;
 mod browser;
 mod browser_driver;

@@ -249,7 +249,7 @@ async fn the_dashboard_pages_by_name_after_the_last_one_shown() {
 
 /// Captures runs' log lines, as the binary does at start-up: the run-log layer over the
 /// process's global subscriber (once for the whole test binary).
-fn capture_run_logs() {
+pub fn capture_run_logs() {
     use tracing_subscriber::layer::SubscriberExt;
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     INSTALLED.get_or_init(|| {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, payload_too_large};
-use crate::web::auth::CurrentUser;
+use crate::web::auth::{CurrentUser, Role};
 use crate::web::error::WebError;
 
 /// A JSON body: malformed JSON is 400, JSON of the wrong shape 422 (naming the field
@@ -121,6 +121,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                     fields: BTreeMap::from([("query".to_owned(), message)]),
                 })
             })
+    }
+}
+
+/// A signed-in user whose role may change things (operator or admin): a viewer gets a
+/// JSON 403. Put it before a body extractor, so a viewer is refused whatever they send.
+#[derive(Debug, Clone)]
+pub struct ApiOperator(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiOperator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
+        user.require(Role::Operator)?;
+        Ok(Self(user))
     }
 }
 

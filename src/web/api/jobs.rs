@@ -12,12 +12,11 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::runs::RunJson;
-use super::{ApiError, ApiJson, ApiPath, ApiResult, ApiUser, ErrorBody};
+use super::{ApiError, ApiJson, ApiOperator, ApiPath, ApiResult, ApiUser, ErrorBody};
 use crate::job::JobSettings;
 use crate::scheduler::{CommandError, EditError, JobPatch};
 use crate::store::{JobRecord, RunRecord, RunStatus};
 use crate::web::AppState;
-use crate::web::auth::Role;
 use crate::web::error::WebError;
 use crate::web::pages::dashboard::JobFacts;
 
@@ -238,11 +237,10 @@ pub async fn get_job(
 )]
 pub async fn patch_job(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<JobDetailJson>> {
-    user.require(Role::Operator)?;
     let request = PatchRequest::parse(body)?;
     let job = load_job(&state, &name).await?;
     if job.version != request.version {
@@ -285,11 +283,10 @@ pub async fn patch_job(
 )]
 pub async fn reset_job(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ResetJson>,
 ) -> ApiResult<Json<JobDetailJson>> {
-    user.require(Role::Operator)?;
     let job = state
         .scheduler
         .reset_job(&name, body.field.as_deref(), body.version, &user.name)
@@ -314,10 +311,9 @@ pub async fn reset_job(
 )]
 pub async fn run_job(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    _operator: ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
-    user.require(Role::Operator)?;
     let run_id = state
         .scheduler
         .run_now(&name)
@@ -341,10 +337,9 @@ pub async fn run_job(
 )]
 pub async fn pause_job(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
-    user.require(Role::Operator)?;
     state
         .scheduler
         .pause_as(&name, &user.name)
@@ -370,10 +365,9 @@ pub async fn pause_job(
 )]
 pub async fn resume_job(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
-    user.require(Role::Operator)?;
     state
         .scheduler
         .resume_as(&name, &user.name)

@@ -22,7 +22,7 @@ use utoipa::OpenApi;
 use super::AppState;
 use super::error::WebError;
 
-pub use extract::{ApiJson, ApiPath, ApiQuery, ApiUser};
+pub use extract::{ApiJson, ApiOperator, ApiPath, ApiQuery, ApiUser};
 
 /// The largest request body the API reads; a larger one is refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -9,12 +9,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::jobs::load_job;
 use super::{
-    ApiError, ApiPath, ApiQuery, ApiResult, ApiUser, ErrorBody, invalid_field, page_limit,
+    ApiError, ApiOperator, ApiPath, ApiQuery, ApiResult, ApiUser, ErrorBody, invalid_field,
+    page_limit,
 };
 use crate::job::Progress;
 use crate::store::{LogLine, RunFilter, RunRecord, RunStatus, Trigger};
 use crate::web::AppState;
-use crate::web::auth::Role;
 use crate::web::error::WebError;
 use crate::web::pages::run::{LEVELS, rank};
 
@@ -297,10 +297,9 @@ pub async fn run_logs(
 )]
 pub async fn cancel_run(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiOperator(user): ApiOperator,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<CancelAccepted>)> {
-    user.require(Role::Operator)?;
     load_run(&state, id).await?;
     state
         .scheduler
