@@ -670,6 +670,9 @@ async fn run_now_answers_202_and_the_run_its_page_of_runs_and_its_logs_can_be_re
     }
     let (status, body) = get(&operator, "/api/v1/runs/abc").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = send(&operator, Method::DELETE, "/api/v1/jobs", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(body["error"].is_string());
     let (status, body) = get(&operator, "/api/v1/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body["error"].is_string());

@@ -15,6 +15,7 @@ pub mod status;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, patch, post};
 use utoipa::OpenApi;
@@ -88,6 +89,25 @@ pub fn routes() -> Router<AppState> {
             router.route(route.path, (route.handler)())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(map_response(json_method_not_allowed))
+}
+
+/// axum answers a known path with the wrong method by an empty 405: give it the API's
+/// error shape (keeping its `Allow` header).
+async fn json_method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::json!({
+        "error": "this endpoint does not answer that method",
+        "fields": {},
+    });
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let json = axum::Json(body).into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
 }
 
 /// Whether `route` is one of the catch-all rows that only answer 404 (not documented).
