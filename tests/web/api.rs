@@ -521,6 +521,17 @@ async fn a_viewer_reads_everything_but_every_change_is_forbidden() {
             assert!(answer["error"].is_string(), "{answer}");
         }
     }
+    // A session request without its CSRF header is refused, in the API's shape too.
+    let response = operator
+        .client
+        .patch(operator.url(&format!("/api/v1/jobs/{JOB}")))
+        .json(&json!({"version": version, "every": "1m"}))
+        .send()
+        .await
+        .expect("the request is answered");
+    let (status, body) = answer(response).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].is_string(), "{body}");
     assert_eq!(snapshot(&app).await, before, "nothing changed");
 }
 
