@@ -165,6 +165,22 @@ async fn run_to_the_end(client: &TestClient, job: &str) -> Value {
     finished_run(client, id).await
 }
 
+/// Every `$ref` in `value`.
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(reference)) => into.push(reference.clone()),
+                    _ => collect_refs(value, into),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, into)),
+        _ => {}
+    }
+}
+
 #[tokio::test]
 async fn every_api_route_refuses_a_request_without_credentials_with_json_401() {
     let app = app().await;
@@ -215,6 +231,18 @@ async fn the_openapi_document_describes_every_route_of_the_router() {
             body["error"] != "there is no such API endpoint",
             "{} {path} is not routed",
             route.method
+        );
+    }
+    let mut references = Vec::new();
+    collect_refs(&document, &mut references);
+    assert!(!references.is_empty());
+    for reference in references {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .expect("a schema reference");
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "{reference} does not resolve"
         );
     }
     let documented = document["paths"].as_object().expect("paths").len();
