@@ -167,6 +167,7 @@ pub struct SchedulerHandle {
     events: EventBus,
     live: LiveRuns,
     instance_id: Arc<str>,
+    max_concurrent_runs: usize,
 }
 
 impl SchedulerHandle {
@@ -345,6 +346,17 @@ impl SchedulerHandle {
         &self.instance_id
     }
 
+    /// Runs at once at most (`max_concurrent_runs`).
+    pub fn max_concurrent_runs(&self) -> usize {
+        self.max_concurrent_runs
+    }
+
+    /// Runs started but waiting for a free slot. A run is live from before it asks for
+    /// a slot until after it gave it back, so the live runs beyond the slots are waiting.
+    pub fn queue_depth(&self) -> usize {
+        self.live.len().saturating_sub(self.max_concurrent_runs)
+    }
+
     /// Asks the scheduler to stop: no new fires; running runs get the shutdown grace
     /// period, then are cancelled and marked interrupted. Await the task returned by
     /// [`start`] to know when it is done.
@@ -378,6 +390,8 @@ pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, Jo
         events: events.clone(),
         live: live.clone(),
         instance_id: Arc::from(parts.config.instance_id.as_str()),
+        // As the executor sizes its pool.
+        max_concurrent_runs: parts.config.max_concurrent_runs.max(1),
     };
     let core = core::Core::recover(parts, commands, events, live).await?;
     let task = tokio::spawn(core.run(command_rx));

@@ -742,6 +742,8 @@ async fn a_running_run_shows_in_the_status_with_progress_and_can_be_cancelled() 
     let (status, body) = get(&operator, "/api/v1/status").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["instance_id"].as_str().is_some_and(|i| !i.is_empty()));
+    assert_eq!(body["queue_depth"], 0, "{body}");
+    assert!(body["max_concurrent_runs"].as_u64() > Some(0), "{body}");
     let running = body["running"].as_array().expect("running runs");
     let live = running
         .iter()

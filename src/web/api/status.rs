@@ -21,8 +21,12 @@ pub struct StatusJson {
     pub instance_id: String,
     /// The current time on the scheduler's clock.
     pub now: DateTime<Utc>,
-    /// Runs going on in this process, oldest first.
+    /// Runs going on in this process, oldest first (those waiting for a slot included).
     pub running: Vec<LiveRunJson>,
+    /// Runs started but waiting for a free slot.
+    pub queue_depth: usize,
+    /// How many runs execute at once at most.
+    pub max_concurrent_runs: usize,
     /// The next fires of active jobs, soonest first.
     pub next_fires: Vec<NextFireJson>,
 }
@@ -88,6 +92,8 @@ pub async fn scheduler_status(
         instance_id: state.scheduler.instance_id().to_owned(),
         now: state.clock.now(),
         running,
+        queue_depth: state.scheduler.queue_depth(),
+        max_concurrent_runs: state.scheduler.max_concurrent_runs(),
         next_fires,
     }))
 }
