@@ -9,7 +9,7 @@ use batchboard::web::api::{MAX_BODY_BYTES, ROUTES, is_catch_all};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, TestApp, TestClient};
+use crate::helpers::{ADMIN_PASSWORD, TestApp, TestClient, spawn_app_with, test_settings};
 use crate::pages::{app_with_jobs, capture_run_logs, job, signed_in};
 
 const JOB: &str = "inventory-sync";
@@ -857,4 +857,31 @@ async fn pause_and_resume_change_the_state_and_the_history_names_the_operator() 
     let (status, body) = get(&operator, "/api/v1/history?limit=500").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["fields"]["limit"].is_string());
+}
+
+#[tokio::test]
+async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut settings = test_settings(dir.path());
+    let mut second = slow_job();
+    second.name = "slow-prices".into();
+    settings.jobs = vec![slow_job(), second];
+    settings.scheduler.max_concurrent_runs = 1;
+    let app = spawn_app_with(settings, dir).await;
+    let operator = signed_in(&app, "olga", Role::Operator).await;
+    for job in [SLOW, "slow-prices"] {
+        let (status, body) = send(
+            &operator,
+            Method::POST,
+            &format!("/api/v1/jobs/{job}/run"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, body) = get(&operator, "/api/v1/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["max_concurrent_runs"], 1, "{body}");
+    assert_eq!(body["running"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(body["queue_depth"], 1, "{body}");
 }
