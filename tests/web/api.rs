@@ -885,3 +885,39 @@ async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
     assert_eq!(body["running"].as_array().map(Vec::len), Some(2), "{body}");
     assert_eq!(body["queue_depth"], 1, "{body}");
 }
+
+#[tokio::test]
+async fn a_job_removed_from_the_settings_file_can_be_read_but_not_changed() {
+    let app = app().await;
+    let operator = signed_in(&app, "olga", Role::Operator).await;
+    let kept: Vec<JobSettings> = vec![job("price-refresh", "1h"), slow_job()];
+    app.store
+        .sync_jobs(&kept, crate::helpers::start_time())
+        .await
+        .expect("the store answers");
+    let (status, job) = get(&operator, &format!("/api/v1/jobs/{JOB}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (job["removed"].clone(), job["state"].clone()),
+        (json!(true), json!("removed"))
+    );
+    let version = job["version"].as_i64().expect("a version");
+    let before = snapshot(&app).await;
+    let (status, body) = send(
+        &operator,
+        Method::PATCH,
+        &format!("/api/v1/jobs/{JOB}"),
+        Some(json!({"version": version, "every": "1m"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = send(
+        &operator,
+        Method::POST,
+        &format!("/api/v1/jobs/{JOB}/resume"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(snapshot(&app).await, before, "nothing changed");
+}

@@ -243,8 +243,10 @@ pub async fn patch_job(
 ) -> ApiResult<Json<JobDetailJson>> {
     let request = PatchRequest::parse(body)?;
     let job = load_job(&state, &name).await?;
+    refuse_removed(&job)?;
+    // The edit checks the version itself; this also covers a change of `paused` alone.
     if job.version != request.version {
-        return Err(EditError::Conflict).map_err(|e| edit_error(e, false));
+        return Err(edit_error(EditError::Conflict, false));
     }
     if request.patch != JobPatch::default() {
         state
@@ -287,6 +289,7 @@ pub async fn reset_job(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ResetJson>,
 ) -> ApiResult<Json<JobDetailJson>> {
+    refuse_removed(&load_job(&state, &name).await?)?;
     let job = state
         .scheduler
         .reset_job(&name, body.field.as_deref(), body.version, &user.name)
@@ -368,6 +371,7 @@ pub async fn resume_job(
     ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
+    refuse_removed(&load_job(&state, &name).await?)?;
     state
         .scheduler
         .resume_as(&name, &user.name)
@@ -387,6 +391,15 @@ pub async fn load_job(state: &AppState, name: &str) -> ApiResult<JobRecord> {
             "there is no job named {name:?}"
         )))
     })
+}
+
+/// A job gone from the settings file keeps its history but takes no more changes. The
+/// scheduler refuses them too; the store may know first (another instance synced it).
+fn refuse_removed(job: &JobRecord) -> ApiResult<()> {
+    match job.removed_at {
+        Some(_) => Err(edit_error(EditError::Removed(job.name.clone()), false)),
+        None => Ok(()),
+    }
 }
 
 async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
