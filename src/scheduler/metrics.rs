@@ -18,17 +18,19 @@ pub const RUN_DURATION: &str = "batchboard_run_duration_seconds";
 pub const RETRIES: &str = "batchboard_retries_total";
 /// Runs that failed on their last allowed attempt (status `dead`), by `job`.
 pub const DEAD_RUNS: &str = "batchboard_dead_runs_total";
-/// Handler start minus the time the run was due, in seconds, for every run not started
-/// by hand.
+/// Handler start minus the time the run was due, in seconds, by `job`, for every run
+/// not started by hand.
 pub const FIRE_LATENESS: &str = "batchboard_fire_lateness_seconds";
 
-/// A run's handler is about to start, `lateness` after the run was due.
+/// A run's handler is about to start (at `started`; the run was due at `due`).
 pub(crate) fn run_started(job: &str, trigger: Trigger, due: DateTime<Utc>, started: DateTime<Utc>) {
-    metrics::counter!(RUNS_STARTED, "job" => job.to_owned()).increment(1);
+    let job = job.to_owned();
     // A manual run is due when it is asked for, so its lateness says nothing.
     if trigger != Trigger::Manual {
-        metrics::histogram!(FIRE_LATENESS).record(seconds_between(due, started));
+        metrics::histogram!(FIRE_LATENESS, "job" => job.clone())
+            .record(seconds_between(due, started));
     }
+    metrics::counter!(RUNS_STARTED, "job" => job).increment(1);
 }
 
 /// A run's final row is committed.
@@ -48,6 +50,30 @@ pub(crate) fn run_finished(
         RunStatus::Dead => metrics::counter!(DEAD_RUNS, "job" => job).increment(1),
         _ => {}
     }
+}
+
+/// Gives every metric above its `# HELP` line; called once the recorder is installed.
+pub fn describe() {
+    metrics::describe_counter!(RUNS_STARTED, "Runs whose handler started, by job.");
+    metrics::describe_counter!(
+        RUNS_FINISHED,
+        "Runs whose final state was recorded, by job and status."
+    );
+    metrics::describe_histogram!(
+        RUN_DURATION,
+        metrics::Unit::Seconds,
+        "How long runs took, by job."
+    );
+    metrics::describe_counter!(RETRIES, "Failed runs that will be retried, by job.");
+    metrics::describe_counter!(
+        DEAD_RUNS,
+        "Runs that failed on their last allowed attempt, by job."
+    );
+    metrics::describe_histogram!(
+        FIRE_LATENESS,
+        metrics::Unit::Seconds,
+        "Handler start minus the time the run was due, by job (runs started by hand excluded)."
+    );
 }
 
 /// `to - from` in seconds; negative spans (a clock set back) count as zero.

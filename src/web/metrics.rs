@@ -61,7 +61,10 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
                 .set_buckets(SECONDS_BUCKETS)
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "metrics are not recorded: no Prometheus recorder");
                     None
@@ -69,6 +72,27 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// The `# HELP` lines of the web layer's metrics and the scheduler's.
+fn describe() {
+    crate::scheduler::metrics::describe();
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route template, method and status."
+    );
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "How long HTTP requests took to answer, by route template and method."
+    );
+    metrics::describe_gauge!(RUNS_RUNNING, "Runs going on in this process.");
+    metrics::describe_gauge!(
+        JOBS,
+        "Jobs by state: scheduled, paused, running or removed."
+    );
+    metrics::describe_gauge!(DB_POOL_SIZE, "Open connections in the database pool.");
+    metrics::describe_gauge!(DB_POOL_IDLE, "Idle connections in the database pool.");
 }
 
 /// Middleware: counts each request and its latency under its route's path template

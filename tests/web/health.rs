@@ -21,6 +21,8 @@ pub struct LiveApp {
     pub client: TestClient,
     pub scheduler: SchedulerHandle,
     pub store: SharedStore,
+    /// The application's clock.
+    pub clock: ManualClock,
     /// `[metrics] bind`'s address, when set.
     pub metrics_address: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -34,8 +36,9 @@ impl LiveApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = test_settings(dir.path());
         adjust(&mut settings);
+        let clock = ManualClock::new(start_time());
         let options = Options {
-            clock: Arc::new(ManualClock::new(start_time())),
+            clock: Arc::new(clock.clone()),
             ..Options::default()
         };
         let application = Application::build(settings, options)
@@ -56,6 +59,7 @@ impl LiveApp {
             },
             scheduler,
             store,
+            clock,
             metrics_address,
             stop: Some(stop),
             server: Some(server),

@@ -279,3 +279,60 @@ async fn http_requests_are_counted_under_their_route_template_never_the_raw_path
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_scheduled_fire_records_how_late_its_handler_started() {
+    let app = LiveApp::start(|settings| {
+        with_token(settings);
+        settings.jobs = vec![demo_job("metrics-late", 0.0, 1)];
+    })
+    .await;
+    let job = app
+        .store
+        .job_by_name("metrics-late")
+        .await
+        .expect("store")
+        .expect("the job");
+    let due = job.next_run_at.expect("a next fire");
+    let mut events = app.scheduler.subscribe();
+    app.clock.set(due + chrono::Duration::seconds(30));
+    app.scheduler.sync().await;
+    let finished = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(batchboard::scheduler::SchedulerEvent::RunFinished { job, .. })
+                    if job == "metrics-late" =>
+                {
+                    break;
+                }
+                Ok(_) => {}
+                Err(error) => panic!("the scheduler's events ended: {error}"),
+            }
+        }
+    })
+    .await;
+    assert!(finished.is_ok(), "the fire did not finish in time");
+    let text = scrape_with_token(&app.client).await;
+    let late = [("job", "metrics-late")];
+    assert_eq!(
+        sample(&text, "batchboard_fire_lateness_seconds_count", &late),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "batchboard_fire_lateness_seconds_sum", &late),
+        30.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "batchboard_fire_lateness_seconds_bucket",
+            &[("job", "metrics-late"), ("le", "30")]
+        ),
+        1.0
+    );
+    assert!(
+        text.contains("# HELP batchboard_fire_lateness_seconds"),
+        "{text}"
+    );
+    app.stop().await;
+}
