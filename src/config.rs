@@ -19,6 +19,10 @@
 //! max_lines_per_run = 10000
 //! redact = ["iban"]
 //!
+//! [metrics]                       # who may read /metrics; see MetricsSettings
+//! token = "a-long-random-secret"  # or BATCHBOARD_METRICS_TOKEN
+//! bind = "127.0.0.1:9464"         # /metrics served there without credentials
+//!
 //! [[jobs]]
 //! name = "inventory-sync"
 //! handler = "demo_inventory"
