@@ -63,6 +63,7 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
             match installed {
                 Ok(handle) => {
                     describe();
+                    start_upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(error) => {
@@ -72,6 +73,26 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Histogram samples wait in a queue until upkeep folds them into buckets; with no
+/// scrape for a long time that queue would grow with every run. A plain thread rather
+/// than a task: the recorder outlives any one tokio runtime (tests start many).
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "metrics upkeep thread not started: histograms fold at scrapes only");
+    }
 }
 
 /// The `# HELP` lines of the web layer's metrics and the scheduler's.
@@ -175,7 +196,7 @@ async fn render(state: &AppState) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are not available").into_response();
     };
     set_present_gauges(state).await;
-    // Without the exporter's own HTTP listener nobody else drains the histograms.
+    // So the histograms include the samples since the last periodic upkeep.
     handle.run_upkeep();
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     ([(header::CONTENT_TYPE, content_type)], handle.render()).into_response()
