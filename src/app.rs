@@ -147,6 +147,9 @@ impl Application {
                 let metrics_listener = tokio::net::TcpListener::bind(bind)
                     .await
                     .with_context(|| format!("binding {bind} for the metrics"))?;
+                if let Ok(address) = metrics_listener.local_addr() {
+                    tracing::info!(%address, "serving /metrics without credentials");
+                }
                 metrics_server = Some((metrics_listener, web::metrics::open_router(state)));
             }
             (Some(listener), Some(router), Some(address))
