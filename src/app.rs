@@ -123,6 +123,7 @@ impl Application {
             .await
             .context("starting the scheduler")?;
         let mut metrics_server = None;
+        let mut metrics_address = None;
         let (listener, router, address) = if options.serve_http {
             let state = web::AppState {
                 store: store.clone(),
@@ -147,22 +148,16 @@ impl Application {
                 let metrics_listener = tokio::net::TcpListener::bind(bind)
                     .await
                     .with_context(|| format!("binding {bind} for the metrics"))?;
-                if let Ok(address) = metrics_listener.local_addr() {
-                    tracing::info!(%address, "serving /metrics without credentials");
-                }
+                let address = metrics_listener
+                    .local_addr()
+                    .context("reading the metrics address")?;
+                tracing::info!(%address, "serving /metrics without credentials");
+                metrics_address = Some(address);
                 metrics_server = Some((metrics_listener, web::metrics::open_router(state)));
             }
             (Some(listener), Some(router), Some(address))
         } else {
             (None, None, None)
-        };
-        let metrics_address = match &metrics_server {
-            Some((listener, _)) => Some(
-                listener
-                    .local_addr()
-                    .context("reading the metrics address")?,
-            ),
-            None => None,
         };
         Ok(Self {
             store,
@@ -243,11 +238,13 @@ impl Application {
         tracing::info!("shutting down");
         let _ = stop_http.send(());
         let _ = stop_metrics.send(());
+        // Its failure is only logged: the main server and the scheduler still stop in order.
         if let Some(metrics_server) = metrics_server {
-            metrics_server
-                .await
-                .context("the metrics server task failed")?
-                .context("the metrics server failed")?;
+            match metrics_server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the metrics server failed"),
+                Err(error) => tracing::error!(%error, "the metrics server task failed"),
+            }
         }
         if let Some(server) = server {
             server
