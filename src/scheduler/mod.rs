@@ -11,6 +11,7 @@ mod edit;
 mod events;
 mod executor;
 mod live;
+pub mod metrics;
 pub mod policy;
 
 use std::sync::Arc;
@@ -355,6 +356,12 @@ impl SchedulerHandle {
     /// a slot until after it gave it back, so the live runs beyond the slots are waiting.
     pub fn queue_depth(&self) -> usize {
         self.live.len().saturating_sub(self.max_concurrent_runs)
+    }
+
+    /// Whether the scheduler task is still running: its command channel closes when the
+    /// task ends (after a shutdown, or if it panicked).
+    pub fn is_alive(&self) -> bool {
+        !self.commands.is_closed()
     }
 
     /// Asks the scheduler to stop: no new fires; running runs get the shutdown grace

@@ -439,4 +439,11 @@ impl Store for SqliteStore {
     async fn count_users(&self) -> StoreResult<u64> {
         users::count_users(&self.pool).await
     }
+
+    // health and metrics
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }

@@ -6,5 +6,7 @@ mod auth;
 mod browser;
 mod browser_driver;
 mod editing;
+mod health;
 mod helpers;
+mod metrics;
 mod pages;
