@@ -7,3 +7,4 @@ mod browser_driver;
 mod editing;
 mod helpers;
 mod pages;
+mod tokens;
