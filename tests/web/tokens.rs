@@ -466,3 +466,39 @@ async fn token_create_and_revoke_on_the_command_line() {
     let again = run(&["token", "revoke", "ci", "--user", "otto"]);
     assert!(!again.status.success());
 }
+
+#[tokio::test]
+async fn a_token_cannot_create_or_revoke_tokens() {
+    let app = spawn_app().await;
+    let admin = app.with_new_client();
+    admin
+        .login_ok("admin", crate::helpers::ADMIN_PASSWORD)
+        .await;
+    let viewer_token = token_from_page(&admin, "reader", "viewer", "").await;
+    let id = stored_tokens(&app, "admin").await[0].id;
+
+    // A viewer token of an admin must not mint itself an admin token.
+    let response = app
+        .with_new_client()
+        .client
+        .post(app.url("/tokens"))
+        .bearer_auth(&viewer_token)
+        .form(&[("name", "escalated"), ("role", "admin"), ("expires", "")])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = bearer_post(&app, &viewer_token, &format!("/tokens/{id}/revoke")).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let names: Vec<_> = stored_tokens(&app, "admin")
+        .await
+        .into_iter()
+        .map(|token| token.name)
+        .collect();
+    assert_eq!(names, ["reader"]);
+    // Reading the page is fine.
+    assert_eq!(
+        bearer_get(&app, &viewer_token, "/tokens").await.status(),
+        StatusCode::OK
+    );
+}

@@ -1,6 +1,10 @@
 //! The API tokens page: every signed-in user lists, creates and revokes their own tokens.
 //! A new token is shown once, in the answer to the form that created it; afterwards only
 //! its name and dates are known.
+//!
+//! Tokens are managed from a signed-in session only. A request made with a token may read
+//! this page but not create or revoke: otherwise a leaked viewer token of an admin could
+//! mint itself an admin token, or revoke its owner's other tokens.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +14,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, TimeView};
 use crate::store::{ApiToken, NewApiToken, Role, StoreError, TokenRef};
 use crate::web::AppState;
-use crate::web::auth::{CurrentUser, see_other};
+use crate::web::auth::{BearerAuth, CurrentUser, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 
@@ -116,6 +120,14 @@ async fn list(
     page(&state, me, csrf).await
 }
 
+/// Refuses token management to requests authenticated by a token (see the module doc).
+fn require_session(bearer: Option<Extension<BearerAuth>>) -> WebResult<()> {
+    match bearer {
+        Some(_) => Err(WebError::Forbidden),
+        None => Ok(()),
+    }
+}
+
 /// The create form.
 #[derive(Deserialize)]
 struct CreateForm {
@@ -130,9 +142,11 @@ struct CreateForm {
 async fn create(
     State(state): State<AppState>,
     me: CurrentUser,
+    bearer: Option<Extension<BearerAuth>>,
     CsrfToken(csrf): CsrfToken,
     Form(form): Form<CreateForm>,
 ) -> WebResult<Response> {
+    require_session(bearer)?;
     let now = state.clock.now();
     // The stored user, not the request's view of it: `issue` checks the role against
     // the current one and refuses a disabled owner.
@@ -173,8 +187,10 @@ async fn create(
 async fn revoke(
     State(state): State<AppState>,
     me: CurrentUser,
+    bearer: Option<Extension<BearerAuth>>,
     Path(id): Path<i64>,
 ) -> WebResult<Response> {
+    require_session(bearer)?;
     match state
         .store
         .revoke_token(me.id, TokenRef::Id(id), state.clock.now())
