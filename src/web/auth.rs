@@ -258,11 +258,12 @@ async fn judge_token(state: &AppState, token: &str) -> Result<BearerAuth, StoreE
     if stored.is_expired(now) {
         return Ok(BearerAuth::Refused(TokenRefusal::Expired));
     }
-    let owner = state.store.user_by_id(stored.user_id).await?;
-    let Some((owner, role)) = owner.and_then(|owner| {
-        let role = stored.effective_role(&owner)?;
-        Some((owner, role))
-    }) else {
+    let Some(owner) = state.store.user_by_id(stored.user_id).await? else {
+        return Ok(BearerAuth::Refused(TokenRefusal::Invalid));
+    };
+    // Checked at every use, not only at creation: a demoted owner's tokens are demoted
+    // with them, a disabled owner's stop working.
+    let Some(role) = stored.effective_role(&owner) else {
         return Ok(BearerAuth::Refused(TokenRefusal::Invalid));
     };
     if stored.needs_touch(now) {
