@@ -25,6 +25,9 @@ pub struct Application {
     listener: Option<tokio::net::TcpListener>,
     router: Option<axum::Router>,
     address: Option<SocketAddr>,
+    /// `[metrics] bind`: its listener and open `/metrics` router, and its address.
+    metrics_server: Option<(tokio::net::TcpListener, axum::Router)>,
+    metrics_address: Option<SocketAddr>,
     jobs_source: String,
 }
 
@@ -85,6 +88,10 @@ impl Application {
     /// When a job is invalid (before the database is touched), the database cannot be
     /// opened or migrated, or the address cannot be bound.
     pub async fn build(mut settings: Settings, options: Options) -> anyhow::Result<Self> {
+        if options.serve_http {
+            // Before the scheduler starts, so the first runs are counted too.
+            web::metrics::install_recorder();
+        }
         let store = store::open(&settings.database_url).context("opening the database")?;
         let registry = (options.handlers)(jobs::builtins(store.clone())).build();
         let jobs_source = use_demo_jobs_without_file(&mut settings);
@@ -115,6 +122,8 @@ impl Application {
         let (scheduler, scheduler_task) = scheduler::start(parts)
             .await
             .context("starting the scheduler")?;
+        let mut metrics_server = None;
+        let mut metrics_address = None;
         let (listener, router, address) = if options.serve_http {
             let state = web::AppState {
                 store: store.clone(),
@@ -126,14 +135,26 @@ impl Application {
                 )),
                 clock: options.clock,
                 dashboard: std::sync::Arc::default(),
+                metrics: std::sync::Arc::new(settings.metrics.clone()),
             };
-            let router = web::router(state)
+            let router = web::router(state.clone())
                 .await
                 .context("preparing the web server")?;
             let listener = tokio::net::TcpListener::bind(settings.bind)
                 .await
                 .with_context(|| format!("binding {}", settings.bind))?;
             let address = listener.local_addr().context("reading the bound address")?;
+            if let Some(bind) = settings.metrics.bind {
+                let metrics_listener = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("binding {bind} for the metrics"))?;
+                let address = metrics_listener
+                    .local_addr()
+                    .context("reading the metrics address")?;
+                tracing::info!(%address, "serving /metrics without credentials");
+                metrics_address = Some(address);
+                metrics_server = Some((metrics_listener, web::metrics::open_router(state)));
+            }
             (Some(listener), Some(router), Some(address))
         } else {
             (None, None, None)
@@ -146,6 +167,8 @@ impl Application {
             listener,
             router,
             address,
+            metrics_server,
+            metrics_address,
             jobs_source,
         })
     }
@@ -153,6 +176,11 @@ impl Application {
     /// The address the HTTP server listens on (useful with port 0).
     pub fn address(&self) -> Option<SocketAddr> {
         self.address
+    }
+
+    /// The address where `/metrics` is served openly (`[metrics] bind`), if any.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// The scheduler's handle.
@@ -196,9 +224,28 @@ impl Application {
                         .await
                 })
             });
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = self.metrics_server.take().map(|(listener, router)| {
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = metrics_stopped.await;
+                    })
+                    .await
+            })
+        });
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_http.send(());
+        let _ = stop_metrics.send(());
+        // Its failure is only logged: the main server and the scheduler still stop in order.
+        if let Some(metrics_server) = metrics_server {
+            match metrics_server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the metrics server failed"),
+                Err(error) => tracing::error!(%error, "the metrics server task failed"),
+            }
+        }
         if let Some(server) = server {
             server
                 .await

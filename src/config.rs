@@ -19,6 +19,10 @@
 //! max_lines_per_run = 10000
 //! redact = ["iban"]
 //!
+//! [metrics]                       # who may read /metrics; see MetricsSettings
+//! token = "a-long-random-secret"  # or BATCHBOARD_METRICS_TOKEN
+//! bind = "127.0.0.1:9464"         # /metrics served there without credentials
+//!
 //! [[jobs]]
 //! name = "inventory-sync"
 //! handler = "demo_inventory"
@@ -76,6 +80,8 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     /// The file's `[runlog]` table.
     pub runlog: RunLogSettings,
+    /// The file's `[metrics]` table (and `BATCHBOARD_METRICS_TOKEN`).
+    pub metrics: MetricsSettings,
     /// The file's `[[jobs]]`, not yet checked: see [`Settings::job_specs`].
     pub jobs: Vec<JobSettings>,
     /// The file read, or `None` when there was none (the caller then uses the demo jobs).
@@ -131,6 +137,7 @@ impl Default for Settings {
             admin_password: None,
             scheduler: SchedulerSettings::default(),
             runlog: RunLogSettings::default(),
+            metrics: MetricsSettings::default(),
             jobs: Vec::new(),
             source: None,
         }
@@ -148,6 +155,7 @@ impl fmt::Debug for Settings {
             )
             .field("scheduler", &self.scheduler)
             .field("runlog", &self.runlog)
+            .field("metrics", &self.metrics)
             .field("jobs", &self.jobs)
             .field("source", &self.source)
             .finish()
@@ -248,6 +256,8 @@ struct FileSettings {
     scheduler: FileScheduler,
     #[serde(default)]
     runlog: FileRunLog,
+    #[serde(default)]
+    metrics: FileMetrics,
     #[serde(default)]
     jobs: Vec<JobSettings>,
 }
@@ -574,6 +584,7 @@ fn build(
     }
 
     let admin_password = env(ENV_ADMIN_PASSWORD);
+    let metrics = metrics_settings(raw.metrics, &file_origin, env, &mut problem);
 
     if problems.is_empty() {
         Ok(Settings {
@@ -582,6 +593,7 @@ fn build(
             admin_password,
             scheduler,
             runlog,
+            metrics,
             jobs: raw.jobs,
             source,
         })
@@ -603,6 +615,88 @@ fn check_database_url(url: &str) -> Result<(), String> {
             without_password(url)
         ))
     }
+}
+
+/// `BATCHBOARD_METRICS_TOKEN`: the bearer token `/metrics` accepts; wins over the file's
+/// `metrics.token`, so the secret can stay out of the file.
+pub const ENV_METRICS_TOKEN: &str = "BATCHBOARD_METRICS_TOKEN";
+
+/// The shortest metrics token accepted: anything shorter could be guessed.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+
+/// Who may read `/metrics` (the `[metrics]` table):
+///
+/// ```toml
+/// [metrics]
+/// token = "a-long-random-secret"   # scrapers send `Authorization: Bearer <token>`
+/// bind = "127.0.0.1:9464"          # /metrics is also served there, open to anyone
+/// ```
+///
+/// On the main address `/metrics` always needs a signed-in session or the token; with
+/// neither key set only signed-in users can read it. `bind` is for a port that only the
+/// monitoring network can reach.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// The bearer token `/metrics` accepts on the main address.
+    pub token: Option<String>,
+    /// A separate address where `/metrics` (and nothing else) is served without
+    /// credentials.
+    pub bind: Option<SocketAddr>,
+}
+
+impl fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("bind", &self.bind)
+            .finish()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    token: Option<String>,
+    bind: Option<String>,
+}
+
+fn metrics_settings(
+    raw: FileMetrics,
+    file_origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problem: &mut impl FnMut(&str, Option<&str>, String),
+) -> MetricsSettings {
+    let (token, origin, field) = match env(ENV_METRICS_TOKEN) {
+        Some(token) => (Some(token), ENV_METRICS_TOKEN, None),
+        None => (raw.token, file_origin, Some("metrics.token")),
+    };
+    let token = token.map(|token| token.trim().to_owned());
+    if token
+        .as_ref()
+        .is_some_and(|token| token.len() < MIN_METRICS_TOKEN_LEN)
+    {
+        problem(
+            origin,
+            field,
+            format!("the metrics token must be at least {MIN_METRICS_TOKEN_LEN} characters long"),
+        );
+    }
+    let bind = raw
+        .bind
+        .and_then(|text| match text.trim().parse::<SocketAddr>() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                problem(
+                    file_origin,
+                    Some("metrics.bind"),
+                    format!(
+                        "{text:?} is not an address to listen on: write an IP address and a port, like 127.0.0.1:9464"
+                    ),
+                );
+                None
+            }
+        });
+    MetricsSettings { token, bind }
 }
 
 #[cfg(test)]

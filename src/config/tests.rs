@@ -406,3 +406,53 @@ fn debug_output_hides_the_passwords() {
     );
     assert!(shown.contains("<hidden>"), "{shown}");
 }
+
+#[test]
+fn the_metrics_table_sets_a_token_and_a_separate_address() {
+    let text = "[metrics]\ntoken = \"a-long-metrics-token\"\nbind = \"127.0.0.1:9464\"\n";
+    let settings = Settings::from_toml(text, Path::new("batchboard.toml")).expect("valid");
+    assert_eq!(
+        settings.metrics.token.as_deref(),
+        Some("a-long-metrics-token")
+    );
+    assert_eq!(
+        settings.metrics.bind,
+        Some("127.0.0.1:9464".parse().expect("an address"))
+    );
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains("a-long-metrics-token"), "{shown}");
+}
+
+#[test]
+fn the_metrics_token_from_the_environment_wins_over_the_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("batchboard.toml");
+    std::fs::write(&path, "[metrics]\ntoken = \"the-token-in-the-file\"\n").expect("written");
+    let env = |name: &str| (name == ENV_METRICS_TOKEN).then(|| "the-token-from-the-env".to_owned());
+    let settings = Settings::load_with_env(Some(&path), &env).expect("valid");
+    assert_eq!(
+        settings.metrics.token.as_deref(),
+        Some("the-token-from-the-env")
+    );
+}
+
+#[test]
+fn a_short_metrics_token_and_a_bad_metrics_address_are_both_reported() {
+    let text = "[metrics]\ntoken = \"short\"\nbind = \"nowhere\"\n";
+    let error = Settings::from_toml(text, Path::new("batchboard.toml")).expect_err("invalid");
+    let message = error.to_string();
+    assert!(
+        message.contains("batchboard.toml: metrics.token: the metrics token must be at least 16"),
+        "{message}"
+    );
+    assert!(
+        message.contains("batchboard.toml: metrics.bind: \"nowhere\" is not an address"),
+        "{message}"
+    );
+}
+
+#[test]
+fn without_a_metrics_table_metrics_need_a_session() {
+    let settings = Settings::from_toml("", Path::new("batchboard.toml")).expect("valid");
+    assert_eq!(settings.metrics, MetricsSettings::default());
+}

@@ -225,6 +225,7 @@ impl Exec {
             tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
         }
         let started = self.now();
+        super::metrics::run_started(&job.name, row.trigger, row.scheduled_for, started);
         let ending = if permit.is_some() && !cancel.is_cancelled() {
             self.supervise(job, run_id, row, &live, &counters, span.clone())
                 .await
@@ -277,6 +278,7 @@ impl Exec {
             tracing::error!(run_id, %error, "could not record the end of a run");
             return None;
         }
+        super::metrics::run_finished(&job.name, status, started, finished);
         self.events.send(SchedulerEvent::RunFinished {
             run_id,
             job: job.name.clone(),

@@ -11,6 +11,7 @@ mod edit;
 mod events;
 mod executor;
 mod live;
+pub mod metrics;
 pub mod policy;
 
 use std::sync::Arc;
@@ -337,6 +338,12 @@ impl SchedulerHandle {
     /// The runs going on in this process.
     pub fn live_runs(&self) -> &LiveRuns {
         &self.live
+    }
+
+    /// Whether the scheduler task is still running: its command channel closes when the
+    /// task ends (after a shutdown, or if it panicked).
+    pub fn is_alive(&self) -> bool {
+        !self.commands.is_closed()
     }
 
     /// Asks the scheduler to stop: no new fires; running runs get the shutdown grace

@@ -224,6 +224,18 @@ pub trait Store: Send + Sync + 'static {
     /// How many users exist, disabled ones included.
     async fn count_users(&self) -> StoreResult<u64>;
 
+    // health and metrics
+
+    /// A trivial query, for the readiness check: `Ok` when the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The connection pool's size and how many of its connections are idle, for the
+    /// metrics; `None` when the backend has no pool to report.
+    fn pool_stats(&self) -> Option<(u32, usize)> {
+        self.sqlite_pool()
+            .map(|pool| (pool.size(), pool.num_idle()))
+    }
+
     // api tokens
 
     /// Stores a token created at `now`. A name taken by another live token of the same

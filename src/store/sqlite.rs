@@ -441,6 +441,13 @@ impl Store for SqliteStore {
         users::count_users(&self.pool).await
     }
 
+    // health and metrics
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     // api tokens
 
     async fn create_token(&self, token: &NewApiToken, now: DateTime<Utc>) -> StoreResult<ApiToken> {

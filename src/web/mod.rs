@@ -7,7 +7,9 @@
 pub mod auth;
 pub mod csrf;
 pub mod error;
+pub mod health;
 pub mod login;
+pub mod metrics;
 pub mod pages;
 pub mod security;
 pub mod throttle;
@@ -16,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use tower_http::services::ServeDir;
@@ -60,9 +61,12 @@ pub struct AppState {
     pub throttle: Arc<throttle::LoginThrottle>,
     /// Dashboards built moments ago, reused while nothing changes.
     pub dashboard: Arc<pages::dashboard::DashboardCache>,
+    /// Who may read `/metrics`.
+    pub metrics: Arc<crate::config::MetricsSettings>,
 }
 
-/// The application's router: `/login`, `/healthz` and `/static` are public; every other
+/// The application's router: `/login`, `/healthz`, `/readyz` and `/static` are public,
+/// `/metrics` checks its own credentials (a session or its bearer token); every other
 /// path (the page routes, `/logout`, and unknown paths too, so nothing is revealed before
 /// sign-in) sits behind [`auth::require_login`]. Around everything: security headers,
 /// the session and sign-in layers, the API token check, and the CSRF check.
@@ -76,20 +80,21 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let protected = pages::routes()
         .route("/logout", get(login::confirm).post(login::logout))
         .layer(from_fn(auth::require_login))
+        // Outside the guard, so refused requests are counted too; last, so every route
+        // is counted under its path template.
+        .layer(from_fn(metrics::track_requests))
         .with_state(state.clone());
     Ok(Router::new()
-        .route("/healthz", get(healthz))
+        .merge(health::routes())
+        .route("/metrics", get(metrics::scrape))
         .route("/login", get(login::show).post(login::submit))
         .nest_service("/static", static_files)
+        // Only the routes above: the fallback counts its own requests.
+        .route_layer(from_fn(metrics::track_requests))
         .fallback_service(protected)
         .with_state(state)
         .layer(from_fn(csrf::verify))
         .layer(bearer_layer)
         .layer(auth_layer)
         .layer(from_fn(security::headers)))
-}
-
-/// Process liveness. Says nothing else, so it can be open to anyone.
-async fn healthz() -> (StatusCode, &'static str) {
-    (StatusCode::OK, "ok")
 }

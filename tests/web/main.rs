@@ -5,6 +5,8 @@ mod auth;
 mod browser;
 mod browser_driver;
 mod editing;
+mod health;
 mod helpers;
+mod metrics;
 mod pages;
 mod tokens;
