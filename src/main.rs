@@ -48,6 +48,36 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API tokens (`Authorization: Bearer …`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for a user and print it (it is shown only this once).
+    Create {
+        /// A name for the token, unique among the user's tokens (lowercase letters,
+        /// digits, '-', '_', '.').
+        name: String,
+        /// The user the token acts as.
+        #[arg(long)]
+        user: String,
+        /// viewer, operator or admin; at most the user's role (default: the user's role).
+        #[arg(long)]
+        role: Option<store::Role>,
+        /// How long the token lasts, e.g. 30d or 12h (default: until revoked).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Revoke a user's token by its name.
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// The token's user.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,7 +125,65 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs => list_jobs(Settings::load(cli.config.as_deref())?).await,
         Command::Run { job } => run_job(Settings::load(cli.config.as_deref())?, &job).await,
         Command::User(command) => user(Settings::load(cli.config.as_deref())?, command).await,
+        Command::Token(command) => token(Settings::load(cli.config.as_deref())?, command).await,
     }
+}
+
+async fn token(settings: Settings, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    let store = store::connect(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let now = chrono::Utc::now();
+    match command {
+        TokenCommand::Create {
+            name,
+            user,
+            role,
+            expires,
+        } => {
+            let owner = store
+                .user_by_name(&user)
+                .await?
+                .with_context(|| format!("no user named {user:?}"))?;
+            let role = role.unwrap_or(owner.role);
+            let (token, secret) =
+                store::NewApiToken::issue(&owner, &name, role, expires.as_deref(), now)?;
+            match store.create_token(&token, now).await {
+                Ok(_) => {}
+                Err(store::StoreError::Conflict) => {
+                    anyhow::bail!("{user} already has a token named {name:?}")
+                }
+                Err(error) => return Err(error.into()),
+            }
+            // On stdout with `println!`, never through `tracing`: the token must not land
+            // in the logs.
+            println!("{}", secret.expose());
+            let until = token.expires_at.map_or_else(
+                || "until revoked".into(),
+                |at| format!("until {}", at.to_rfc3339()),
+            );
+            eprintln!(
+                "created token {name} for {user} ({role}, valid {until}); it is shown only this once"
+            );
+        }
+        TokenCommand::Revoke { name, user } => {
+            let owner = store
+                .user_by_name(&user)
+                .await?
+                .with_context(|| format!("no user named {user:?}"))?;
+            match store
+                .revoke_token(owner.id, store::TokenRef::Name(&name), now)
+                .await
+            {
+                Ok(_) => println!("revoked token {name} of {user}"),
+                Err(store::StoreError::NotFound) => {
+                    anyhow::bail!("{user} has no live token named {name:?}")
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@
 mod model;
 mod reads;
 pub mod sqlite;
+mod tokens;
 mod user;
 pub mod writer;
 
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::job::JobSettings;
 pub use model::*;
 pub use reads::*;
+pub use tokens::*;
 pub use user::*;
 
 /// What can go wrong in the store. Callers show the user [`StoreError::Conflict`] and
@@ -233,6 +235,33 @@ pub trait Store: Send + Sync + 'static {
         self.sqlite_pool()
             .map(|pool| (pool.size(), pool.num_idle()))
     }
+
+    // api tokens
+
+    /// Stores a token created at `now`. A name taken by another live token of the same
+    /// user is [`StoreError::Conflict`].
+    async fn create_token(&self, token: &NewApiToken, now: DateTime<Utc>) -> StoreResult<ApiToken>;
+
+    /// A user's live (not revoked) tokens, expired ones included, ordered by name.
+    async fn tokens_of_user(&self, user_id: i64) -> StoreResult<Vec<ApiToken>>;
+
+    /// The token whose hash is `token_hash`, revoked or not.
+    async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
+
+    /// Revokes one live token of user `user_id` at `now` and returns it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user has no such live token.
+    async fn revoke_token(
+        &self,
+        user_id: i64,
+        token: TokenRef<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiToken>;
+
+    /// Records a use of token `id` at `now` (never moving it backwards). Callers skip
+    /// it while [`ApiToken::needs_touch`] is false, so it costs a write a minute at most.
+    async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:

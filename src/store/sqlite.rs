@@ -12,6 +12,7 @@ mod edits;
 mod prune;
 mod reads;
 mod rows;
+mod tokens;
 mod users;
 
 use std::collections::{HashMap, HashSet};
@@ -445,5 +446,32 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    // api tokens
+
+    async fn create_token(&self, token: &NewApiToken, now: DateTime<Utc>) -> StoreResult<ApiToken> {
+        tokens::create_token(&self.pool, token, now).await
+    }
+
+    async fn tokens_of_user(&self, user_id: i64) -> StoreResult<Vec<ApiToken>> {
+        tokens::tokens_of_user(&self.pool, user_id).await
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        tokens::token_by_hash(&self.pool, token_hash).await
+    }
+
+    async fn revoke_token(
+        &self,
+        user_id: i64,
+        token: TokenRef<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiToken> {
+        tokens::revoke_token(&self.pool, user_id, token, now).await
+    }
+
+    async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        tokens::touch_token(&self.pool, id, now).await
     }
 }

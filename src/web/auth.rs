@@ -1,10 +1,11 @@
 //! Who is signed in, and what their role allows: the axum-login backend over the store,
-//! sessions kept in the database, the [`CurrentUser`] extractor and the guard in front of
-//! every protected route.
+//! sessions kept in the database, API tokens (`Authorization: Bearer`, judged once per
+//! request by [`bearer`]), the [`CurrentUser`] extractor and the guard in front of every
+//! protected route.
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
@@ -13,9 +14,10 @@ use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
+use super::AppState;
 use super::error::WebError;
 pub use crate::store::Role;
-use crate::store::{SharedStore, StoreError, User};
+use crate::store::{SharedStore, StoreError, TOKEN_PREFIX, User, hash_token};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "batchboard_session";
@@ -163,19 +165,145 @@ impl From<&User> for CurrentUser {
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = WebError;
 
+    /// The token's user when the request carries a bearer token (a refused token is no
+    /// user, whatever the cookie says), else the session's.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<AuthSession>()
-            .and_then(|auth| auth.user.as_ref())
-            .map(CurrentUser::from)
-            .ok_or(WebError::Unauthorized)
+        match parts.extensions.get::<BearerAuth>() {
+            Some(BearerAuth::Valid(user)) => Ok(user.clone()),
+            Some(BearerAuth::Refused(_)) => Err(WebError::Unauthorized),
+            None => parts
+                .extensions
+                .get::<AuthSession>()
+                .and_then(|auth| auth.user.as_ref())
+                .map(CurrentUser::from)
+                .ok_or(WebError::Unauthorized),
+        }
     }
 }
 
-/// The guard in front of protected routes: without a signed-in user, pages answer 303 to
-/// `/login?next=<this path>` and the API (`/api/…`) 401 JSON.
+/// The verdict on a request's `Authorization: Bearer` token, left in the request's
+/// extensions by [`bearer`]. Absent when the request carries no bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerAuth {
+    /// A live token: the request acts as its user, with the lower of the token's and the
+    /// user's current role.
+    Valid(CurrentUser),
+    /// A token that does not authenticate; the reason is safe to show its holder.
+    Refused(TokenRefusal),
+}
+
+/// Why a bearer token was refused. Only whoever holds the token can learn this (lookups
+/// are by its hash), so saying which case it is tells an outsider nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Unknown, malformed, or its user disabled.
+    Invalid,
+    Expired,
+    Revoked,
+}
+
+impl TokenRefusal {
+    fn message(self) -> &'static str {
+        match self {
+            Self::Invalid => "the API token is not valid",
+            Self::Expired => "the API token has expired",
+            Self::Revoked => "the API token was revoked",
+        }
+    }
+
+    /// 401 JSON in the API's error shape, with the `WWW-Authenticate` challenge of
+    /// RFC 6750. Always JSON: whoever sends a bearer token is a program.
+    pub fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message(), "fields": {} });
+        (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            )],
+            axum::Json(body),
+        )
+            .into_response()
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme in any case); `None`
+/// for a request without one or with another scheme. An empty or non-text token is
+/// `Some("")`, so it is refused rather than ignored.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let Ok(text) = value.to_str() else {
+        return Some("");
+    };
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Judges `token` at the app clock's now, and records its use (at most once a minute).
+///
+/// # Errors
+/// When the store fails.
+async fn judge_token(state: &AppState, token: &str) -> Result<BearerAuth, StoreError> {
+    // Anything without the prefix cannot be one of ours: no lookup needed.
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Ok(BearerAuth::Refused(TokenRefusal::Invalid));
+    }
+    let Some(stored) = state.store.token_by_hash(&hash_token(token)).await? else {
+        return Ok(BearerAuth::Refused(TokenRefusal::Invalid));
+    };
+    let now = state.clock.now();
+    if stored.revoked_at.is_some() {
+        return Ok(BearerAuth::Refused(TokenRefusal::Revoked));
+    }
+    if stored.is_expired(now) {
+        return Ok(BearerAuth::Refused(TokenRefusal::Expired));
+    }
+    let Some(owner) = state.store.user_by_id(stored.user_id).await? else {
+        return Ok(BearerAuth::Refused(TokenRefusal::Invalid));
+    };
+    // Checked at every use, not only at creation: a demoted owner's tokens are demoted
+    // with them, a disabled owner's stop working.
+    let Some(role) = stored.effective_role(&owner) else {
+        return Ok(BearerAuth::Refused(TokenRefusal::Invalid));
+    };
+    if stored.needs_touch(now) {
+        // A lost last-use time is no reason to refuse the request.
+        if let Err(error) = state.store.touch_token(stored.id, now).await {
+            tracing::warn!(error = %error, token = stored.id, "recording a token's use failed");
+        }
+    }
+    Ok(BearerAuth::Valid(CurrentUser {
+        id: owner.id,
+        name: owner.name,
+        role,
+    }))
+}
+
+/// Middleware around every route: when the request carries `Authorization: Bearer`,
+/// judges the token once and leaves a [`BearerAuth`] in the request's extensions for
+/// [`require_login`], the CSRF check and [`CurrentUser`]. It refuses nothing itself, so
+/// public routes stay public whatever header they are sent.
+pub async fn bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(token) = bearer_token(request.headers()) else {
+        return next.run(request).await;
+    };
+    let verdict = match judge_token(&state, token).await {
+        Ok(verdict) => verdict,
+        Err(error) => return WebError::from(error).into_json_response(),
+    };
+    request.extensions_mut().insert(verdict);
+    next.run(request).await
+}
+
+/// The guard in front of protected routes: a request with a valid bearer token or a
+/// signed-in session passes; a refused bearer token gets 401 JSON; without either, pages
+/// answer 303 to `/login?next=<this path>` and the API (`/api/…`) 401 JSON.
 pub async fn require_login(request: Request, next: Next) -> Response {
+    match request.extensions().get::<BearerAuth>() {
+        Some(BearerAuth::Valid(_)) => return next.run(request).await,
+        Some(BearerAuth::Refused(refusal)) => return refusal.into_response(),
+        None => {}
+    }
     let signed_in = request
         .extensions()
         .get::<AuthSession>()
@@ -246,6 +374,20 @@ mod tests {
     #[test]
     fn percent_encoding_keeps_slashes_and_escapes_query_characters() {
         assert_eq!(percent_encode("/jobs/a?x=1&y=2"), "/jobs/a%3Fx%3D1%26y%3D2");
+    }
+
+    #[test]
+    fn only_the_bearer_scheme_yields_a_token() {
+        let headers = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            headers
+        };
+        assert_eq!(bearer_token(&headers("Bearer bb_abc")), Some("bb_abc"));
+        assert_eq!(bearer_token(&headers("bearer  bb_abc ")), Some("bb_abc"));
+        assert_eq!(bearer_token(&headers("Bearer")), Some(""));
+        assert_eq!(bearer_token(&headers("Basic YTpi")), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 
     #[test]

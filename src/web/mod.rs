@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
@@ -70,12 +70,13 @@ pub struct AppState {
 /// `/metrics` checks its own credentials (a session or its bearer token); every other
 /// path (the page routes, `/logout`, and unknown paths too, so nothing is revealed before
 /// sign-in) sits behind [`auth::require_login`]. Around everything: security headers,
-/// the session and sign-in layers, and the CSRF check.
+/// the session and sign-in layers, the API token check, and the CSRF check.
 ///
 /// # Errors
 /// When the session store cannot be prepared.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let auth_layer = auth::layer(state.store.clone(), state.config.secure_cookies).await?;
+    let bearer_layer = from_fn_with_state(state.clone(), auth::bearer);
     let static_files = ServeDir::new(&state.config.static_dir);
     let protected = pages::routes()
         .merge(api::routes())
@@ -95,6 +96,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .fallback_service(protected)
         .with_state(state)
         .layer(from_fn(csrf::verify))
+        .layer(bearer_layer)
         .layer(auth_layer)
         .layer(from_fn(security::headers)))
 }

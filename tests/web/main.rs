@@ -10,3 +10,4 @@ mod health;
 mod helpers;
 mod metrics;
 mod pages;
+mod tokens;

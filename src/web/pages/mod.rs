@@ -8,6 +8,7 @@ pub mod job;
 pub mod run;
 pub mod schedule;
 pub mod svg;
+pub mod tokens;
 pub mod users;
 
 use axum::Router;
@@ -23,4 +24,5 @@ pub fn routes() -> Router<AppState> {
         .merge(schedule::routes())
         .merge(history::routes())
         .merge(users::routes())
+        .merge(tokens::routes())
 }
