@@ -80,7 +80,6 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let static_files = ServeDir::new(&state.config.static_dir);
     let protected = pages::routes()
         .merge(api::routes())
-        .route("/logout", get(login::confirm).post(login::logout))
         .layer(from_fn(auth::require_login))
         // Outside the guard, so refused requests are counted too; last, so every route
         // is counted under its path template.

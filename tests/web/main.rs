@@ -10,4 +10,5 @@ mod health;
 mod helpers;
 mod metrics;
 mod pages;
+mod routes;
 mod tokens;

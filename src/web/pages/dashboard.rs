@@ -10,11 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 
@@ -34,11 +32,6 @@ use crate::web::error::WebResult;
 pub const PAGE_SIZE: usize = 50;
 /// The strip's buckets: 24 of one hour.
 const STRIP_BUCKETS: usize = 24;
-
-/// The dashboard's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(dashboard))
-}
 
 /// The filters and page, as in the URL.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,7 +140,7 @@ pub struct DashboardTable {
     pub oob: bool,
 }
 
-async fn dashboard(
+pub(super) async fn dashboard(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,

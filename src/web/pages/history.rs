@@ -3,9 +3,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use serde::Deserialize;
 
 use super::chrome::Chrome;
@@ -18,13 +16,8 @@ use crate::web::error::{WebError, WebResult};
 /// Changes per page.
 const PAGE_SIZE: u32 = 50;
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/history", get(history))
-}
-
 #[derive(Debug, Default, Deserialize)]
-struct HistoryQuery {
+pub(crate) struct HistoryQuery {
     before: Option<i64>,
     #[serde(default)]
     job: String,
@@ -72,7 +65,7 @@ fn shown(value: Option<&serde_json::Value>) -> String {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "history.html")]
-struct HistoryPage {
+pub(crate) struct HistoryPage {
     chrome: Chrome,
     job: String,
     changes: Vec<ChangeRow>,
@@ -80,7 +73,7 @@ struct HistoryPage {
     next_before: Option<i64>,
 }
 
-async fn history(
+pub(super) async fn history(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,

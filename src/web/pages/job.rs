@@ -7,9 +7,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
 use serde::Deserialize;
 
 use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
@@ -26,13 +24,6 @@ use crate::web::error::{WebError, WebResult};
 pub const PAGE_SIZE: u32 = 50;
 /// Runs in the duration chart.
 pub const CHART_RUNS: u32 = 100;
-
-/// The job page's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jobs/{name}", get(job_page))
-        .route("/jobs/{name}/summary", get(summary_partial))
-}
 
 /// History filters and page, as in the URL.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -131,7 +122,7 @@ const TRIGGERS: [Trigger; 5] = [
     Trigger::CatchUp,
 ];
 
-async fn job_page(
+pub(super) async fn job_page(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -220,7 +211,7 @@ async fn job_page(
 }
 
 /// `GET /jobs/{name}/summary`: the summary block alone.
-async fn summary_partial(
+pub(super) async fn summary_partial(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,

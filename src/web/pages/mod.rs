@@ -12,17 +12,69 @@ pub mod tokens;
 pub mod users;
 
 use axum::Router;
+use axum::routing::{MethodRouter, get, post};
 
 use super::AppState;
 
-/// Every page route.
+/// One console route: its method, its path and how to build its handler.
+#[derive(Clone, Copy)]
+pub struct PageRoute {
+    /// The HTTP method, upper case.
+    pub method: &'static str,
+    /// The path, with `{param}` placeholders.
+    pub path: &'static str,
+    handler: fn() -> MethodRouter<AppState>,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    handler: fn() -> MethodRouter<AppState>,
+) -> PageRoute {
+    PageRoute {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// Every console route. The router is built from this table, and a test walks it to
+/// check that each route refuses a request without credentials.
+pub const ROUTES: [PageRoute; 23] = [
+    route("GET", "/", || get(dashboard::dashboard)),
+    route("GET", "/jobs/{name}", || get(job::job_page)),
+    route("GET", "/jobs/{name}/summary", || get(job::summary_partial)),
+    route("GET", "/jobs/{name}/schedule-preview", || {
+        get(schedule::preview)
+    }),
+    route("POST", "/jobs/{name}/settings", || {
+        post(schedule::save_settings)
+    }),
+    route("POST", "/jobs/{name}/reset", || post(schedule::reset)),
+    route("POST", "/jobs/{name}/run", || post(schedule::run_now)),
+    route("POST", "/jobs/{name}/pause", || post(schedule::pause)),
+    route("POST", "/jobs/{name}/resume", || post(schedule::resume)),
+    route("GET", "/runs/{id}", || get(run::run_page)),
+    route("GET", "/runs/{id}/log", || get(run::run_log)),
+    route("POST", "/runs/{id}/cancel", || post(schedule::cancel)),
+    route("GET", "/history", || get(history::history)),
+    route("GET", "/users", || get(users::list)),
+    route("POST", "/users", || post(users::add)),
+    route("POST", "/users/{id}/role", || post(users::set_role)),
+    route("POST", "/users/{id}/disabled", || post(users::set_disabled)),
+    route("POST", "/users/{id}/password", || {
+        post(users::reset_password)
+    }),
+    route("GET", "/tokens", || get(tokens::list)),
+    route("POST", "/tokens", || post(tokens::create)),
+    route("POST", "/tokens/{id}/revoke", || post(tokens::revoke)),
+    route("GET", "/logout", || get(super::login::confirm)),
+    route("POST", "/logout", || post(super::login::logout)),
+];
+
+/// Every page route, from [`ROUTES`].
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .merge(dashboard::routes())
-        .merge(job::routes())
-        .merge(run::routes())
-        .merge(schedule::routes())
-        .merge(history::routes())
-        .merge(users::routes())
-        .merge(tokens::routes())
+    ROUTES.iter().fold(Router::new(), |router, route| {
+        router.route(route.path, (route.handler)())
+    })
 }

@@ -6,9 +6,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
 use serde::Deserialize;
 
 use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
@@ -20,13 +18,6 @@ use crate::web::error::{WebError, WebResult};
 
 /// Log lines read per request.
 pub const LOG_PAGE: u32 = 1000;
-
-/// The run page's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/runs/{id}", get(run_page))
-        .route("/runs/{id}/log", get(run_log))
-}
 
 /// Log filters and position, as in the URL.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -268,7 +259,7 @@ fn tail(run: &RunSummaryView, after: Option<i64>, query: &LogQuery) -> Tail {
     }
 }
 
-async fn run_page(
+pub(super) async fn run_page(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -308,7 +299,7 @@ async fn run_page(
     })
 }
 
-async fn run_log(
+pub(super) async fn run_log(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<LogQuery>,

@@ -8,11 +8,9 @@
 
 mod view;
 
-use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use validator::Validate;
 
@@ -27,18 +25,6 @@ use crate::web::error::{WebError, WebResult};
 
 pub use view::{FieldErrors, FormValues, render_form};
 
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jobs/{name}/settings", post(save_settings))
-        .route("/jobs/{name}/schedule-preview", get(preview))
-        .route("/jobs/{name}/run", post(run_now))
-        .route("/jobs/{name}/pause", post(pause))
-        .route("/jobs/{name}/resume", post(resume))
-        .route("/jobs/{name}/reset", post(reset))
-        .route("/runs/{id}/cancel", post(cancel))
-}
-
 /// The event htmx listeners on the job page and dashboard refresh on.
 const JOB_CHANGED: &str = "job-changed";
 
@@ -49,7 +35,7 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 /// The schedule form as posted: the values, the version it was loaded at, and the
 /// CSRF token (checked by the middleware; declared so the form decodes).
 #[derive(Debug, Deserialize, Validate)]
-struct SettingsForm {
+pub(crate) struct SettingsForm {
     #[serde(default)]
     #[allow(dead_code)]
     csrf_token: String,
@@ -341,7 +327,7 @@ async fn refused(
     }
 }
 
-async fn save_settings(
+pub(super) async fn save_settings(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -395,14 +381,14 @@ async fn save_settings(
 
 /// The version a button's form was rendered at.
 #[derive(Debug, Deserialize)]
-struct ResetForm {
+pub(crate) struct ResetForm {
     version: i64,
     /// One field, `schedule`, or empty for every override.
     #[serde(default)]
     field: String,
 }
 
-async fn reset(
+pub(super) async fn reset(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -432,7 +418,7 @@ async fn reset(
 
 /// The schedule typed into the form so far.
 #[derive(Debug, Deserialize)]
-struct PreviewQuery {
+pub(crate) struct PreviewQuery {
     #[serde(default)]
     kind: String,
     #[serde(default)]
@@ -446,7 +432,7 @@ struct PreviewQuery {
 /// How many fires the preview lists.
 const PREVIEW_FIRES: usize = 5;
 
-async fn preview(
+pub(super) async fn preview(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(name): Path<String>,
@@ -520,7 +506,7 @@ fn go_to(headers: &HeaderMap, to: &str) -> Response {
     }
 }
 
-async fn run_now(
+pub(super) async fn run_now(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
@@ -535,7 +521,7 @@ async fn run_now(
     Ok(go_to(&headers, &format!("/runs/{run_id}")))
 }
 
-async fn pause(
+pub(super) async fn pause(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
@@ -550,7 +536,7 @@ async fn pause(
     Ok(go_to(&headers, &format!("/jobs/{name}")))
 }
 
-async fn resume(
+pub(super) async fn resume(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
@@ -565,7 +551,7 @@ async fn resume(
     Ok(go_to(&headers, &format!("/jobs/{name}")))
 }
 
-async fn cancel(
+pub(super) async fn cancel(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,

@@ -13,8 +13,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, TimeView};
@@ -26,13 +25,6 @@ use crate::web::error::{WebError, WebResult};
 
 /// The lifetime the create form suggests.
 const SUGGESTED_LIFETIME: &str = "90d";
-
-/// The tokens page's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tokens", get(list).post(create))
-        .route("/tokens/{id}/revoke", post(revoke))
-}
 
 /// A token as listed.
 struct TokenRow {
@@ -67,7 +59,7 @@ struct CreatedToken {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "tokens.html")]
-struct TokensPage {
+pub(crate) struct TokensPage {
     chrome: Chrome,
     csrf: String,
     tokens: Vec<TokenRow>,
@@ -112,7 +104,7 @@ async fn page(state: &AppState, me: CurrentUser, csrf: String) -> WebResult<Toke
 }
 
 /// `GET /tokens`.
-async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     me: CurrentUser,
     CsrfToken(csrf): CsrfToken,
@@ -130,7 +122,7 @@ fn require_session(bearer: Option<Extension<BearerAuth>>) -> WebResult<()> {
 
 /// The create form.
 #[derive(Deserialize)]
-struct CreateForm {
+pub(crate) struct CreateForm {
     name: String,
     role: Role,
     #[serde(default)]
@@ -139,7 +131,7 @@ struct CreateForm {
 
 /// `POST /tokens`: creates a token and answers the page with it shown once (never
 /// cached), or 422 with the form's messages.
-async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     me: CurrentUser,
     bearer: Option<Extension<BearerAuth>>,
@@ -184,7 +176,7 @@ async fn create(
 }
 
 /// `POST /tokens/{id}/revoke`: revokes one of the user's own tokens.
-async fn revoke(
+pub(super) async fn revoke(
     State(state): State<AppState>,
     me: CurrentUser,
     bearer: Option<Extension<BearerAuth>>,

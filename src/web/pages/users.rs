@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 use validator::{Validate, ValidationErrors};
 
@@ -21,15 +20,6 @@ use crate::web::AppState;
 use crate::web::auth::{CurrentUser, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
-
-/// The users page's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list).post(add))
-        .route("/users/{id}/role", post(set_role))
-        .route("/users/{id}/disabled", post(set_disabled))
-        .route("/users/{id}/password", post(reset_password))
-}
 
 /// A user as listed.
 struct UserRow {
@@ -56,7 +46,7 @@ impl From<User> for UserRow {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "users.html")]
-struct UsersPage {
+pub(crate) struct UsersPage {
     chrome: Chrome,
     csrf: String,
     users: Vec<UserRow>,
@@ -103,7 +93,7 @@ fn refused(page: UsersPage) -> Response {
 }
 
 /// `GET /users`.
-async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     me: CurrentUser,
     CsrfToken(csrf): CsrfToken,
@@ -122,7 +112,7 @@ fn check_password(password: &str) -> Result<(), validator::ValidationError> {
 
 /// The add form.
 #[derive(Deserialize, Validate)]
-struct AddForm {
+pub(crate) struct AddForm {
     #[validate(custom(function = "check_name"))]
     name: String,
     role: Role,
@@ -142,7 +132,7 @@ fn messages(errors: &ValidationErrors) -> BTreeMap<String, String> {
 }
 
 /// `POST /users`: adds a user.
-async fn add(
+pub(super) async fn add(
     State(state): State<AppState>,
     me: CurrentUser,
     CsrfToken(csrf): CsrfToken,
@@ -177,19 +167,19 @@ async fn add(
 
 /// A role change.
 #[derive(Deserialize)]
-struct RoleForm {
+pub(crate) struct RoleForm {
     role: Role,
 }
 
 /// A disable or enable.
 #[derive(Deserialize)]
-struct DisabledForm {
+pub(crate) struct DisabledForm {
     disabled: bool,
 }
 
 /// A password reset.
 #[derive(Deserialize, Validate)]
-struct PasswordForm {
+pub(crate) struct PasswordForm {
     #[validate(custom(function = "check_password"))]
     password: String,
 }
@@ -232,7 +222,7 @@ async fn apply(
 }
 
 /// `POST /users/{id}/role`.
-async fn set_role(
+pub(super) async fn set_role(
     State(state): State<AppState>,
     me: CurrentUser,
     CsrfToken(csrf): CsrfToken,
@@ -248,7 +238,7 @@ async fn set_role(
 }
 
 /// `POST /users/{id}/disabled`.
-async fn set_disabled(
+pub(super) async fn set_disabled(
     State(state): State<AppState>,
     me: CurrentUser,
     CsrfToken(csrf): CsrfToken,
@@ -264,7 +254,7 @@ async fn set_disabled(
 }
 
 /// `POST /users/{id}/password`.
-async fn reset_password(
+pub(super) async fn reset_password(
     State(state): State<AppState>,
     me: CurrentUser,
     CsrfToken(csrf): CsrfToken,
