@@ -4,6 +4,8 @@
 //! installed (the CLI's one-off commands, the engine tests) it does nothing, and with one
 //! it is a lookup and an atomic add, so the executor's hot path stays fast.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 
 use crate::store::{RunStatus, Trigger};
@@ -22,8 +24,25 @@ pub const DEAD_RUNS: &str = "batchboard_dead_runs_total";
 /// not started by hand.
 pub const FIRE_LATENESS: &str = "batchboard_fire_lateness_seconds";
 
+/// Whether a recorder is installed. Without one the calls below would still build their
+/// labels (allocations on every run) only for the facade to drop them; the scheduler
+/// benchmark showed that as a tenth more CPU under a burst.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// Tells the scheduler that a recorder is installed, so runs are measured from now on.
+pub fn start_recording() {
+    RECORDING.store(true, Ordering::Relaxed);
+}
+
+fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
 /// A run's handler is about to start (at `started`; the run was due at `due`).
 pub(crate) fn run_started(job: &str, trigger: Trigger, due: DateTime<Utc>, started: DateTime<Utc>) {
+    if !recording() {
+        return;
+    }
     let job = job.to_owned();
     // A manual run is due when it is asked for, so its lateness says nothing.
     if trigger != Trigger::Manual {
@@ -40,6 +59,9 @@ pub(crate) fn run_finished(
     started: DateTime<Utc>,
     finished: DateTime<Utc>,
 ) {
+    if !recording() {
+        return;
+    }
     let job = job.to_owned();
     metrics::counter!(RUNS_FINISHED, "job" => job.clone(), "status" => status.as_str())
         .increment(1);

@@ -63,6 +63,7 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
             match installed {
                 Ok(handle) => {
                     describe();
+                    crate::scheduler::metrics::start_recording();
                     start_upkeep(handle.clone());
                     Some(handle)
                 }
