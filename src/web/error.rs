@@ -77,6 +77,25 @@ impl From<crate::store::StoreError> for WebError {
     }
 }
 
+/// A refused scheduler command: an unknown job is 404, a state that forbids the command
+/// (removed, already running, not running, cannot run) 409, the rest internal.
+impl From<crate::scheduler::CommandError> for WebError {
+    fn from(error: crate::scheduler::CommandError) -> Self {
+        use crate::scheduler::CommandError;
+        let message = error.to_string();
+        match error {
+            CommandError::UnknownJob(_) => Self::NotFound(message),
+            CommandError::Removed(_)
+            | CommandError::AlreadyRunning { .. }
+            | CommandError::NotRunning(_)
+            | CommandError::Invalid { .. } => Self::Conflict(message),
+            CommandError::Stopped | CommandError::Store(_) => {
+                Self::Internal(anyhow::anyhow!(message))
+            }
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {

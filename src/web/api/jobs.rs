@@ -554,15 +554,5 @@ pub fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
 
 /// A scheduler command's refusal as an API error.
 pub fn command_error(error: CommandError) -> ApiError {
-    let message = error.to_string();
-    ApiError(match error {
-        CommandError::UnknownJob(_) => WebError::NotFound(message),
-        CommandError::Removed(_)
-        | CommandError::AlreadyRunning { .. }
-        | CommandError::NotRunning(_)
-        | CommandError::Invalid { .. } => WebError::Conflict(message),
-        CommandError::Stopped | CommandError::Store(_) => {
-            WebError::Internal(anyhow::anyhow!(message))
-        }
-    })
+    ApiError(WebError::from(error))
 }

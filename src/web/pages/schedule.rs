@@ -16,7 +16,7 @@ use validator::Validate;
 
 use super::chrome::Chrome;
 use crate::schedule::Schedule;
-use crate::scheduler::{CommandError, EditError, JobPatch};
+use crate::scheduler::{EditError, JobPatch};
 use crate::store::JobRecord;
 use crate::web::AppState;
 use crate::web::auth::{CurrentUser, Role};
@@ -478,20 +478,6 @@ pub(super) async fn preview(
     Ok(Html(html).into_response())
 }
 
-/// The web error for a refused scheduler command.
-fn command_error(error: CommandError) -> WebError {
-    match error {
-        CommandError::UnknownJob(_) => WebError::NotFound(error.to_string()),
-        CommandError::Removed(_)
-        | CommandError::AlreadyRunning { .. }
-        | CommandError::NotRunning(_)
-        | CommandError::Invalid { .. } => WebError::Conflict(error.to_string()),
-        CommandError::Stopped | CommandError::Store(_) => {
-            WebError::Internal(anyhow::anyhow!(error))
-        }
-    }
-}
-
 /// Where to go after an action: an htmx client is told to navigate (`HX-Redirect`), a
 /// plain form post is redirected (303).
 fn go_to(headers: &HeaderMap, to: &str) -> Response {
@@ -517,7 +503,7 @@ pub(super) async fn run_now(
         .scheduler
         .run_now(&name)
         .await
-        .map_err(command_error)?;
+        .map_err(WebError::from)?;
     Ok(go_to(&headers, &format!("/runs/{run_id}")))
 }
 
@@ -532,7 +518,7 @@ pub(super) async fn pause(
         .scheduler
         .pause_as(&name, &user.name)
         .await
-        .map_err(command_error)?;
+        .map_err(WebError::from)?;
     Ok(go_to(&headers, &format!("/jobs/{name}")))
 }
 
@@ -547,7 +533,7 @@ pub(super) async fn resume(
         .scheduler
         .resume_as(&name, &user.name)
         .await
-        .map_err(command_error)?;
+        .map_err(WebError::from)?;
     Ok(go_to(&headers, &format!("/jobs/{name}")))
 }
 
@@ -561,7 +547,7 @@ pub(super) async fn cancel(
     state
         .scheduler
         .cancel(id, Some(&user.name))
-        .map_err(command_error)?;
+        .map_err(WebError::from)?;
     Ok(go_to(&headers, &format!("/runs/{id}")))
 }
 
