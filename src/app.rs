@@ -125,7 +125,11 @@ impl Application {
         let mut metrics_server = None;
         let mut metrics_address = None;
         let (listener, router, address) = if options.serve_http {
+            let signer = web::signing::Signer::load(&store, options.clock.now())
+                .await
+                .context("loading the cookie signing key")?;
             let state = web::AppState {
+                signer,
                 store: store.clone(),
                 scheduler: scheduler.clone(),
                 registry,

@@ -19,6 +19,9 @@
 //! max_lines_per_run = 10000
 //! redact = ["iban"]
 //!
+//! [web]                           # cookies and headers behind TLS; see WebSettings
+//! secure_cookies = true
+//!
 //! [metrics]                       # who may read /metrics; see MetricsSettings
 //! token = "a-long-random-secret"  # or BATCHBOARD_METRICS_TOKEN
 //! bind = "127.0.0.1:9464"         # /metrics served there without credentials
@@ -42,6 +45,9 @@ use serde::Deserialize;
 
 use crate::job::{JobName, JobSettings, JobSpec, Registry};
 use crate::schedule::parse_duration;
+
+mod web;
+pub use web::{ENV_SECURE_COOKIES, WebSettings};
 
 /// Names the settings file to read when no `--config` is given.
 pub const ENV_CONFIG: &str = "BATCHBOARD_CONFIG";
@@ -82,6 +88,8 @@ pub struct Settings {
     pub runlog: RunLogSettings,
     /// The file's `[metrics]` table (and `BATCHBOARD_METRICS_TOKEN`).
     pub metrics: MetricsSettings,
+    /// The file's `[web]` table (and `BATCHBOARD_SECURE_COOKIES`).
+    pub web: WebSettings,
     /// The file's `[[jobs]]`, not yet checked: see [`Settings::job_specs`].
     pub jobs: Vec<JobSettings>,
     /// The file read, or `None` when there was none (the caller then uses the demo jobs).
@@ -138,6 +146,7 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             runlog: RunLogSettings::default(),
             metrics: MetricsSettings::default(),
+            web: WebSettings::default(),
             jobs: Vec::new(),
             source: None,
         }
@@ -156,6 +165,7 @@ impl fmt::Debug for Settings {
             .field("scheduler", &self.scheduler)
             .field("runlog", &self.runlog)
             .field("metrics", &self.metrics)
+            .field("web", &self.web)
             .field("jobs", &self.jobs)
             .field("source", &self.source)
             .finish()
@@ -258,6 +268,8 @@ struct FileSettings {
     runlog: FileRunLog,
     #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
+    web: web::FileWeb,
     #[serde(default)]
     jobs: Vec<JobSettings>,
 }
@@ -585,6 +597,7 @@ fn build(
 
     let admin_password = env(ENV_ADMIN_PASSWORD);
     let metrics = metrics_settings(raw.metrics, &file_origin, env, &mut problem);
+    let web = web::web_settings(raw.web, &file_origin, env, &mut problem);
 
     if problems.is_empty() {
         Ok(Settings {
@@ -594,6 +607,7 @@ fn build(
             scheduler,
             runlog,
             metrics,
+            web,
             jobs: raw.jobs,
             source,
         })

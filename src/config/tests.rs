@@ -456,3 +456,46 @@ fn without_a_metrics_table_metrics_need_a_session() {
     let settings = Settings::from_toml("", Path::new("batchboard.toml")).expect("valid");
     assert_eq!(settings.metrics, MetricsSettings::default());
 }
+
+#[test]
+fn the_web_table_sets_cookies_hsts_and_trusted_proxies() {
+    let text = "[web]\nsecure_cookies = true\nhsts = \"365d\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.10\", \"fd00::/8\"]\n";
+    let settings = Settings::from_toml(text, path()).expect("valid");
+    assert!(settings.web.secure_cookies);
+    assert_eq!(settings.web.hsts, Some(Duration::from_secs(365 * 86_400)));
+    let proxies: Vec<String> = settings
+        .web
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.10/32", "fd00::/8"]);
+    assert_eq!(Settings::default().web, WebSettings::default());
+    assert!(!WebSettings::default().secure_cookies);
+}
+
+#[test]
+fn bad_web_values_are_each_named() {
+    let text =
+        "[web]\nhsts = \"a year\"\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy.internal\"]\n";
+    let text = problems(Settings::from_toml(text, path()).expect_err("invalid"));
+    assert!(text.contains("batchboard.toml: web.hsts: "), "{text}");
+    assert!(
+        text.contains("web.trusted_proxies[0]: \"10.0.0.0/33\" is not an address or network"),
+        "{text}"
+    );
+    assert!(text.contains("web.trusted_proxies[1]: "), "{text}");
+}
+
+#[test]
+fn secure_cookies_come_from_the_environment_too() {
+    let on = |name: &str| (name == ENV_SECURE_COOKIES).then(|| "true".to_owned());
+    let settings = Settings::load_with_env(None, &on).expect("valid");
+    assert!(settings.web.secure_cookies);
+    let bad = |name: &str| (name == ENV_SECURE_COOKIES).then(|| "maybe".to_owned());
+    let text = problems(Settings::load_with_env(None, &bad).expect_err("invalid"));
+    assert!(
+        text.starts_with("BATCHBOARD_SECURE_COOKIES: \"maybe\" is not a yes or no"),
+        "{text}"
+    );
+}

@@ -262,6 +262,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records a use of token `id` at `now` (never moving it backwards). Callers skip
     /// it while [`ApiToken::needs_touch`] is false, so it costs a write a minute at most.
     async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+
+    // server keys
+
+    /// The key kept for `purpose`: the stored one, or `fresh` (stored at `now`) when there
+    /// is none yet. Two processes racing here both end up with whichever was stored first.
+    async fn server_key(
+        &self,
+        purpose: &str,
+        fresh: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<u8>>;
 }
 
 /// Opens the store at `url` (`sqlite://path` or `postgres://…`) without connecting:

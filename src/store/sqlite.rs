@@ -474,4 +474,29 @@ impl Store for SqliteStore {
     async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         tokens::touch_token(&self.pool, id, now).await
     }
+
+    // server keys
+
+    async fn server_key(
+        &self,
+        purpose: &str,
+        fresh: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO server_keys (purpose, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (purpose) DO NOTHING",
+        )
+        .bind(purpose)
+        .bind(fresh.as_slice())
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT secret FROM server_keys WHERE purpose = $1")
+                .bind(purpose)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
 }

@@ -13,6 +13,7 @@ pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod security;
+pub mod signing;
 pub mod throttle;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub dashboard: Arc<pages::dashboard::DashboardCache>,
     /// Who may read `/metrics`.
     pub metrics: Arc<crate::config::MetricsSettings>,
+    /// Signs the cookies the server must trust without a session (see [`signing`]).
+    pub signer: signing::Signer,
 }
 
 /// The application's router: `/login`, `/healthz`, `/readyz` and `/static` are public,

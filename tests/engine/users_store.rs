@@ -152,3 +152,27 @@ async fn the_sqlite_store_shares_its_pool_for_sessions() {
     let (store, _dir) = open_store().await;
     assert!(store.sqlite_pool().is_some());
 }
+
+#[tokio::test]
+async fn a_server_key_is_created_once_and_then_kept() {
+    let (store, _dir) = open_store().await;
+    let now = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+    let first = store
+        .server_key("cookies", &[7; 32], now)
+        .await
+        .expect("created");
+    assert_eq!(first, vec![7; 32]);
+    let again = store
+        .server_key("cookies", &[9; 32], now)
+        .await
+        .expect("read");
+    assert_eq!(
+        again, first,
+        "a second caller gets the stored key, not its own"
+    );
+    let other = store
+        .server_key("other", &[9; 32], now)
+        .await
+        .expect("created");
+    assert_eq!(other, vec![9; 32]);
+}
