@@ -273,7 +273,7 @@ async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
                     "#{} {} at {}",
                     run.id,
                     run.status,
-                    run.started_at.to_rfc3339()
+                    run.started_at.unwrap_or(run.scheduled_for).to_rfc3339()
                 )
             },
         );

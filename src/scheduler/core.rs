@@ -19,8 +19,8 @@ use crate::clock::SharedClock;
 use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, MisfirePolicy, Registry};
 use crate::store::writer::Writer;
 use crate::store::{
-    FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunStatus, SharedStore, StoreError,
-    Trigger,
+    FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunRecord, RunStatus, SharedStore,
+    StoreError, Trigger,
 };
 
 /// A dispatched run is over: sent by the executor to the scheduler.
@@ -41,9 +41,23 @@ pub(crate) struct RetryDue {
     pub job_id: i64,
     pub failed_run_id: i64,
     pub retry_at: DateTime<Utc>,
-    /// The attempt that failed.
-    pub attempt: u32,
+    /// The retry's attempt number: one past the failed one, or the same when the
+    /// failed run never started (it was no attempt).
+    pub next_attempt: u32,
     pub first_run_id: i64,
+}
+
+impl RetryDue {
+    /// The retry of `run`, a stored run with a retry pending.
+    fn of_stored(run: &RunRecord, now: DateTime<Utc>) -> Self {
+        Self {
+            job_id: run.job_id,
+            failed_run_id: run.id,
+            retry_at: run.retry_at.unwrap_or(now),
+            next_attempt: run.attempt + u32::from(run.started_at.is_some()),
+            first_run_id: run.first_run_id.unwrap_or(run.id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,7 +79,7 @@ struct RetryKey {
     retry_at: DateTime<Utc>,
     failed_run_id: i64,
     job_id: i64,
-    attempt: u32,
+    next_attempt: u32,
     first_run_id: i64,
 }
 
@@ -75,7 +89,7 @@ impl From<RetryDue> for RetryKey {
             retry_at: due.retry_at,
             failed_run_id: due.failed_run_id,
             job_id: due.job_id,
-            attempt: due.attempt,
+            next_attempt: due.next_attempt,
             first_run_id: due.first_run_id,
         }
     }
@@ -217,13 +231,7 @@ impl Core {
             .await
             .context("loading pending retries")?
         {
-            core.queue_retry(RetryDue {
-                job_id: run.job_id,
-                failed_run_id: run.id,
-                retry_at: run.retry_at.unwrap_or_else(|| now_of(&core.clock)),
-                attempt: run.attempt,
-                first_run_id: run.first_run_id.unwrap_or(run.id),
-            });
+            core.queue_retry(RetryDue::of_stored(&run, now_of(&core.clock)));
         }
         Ok(core)
     }
@@ -257,8 +265,13 @@ impl Core {
             .await
             .context("loading runs left running")?
         {
-            let verdict = match self.jobs.get(&run.job_id) {
-                Some(job) => policy::failure_verdict(
+            // A queued run never started: it was no attempt, and runs again at once.
+            let verdict = match (run.started_at, self.jobs.get(&run.job_id)) {
+                (None, _) => policy::FailureVerdict {
+                    status: RunStatus::Interrupted,
+                    retry_at: Some(now),
+                },
+                (Some(_), Some(job)) => policy::failure_verdict(
                     &job.spec.retry,
                     run.attempt,
                     ErrorKind::Interrupted,
@@ -267,23 +280,31 @@ impl Core {
                     now,
                     rand::random(),
                 ),
-                None => policy::FailureVerdict {
+                (Some(_), None) => policy::FailureVerdict {
                     status: RunStatus::Interrupted,
                     retry_at: None,
                 },
+            };
+            let message = if run.started_at.is_some() {
+                "the process stopped while this run was going"
+            } else {
+                "the process stopped before this run started; it runs again now"
             };
             tracing::warn!(run_id = run.id, job = %run.job_name, status = %verdict.status, "a run was cut off by the previous process");
             writer
                 .finish_run(RunFinish {
                     run_id: run.id,
                     status: verdict.status,
+                    started_at: run.started_at,
                     finished_at: now,
-                    duration_ms: (now - run.started_at).num_milliseconds().max(0),
+                    duration_ms: run
+                        .started_at
+                        .map(|started| (now - started).num_milliseconds().max(0)),
                     items_checked: run.items_checked,
                     items_updated: run.items_updated,
                     items_total: run.items_total,
                     error_kind: Some(ErrorKind::Interrupted.as_str().into()),
-                    error_message: Some("the process stopped while this run was going".into()),
+                    error_message: Some(message.into()),
                     summary: None,
                     retry_at: verdict.retry_at,
                 })
@@ -459,7 +480,7 @@ impl Core {
                         job_id: key.job_id,
                         failed_run_id: key.failed_run_id,
                         retry_at: key.retry_at,
-                        attempt: key.attempt,
+                        next_attempt: key.next_attempt,
                         first_run_id: key.first_run_id,
                     },
                     now,
@@ -555,7 +576,7 @@ impl Core {
         let run = self.new_run(
             due.job_id,
             Trigger::Retry,
-            due.attempt + 1,
+            due.next_attempt,
             Some(due.first_run_id),
             due.retry_at,
             now,
@@ -744,14 +765,7 @@ impl Core {
         match self.store.pending_retries().await {
             Ok(runs) => {
                 for run in runs.into_iter().filter(|run| run.job_id == job_id) {
-                    let now = now_of(&self.clock);
-                    self.queue_retry(RetryDue {
-                        job_id,
-                        failed_run_id: run.id,
-                        retry_at: run.retry_at.unwrap_or(now),
-                        attempt: run.attempt,
-                        first_run_id: run.first_run_id.unwrap_or(run.id),
-                    });
+                    self.queue_retry(RetryDue::of_stored(&run, now_of(&self.clock)));
                 }
             }
             Err(error) => tracing::error!(%error, "could not load pending retries"),

@@ -22,7 +22,12 @@ use crate::job::{
 };
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::store::writer::Writer;
-use crate::store::{ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunStatus};
+use crate::store::{ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunMark, RunStatus};
+
+/// How long a run may wait for a free slot before it is marked `queued`. Shorter waits
+/// (a burst of fires sharing the pool) are not worth two writes per run: the finish
+/// records when the handler really started either way.
+pub(crate) const QUEUED_AFTER: chrono::Duration = chrono::Duration::milliseconds(250);
 
 /// How a dispatched run is to be recorded before it starts.
 pub(crate) enum Claim {
@@ -197,23 +202,15 @@ impl Exec {
             job: job.name.clone(),
             trigger: row.trigger,
             attempt: row.attempt,
-            started_at: row.started_at,
+            due_at: row.started_at,
+            started: Arc::default(),
             cancel: cancel.clone(),
             stop: Arc::clone(&stop),
             counters: Arc::clone(&counters),
         };
+        // Live before it asks for a slot, so a queued run can be seen and cancelled.
         self.live.insert(live.clone());
-        self.events.send(SchedulerEvent::RunStarted {
-            run_id,
-            job: job.name.clone(),
-            trigger: row.trigger,
-            attempt: row.attempt,
-            scheduled_for: row.scheduled_for,
-        });
-
-        // Closed only if the executor is dropped; a run that cannot get a permit then
-        // has nothing to run on anyway, and ends as interrupted below.
-        let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let slot = self.take_slot(run_id, &cancel).await;
         let span = runlog::run_span(run_id, &job.name);
         let sink = Arc::new(RunLogSink::new(
             run_id,
@@ -224,19 +221,51 @@ impl Exec {
         if !runlog::attach(&span, Arc::clone(&sink)) && self.capture_warned.set(()).is_ok() {
             tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
         }
-        let started = self.now();
-        super::metrics::run_started(&job.name, row.trigger, row.scheduled_for, started);
-        let ending = if permit.is_some() && !cancel.is_cancelled() {
-            self.supervise(job, run_id, row, &live, &counters, span.clone())
-                .await
-        } else {
-            live.stop(StopReason::Shutdown);
-            Ending::NotStarted
+        let (ending, started) = match slot {
+            Some((permit, waited)) => {
+                let started = self.now();
+                let _ = live.started.set(started);
+                if waited {
+                    // The row says `queued`; it must say `running` before the handler
+                    // starts. A failed write is logged and the run goes ahead: the
+                    // finish records the truth.
+                    let mark = RunMark {
+                        run_id,
+                        status: RunStatus::Running,
+                        started_at: Some(started),
+                    };
+                    if let Err(error) = self.writer.mark_run(mark).await {
+                        tracing::error!(run_id, %error, "could not record the start of a queued run");
+                    }
+                }
+                super::metrics::run_started(&job.name, row.trigger, row.scheduled_for, started);
+                self.events.send(SchedulerEvent::RunStarted {
+                    run_id,
+                    job: job.name.clone(),
+                    trigger: row.trigger,
+                    attempt: row.attempt,
+                    scheduled_for: row.scheduled_for,
+                });
+                let ending = self
+                    .supervise(job, run_id, row, &live, &counters, span.clone())
+                    .await;
+                drop(permit);
+                (ending, Some(started))
+            }
+            None => {
+                live.stop(StopReason::Shutdown);
+                (Ending::NotStarted, None)
+            }
         };
-        drop(permit);
         let finished = self.now();
         let verdict = verdict(ending, stop.get(), job.spec.timeout);
         let (status, retry_at) = match verdict.kind {
+            // A run that never started was no attempt: cancelled stays cancelled, and
+            // one stopped by shutdown runs again at once, with the same attempt number.
+            _ if started.is_none() => (
+                verdict.status,
+                (verdict.status == RunStatus::Interrupted).then_some(finished),
+            ),
             Some(kind) if verdict.status != RunStatus::Succeeded => {
                 let verdict = policy::failure_verdict(
                     &job.spec.retry,
@@ -261,8 +290,9 @@ impl Exec {
         let finish = RunFinish {
             run_id,
             status,
+            started_at: started,
             finished_at: finished,
-            duration_ms: (finished - started).num_milliseconds().max(0),
+            duration_ms: started.map(|started| (finished - started).num_milliseconds().max(0)),
             items_checked: saturating_i64(progress.checked),
             items_updated: saturating_i64(progress.updated),
             items_total: progress.total.map(saturating_i64),
@@ -278,7 +308,9 @@ impl Exec {
             tracing::error!(run_id, %error, "could not record the end of a run");
             return None;
         }
-        super::metrics::run_finished(&job.name, status, started, finished);
+        if let Some(started) = started {
+            super::metrics::run_finished(&job.name, status, started, finished);
+        }
         self.events.send(SchedulerEvent::RunFinished {
             run_id,
             job: job.name.clone(),
@@ -289,9 +321,50 @@ impl Exec {
             job_id: job.id,
             failed_run_id: run_id,
             retry_at,
-            attempt: row.attempt,
+            next_attempt: if started.is_some() {
+                row.attempt + 1
+            } else {
+                row.attempt
+            },
             first_run_id: row.first_run_id.unwrap_or(run_id),
         })
+    }
+
+    /// A free slot of the pool, and whether the run had to wait for it long enough to
+    /// be marked `queued`; `None` when the run was cancelled (or the pool closed)
+    /// first. Most runs get a slot at once or within moments (a burst of fires), and
+    /// those are never marked: their finish carries the true start. A run still waiting
+    /// after [`QUEUED_AFTER`] is marked, so the console and other processes see it wait.
+    async fn take_slot(
+        &self,
+        run_id: i64,
+        cancel: &CancellationToken,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, bool)> {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Some((permit, false));
+        }
+        let mut acquire = std::pin::pin!(Arc::clone(&self.permits).acquire_owned());
+        let mark_at = self.now() + QUEUED_AFTER;
+        tokio::select! {
+            permit = &mut acquire => return permit.ok().map(|permit| (permit, false)),
+            () = cancel.cancelled() => return None,
+            () = self.clock.sleep_until(mark_at) => {}
+        }
+        let mark = RunMark {
+            run_id,
+            status: RunStatus::Queued,
+            started_at: None,
+        };
+        if let Err(error) = self.writer.mark_run(mark).await {
+            tracing::error!(run_id, %error, "could not record that a run is queued");
+        }
+        tokio::select! {
+            permit = &mut acquire => permit.ok().map(|permit| (permit, true)),
+            () = cancel.cancelled() => None,
+        }
     }
 
     /// Runs the handler in its own task (so a panic is caught and a handler that ignores
@@ -373,6 +446,28 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
         ""
     };
     match (ending, stop) {
+        (Ending::NotStarted, Some(StopReason::Cancelled { by })) => {
+            let who = by
+                .as_deref()
+                .map(|by| format!(" by {by}"))
+                .unwrap_or_default();
+            failed(
+                RunStatus::Cancelled,
+                ErrorKind::Cancelled,
+                format!("cancelled{who} before it started"),
+            )
+        }
+        (Ending::NotStarted, Some(StopReason::Replaced)) => failed(
+            RunStatus::Cancelled,
+            ErrorKind::Cancelled,
+            "cancelled before it started: replaced by a newer run".into(),
+        ),
+        (Ending::NotStarted, _) => failed(
+            RunStatus::Interrupted,
+            ErrorKind::Interrupted,
+            "the process was shutting down before this run started; it runs at the next start"
+                .into(),
+        ),
         // A handler that finished its work despite being asked to stop did the work.
         (Ending::Returned(Ok(outcome)), _) => Verdict {
             status: RunStatus::Succeeded,
@@ -434,7 +529,7 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
                 retry_after,
             }
         }
-        (Ending::Abandoned | Ending::NotStarted, None) => failed(
+        (Ending::Abandoned, None) => failed(
             RunStatus::Interrupted,
             ErrorKind::Interrupted,
             "the run was abandoned".into(),

@@ -21,7 +21,7 @@ pub enum StopReason {
     Shutdown,
 }
 
-/// One run in progress.
+/// One run in progress: waiting for a free slot (queued) or running.
 #[derive(Debug, Clone)]
 pub struct LiveRun {
     pub run_id: i64,
@@ -29,13 +29,26 @@ pub struct LiveRun {
     pub job: String,
     pub trigger: Trigger,
     pub attempt: u32,
-    pub started_at: DateTime<Utc>,
+    /// When its handler was due to start; a queued run has waited since then.
+    pub due_at: DateTime<Utc>,
+    /// When its handler started; set once, by the executor, when it gets a slot.
+    pub(crate) started: Arc<OnceLock<DateTime<Utc>>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) stop: Arc<OnceLock<StopReason>>,
     pub(crate) counters: Arc<RunCounters>,
 }
 
 impl LiveRun {
+    /// When its handler started; `None` while it waits for a slot.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.started.get().copied()
+    }
+
+    /// Whether it is still waiting for a free slot.
+    pub fn is_queued(&self) -> bool {
+        self.started.get().is_none()
+    }
+
     /// The counters as they stand.
     pub fn progress(&self) -> Progress {
         self.counters.snapshot()
@@ -91,7 +104,7 @@ impl LiveRuns {
         runs
     }
 
-    /// How many runs are in progress.
+    /// How many runs are in progress (queued ones included).
     pub fn len(&self) -> usize {
         self.lock().len()
     }

@@ -87,7 +87,7 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `batch` in one transaction; see [`WriteBatch`] for the order.
     async fn write_batch(&self, batch: WriteBatch) -> StoreResult<BatchResult>;
 
-    /// Runs whose status is still `running`, oldest first.
+    /// Runs not yet ended (`queued` or `running`), oldest first.
     async fn running_runs(&self) -> StoreResult<Vec<RunRecord>>;
 
     /// Runs with a retry due (`retry_at IS NOT NULL`), by due time.

@@ -16,15 +16,19 @@ pub enum Trigger {
     CatchUp,
 }
 
-/// Where a run stands. `Running` is the only status that is not final.
+/// Where a run stands. `Queued` and `Running` are the statuses that are not final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Due and claimed, but waiting for a free executor slot: its handler has not
+    /// started (`started_at` is empty).
+    Queued,
     Running,
     Succeeded,
-    /// Failed, and no retry will follow (fatal error, or retries are not allowed).
+    /// Failed, and no retry will follow (fatal error, retries not allowed), or its retry
+    /// has started: the attempt that followed tells the rest.
     Failed,
-    /// Failed, and a retry is scheduled (see `retry_at`) or has been started.
+    /// Failed, and a retry is scheduled (see `retry_at`) that has not started yet.
     Retrying,
     /// Failed on its last allowed attempt: the job needs attention.
     Dead,
@@ -71,6 +75,7 @@ text_enum!(Trigger {
 });
 
 text_enum!(RunStatus {
+    Queued => "queued",
     Running => "running",
     Succeeded => "succeeded",
     Failed => "failed",
@@ -85,7 +90,7 @@ text_enum!(RunStatus {
 impl RunStatus {
     /// Whether the run has ended.
     pub fn is_final(self) -> bool {
-        self != RunStatus::Running
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
 }
 
@@ -122,8 +127,12 @@ pub struct RunRecord {
     pub first_run_id: Option<i64>,
     pub status: RunStatus,
     pub scheduled_for: DateTime<Utc>,
-    pub started_at: DateTime<Utc>,
+    /// When the handler started: empty while the run is queued, and for a run that
+    /// ended before it ever started (cancelled while queued, say). While a run is
+    /// `running` this is when its slot began; the finish records the true start.
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// `finished_at - started_at`; empty while going and for runs that never started.
     pub duration_ms: Option<i64>,
     pub items_checked: i64,
     pub items_updated: i64,
@@ -146,6 +155,9 @@ pub struct NewRun {
     /// `Running`, or `Skipped` for a fire recorded but not run.
     pub status: RunStatus,
     pub scheduled_for: DateTime<Utc>,
+    /// When the handler is to start (its slot). The finish replaces it with the moment
+    /// it really started, which is later when the run waited for a free slot. A skipped
+    /// fire keeps the moment it was decided.
     pub started_at: DateTime<Utc>,
     /// Set for rows that are final when inserted (skipped).
     pub finished_at: Option<DateTime<Utc>>,
@@ -166,7 +178,8 @@ pub struct FireClaim {
 }
 
 /// Claim a due retry: `UPDATE runs SET retry_at = NULL WHERE id = failed_run_id AND
-/// retry_at = expected`; if that changed the row, insert `run`.
+/// retry_at = expected`; if that changed the row, insert `run`. The claim also turns the
+/// failed run's `retrying` into `failed`: its retry has started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryClaim {
     pub failed_run_id: i64,
@@ -174,13 +187,27 @@ pub struct RetryClaim {
     pub run: NewRun,
 }
 
-/// The end of a run.
+/// A change of a run's state between its claim and its end, written only when a run
+/// waits for a free slot: it becomes `Queued` (no start) and later `Running` (with the
+/// moment its handler started). Runs that get a slot at once never need one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunMark {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The end of a run. It carries the true start, so a run that never waited costs one
+/// write at its claim and one here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFinish {
     pub run_id: i64,
     pub status: RunStatus,
+    /// When the handler started; `None` when it never did.
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: DateTime<Utc>,
-    pub duration_ms: i64,
+    /// `finished_at - started_at`; `None` when the handler never started.
+    pub duration_ms: Option<i64>,
     pub items_checked: i64,
     pub items_updated: i64,
     pub items_total: Option<i64>,
@@ -204,13 +231,15 @@ pub struct LogLine {
 }
 
 /// Everything the scheduler wants written, applied in one transaction (group commit).
-/// Within the batch: claims first, then inserts, then logs, then finishes, so a run's
-/// log lines land before (or with) its final status.
+/// Within the batch: claims first, then inserts, then marks, then logs, then finishes,
+/// so a run's log lines land before (or with) its final status, and a finish always
+/// wins over a mark of the same run.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct WriteBatch {
     pub fires: Vec<FireClaim>,
     pub retries: Vec<RetryClaim>,
     pub inserts: Vec<NewRun>,
+    pub marks: Vec<RunMark>,
     pub logs: Vec<LogLine>,
     pub finishes: Vec<RunFinish>,
 }
@@ -220,6 +249,7 @@ impl WriteBatch {
         self.fires.is_empty()
             && self.retries.is_empty()
             && self.inserts.is_empty()
+            && self.marks.is_empty()
             && self.logs.is_empty()
             && self.finishes.is_empty()
     }

@@ -257,7 +257,9 @@ impl Store for SqliteStore {
     }
 
     async fn running_runs(&self) -> StoreResult<Vec<RunRecord>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id");
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') ORDER BY id"
+        );
         self.fetch_runs(&sql).await
     }
 

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, SharedStore, StoreError,
-    WriteBatch,
+    ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark, SharedStore,
+    StoreError, WriteBatch,
 };
 
 /// A batch could not be written. Shared by every request of that batch.
@@ -30,6 +30,7 @@ enum Request {
         oneshot::Sender<Result<ClaimResult, WriteFailed>>,
     ),
     Insert(NewRun, oneshot::Sender<Result<i64, WriteFailed>>),
+    Mark(RunMark, oneshot::Sender<Result<(), WriteFailed>>),
     Finish(RunFinish, oneshot::Sender<Result<(), WriteFailed>>),
 }
 
@@ -63,6 +64,12 @@ impl Writer {
     /// Inserts a run and returns its id once committed.
     pub async fn insert_run(&self, run: NewRun) -> Result<i64, WriteFailed> {
         self.ask(|reply| Request::Insert(run, reply)).await
+    }
+
+    /// Records that a run waits for a slot, or has started after waiting; returns once
+    /// committed.
+    pub async fn mark_run(&self, mark: RunMark) -> Result<(), WriteFailed> {
+        self.ask(|reply| Request::Mark(mark, reply)).await
     }
 
     /// Records the end of a run; returns once committed.
@@ -102,6 +109,7 @@ struct Replies {
     fires: Vec<oneshot::Sender<Result<ClaimResult, WriteFailed>>>,
     retries: Vec<oneshot::Sender<Result<ClaimResult, WriteFailed>>>,
     inserts: Vec<oneshot::Sender<Result<i64, WriteFailed>>>,
+    marks: Vec<oneshot::Sender<Result<(), WriteFailed>>>,
     finishes: Vec<oneshot::Sender<Result<(), WriteFailed>>>,
 }
 
@@ -162,6 +170,10 @@ fn add(batch: &mut WriteBatch, replies: &mut Replies, request: Request) {
             batch.inserts.push(run);
             replies.inserts.push(reply);
         }
+        Request::Mark(mark, reply) => {
+            batch.marks.push(mark);
+            replies.marks.push(reply);
+        }
         Request::Finish(finish, reply) => {
             batch.finishes.push(finish);
             replies.finishes.push(reply);
@@ -175,6 +187,7 @@ async fn commit(store: &SharedStore, batch: WriteBatch, replies: Replies) {
         batch.fires.len(),
         batch.retries.len(),
         batch.inserts.len(),
+        batch.marks.len(),
         lines,
         batch.finishes.len(),
     ];
@@ -184,8 +197,9 @@ async fn commit(store: &SharedStore, batch: WriteBatch, replies: Replies) {
         fires = sizes[0],
         retries = sizes[1],
         inserts = sizes[2],
-        logs = sizes[3],
-        finishes = sizes[4],
+        marks = sizes[3],
+        logs = sizes[4],
+        finishes = sizes[5],
         elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "batch committed"
     );
@@ -201,7 +215,7 @@ async fn commit(store: &SharedStore, batch: WriteBatch, replies: Replies) {
             for (reply, id) in replies.inserts.into_iter().zip(result.inserts) {
                 let _ = reply.send(Ok(id));
             }
-            for reply in replies.finishes {
+            for reply in replies.marks.into_iter().chain(replies.finishes) {
                 let _ = reply.send(Ok(()));
             }
         }
@@ -214,7 +228,7 @@ async fn commit(store: &SharedStore, batch: WriteBatch, replies: Replies) {
             for reply in replies.inserts {
                 let _ = reply.send(Err(failed.clone()));
             }
-            for reply in replies.finishes {
+            for reply in replies.marks.into_iter().chain(replies.finishes) {
                 let _ = reply.send(Err(failed.clone()));
             }
         }

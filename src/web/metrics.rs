@@ -31,6 +31,8 @@ pub const HTTP_REQUESTS: &str = "batchboard_http_requests_total";
 pub const HTTP_DURATION: &str = "batchboard_http_request_duration_seconds";
 /// Runs going on in this process right now.
 pub const RUNS_RUNNING: &str = "batchboard_runs_running";
+/// Runs due but waiting for a free slot in this process.
+pub const RUNS_QUEUED: &str = "batchboard_runs_queued";
 /// Jobs by `state`: `scheduled`, `paused`, `running` (a run of it is going on here) or
 /// `removed` (gone from the settings file); each job counts once, in the first of
 /// `removed`, `running`, `paused`, `scheduled` that applies.
@@ -108,7 +110,11 @@ fn describe() {
         metrics::Unit::Seconds,
         "How long HTTP requests took to answer, by route template and method."
     );
-    metrics::describe_gauge!(RUNS_RUNNING, "Runs going on in this process.");
+    metrics::describe_gauge!(RUNS_RUNNING, "Runs whose handler is going in this process.");
+    metrics::describe_gauge!(
+        RUNS_QUEUED,
+        "Runs due but waiting for a free slot in this process."
+    );
     metrics::describe_gauge!(
         JOBS,
         "Jobs by state: scheduled, paused, running or removed."
@@ -206,7 +212,9 @@ async fn render(state: &AppState) -> Response {
 #[allow(clippy::cast_precision_loss)] // counts far below 2^53
 async fn set_present_gauges(state: &AppState) {
     let live = state.scheduler.live_runs().all();
-    metrics::gauge!(RUNS_RUNNING).set(live.len() as f64);
+    let queued = live.iter().filter(|run| run.is_queued()).count();
+    metrics::gauge!(RUNS_RUNNING).set(live.len().saturating_sub(queued) as f64);
+    metrics::gauge!(RUNS_QUEUED).set(queued as f64);
     match state.store.jobs().await {
         Ok(jobs) => {
             let mut counts = [0_u64; JOB_STATES.len()];

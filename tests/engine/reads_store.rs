@@ -83,8 +83,9 @@ async fn add_run(
             finishes: vec![RunFinish {
                 run_id: id,
                 status,
+                started_at: Some(started),
                 finished_at: started + Duration::seconds(3),
-                duration_ms: 3000,
+                duration_ms: Some(3000),
                 items_checked: 1,
                 items_updated: 0,
                 items_total: None,

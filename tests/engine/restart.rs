@@ -92,7 +92,10 @@ async fn a_run_cut_off_by_a_crash_is_marked_interrupted_and_retried_after_restar
     };
     let cut_off = wait_until(&store, |runs| {
         runs.iter()
-            .find(|run| run.status == RunStatus::Running && run.started_at <= chrono::Utc::now())
+            .find(|run| {
+                run.status == RunStatus::Running
+                    && run.started_at.is_some_and(|at| at <= chrono::Utc::now())
+            })
             .map(|run| run.id)
     })
     .await;

@@ -24,7 +24,7 @@ async fn an_interval_job_fires_at_fixed_rate_without_drift() {
         assert_eq!((finished, status), (run_id, RunStatus::Succeeded));
         let run = engine.run(run_id).await;
         assert_eq!(run.scheduled_for, t0() + secs(10 * slot));
-        assert_eq!(run.started_at, t0() + secs(10 * slot));
+        assert_eq!(run.started_at, Some(t0() + secs(10 * slot)));
         assert_eq!(run.duration_ms, Some(3000));
     }
     let runs = engine.runs("tick").await;

@@ -96,8 +96,9 @@ fn finish(run_id: i64, status: RunStatus, finished_at: DateTime<Utc>) -> RunFini
     RunFinish {
         run_id,
         status,
+        started_at: Some(finished_at - Duration::milliseconds(1500)),
         finished_at,
-        duration_ms: 1500,
+        duration_ms: Some(1500),
         items_checked: 10,
         items_updated: 2,
         items_total: Some(12),
@@ -125,11 +126,16 @@ async fn insert_runs(store: &SqliteStore, jobs: &[i64], start: i64) -> Vec<i64> 
     result.inserts
 }
 
+/// Finishes `runs` at 1000 s, each keeping the start it was inserted with.
 async fn finish_all(store: &SqliteStore, runs: &[i64], status: RunStatus) {
-    let finishes = runs
-        .iter()
-        .map(|&id| finish(id, status, at(1000)))
-        .collect();
+    let mut finishes = Vec::new();
+    for &id in runs {
+        let stored = store.run(id).await.expect("query").expect("run");
+        finishes.push(RunFinish {
+            started_at: stored.started_at,
+            ..finish(id, status, at(1000))
+        });
+    }
     store
         .write_batch(WriteBatch {
             finishes,
@@ -476,7 +482,11 @@ async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt() {
     assert!(store.pending_retries().await.expect("pending").is_empty());
     let old = store.run(first).await.expect("query").expect("run");
     assert_eq!(old.retry_at, None);
-    assert_eq!(old.status, RunStatus::Retrying);
+    assert_eq!(
+        old.status,
+        RunStatus::Failed,
+        "an attempt whose retry started no longer reads retrying"
+    );
     let new = store.run(second).await.expect("query").expect("run");
     assert_eq!(new.trigger, Trigger::Retry);
     assert_eq!(new.attempt, 2);
@@ -528,7 +538,7 @@ async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins() {
     let stored = store.run(run).await.expect("query").expect("run");
     assert_eq!(stored.status, RunStatus::Dead);
     assert_eq!(stored.finished_at, Some(at(9)));
-    assert_eq!(stored.duration_ms, Some(late.duration_ms));
+    assert_eq!(stored.duration_ms, late.duration_ms);
     assert_eq!(
         (
             stored.items_checked,
@@ -875,7 +885,7 @@ async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim()
     };
     let run = store.run(run_id).await.expect("query").expect("run");
     assert_eq!(run.scheduled_for, due);
-    assert_eq!(run.started_at, due);
+    assert_eq!(run.started_at, Some(due));
 }
 
 #[tokio::test]

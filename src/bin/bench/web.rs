@@ -198,8 +198,9 @@ async fn seed_runs(store: &SharedStore, job_ids: &[i64], total: usize) -> anyhow
                     } else {
                         RunStatus::Succeeded
                     },
+                    started_at: Some(run.started_at),
                     finished_at: run.started_at + chrono::Duration::milliseconds(duration),
-                    duration_ms: duration,
+                    duration_ms: Some(duration),
                     items_checked: 50,
                     items_updated: 3,
                     items_total: Some(50),

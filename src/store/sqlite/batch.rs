@@ -21,8 +21,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::{micros, opt_micros, to_json};
 use crate::store::{
-    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, StoreResult,
-    WriteBatch,
+    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark,
+    StoreResult, WriteBatch,
 };
 
 /// The most rows one statement carries. Compiling a long `VALUES` list costs about as
@@ -48,8 +48,8 @@ fn chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// Applies `batch` in one transaction: fire claims, retry claims, inserts, log lines,
-/// finishes, in that order.
+/// Applies `batch` in one transaction: fire claims, retry claims, inserts, marks, log
+/// lines, finishes, in that order.
 pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreResult<BatchResult> {
     if batch.is_empty() {
         return Ok(BatchResult::default());
@@ -75,6 +75,7 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreRe
     let new_runs: Vec<&NewRun> = fire_runs.chain(retry_runs).chain(&batch.inserts).collect();
     let first_id = insert_runs(&mut tx, &new_runs).await?;
 
+    mark_runs(&mut tx, &batch.marks).await?;
     insert_logs(&mut tx, &batch.logs).await?;
     finish_runs(&mut tx, &batch.finishes).await?;
     tx.commit().await?;
@@ -171,9 +172,11 @@ async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> Stor
                 row.push_bind(claim.failed_run_id)
                     .push_bind(micros(claim.expected));
             });
+            // The failed attempt stops reading `retrying` once its retry has started.
             sql.push(
-                ") UPDATE runs SET retry_at = NULL FROM v \
-                 WHERE runs.id = v.run_id AND runs.retry_at = v.expected RETURNING id",
+                ") UPDATE runs SET retry_at = NULL, \
+                 status = CASE runs.status WHEN 'retrying' THEN 'failed' ELSE runs.status END \
+                 FROM v WHERE runs.id = v.run_id AND runs.retry_at = v.expected RETURNING id",
             );
             let changed: HashSet<i64> = sql
                 .build_query_scalar::<i64>()
@@ -229,6 +232,39 @@ async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult
     Ok(first_id)
 }
 
+/// Applies the marks of runs that waited for a slot. Marks of one run are applied in
+/// order (the later wins), as row by row; a mark never touches a run that has ended,
+/// so a mark that arrives after the finish cannot revive it.
+async fn mark_runs(tx: &mut SqliteConnection, marks: &[RunMark]) -> StoreResult<()> {
+    let latest = last_per_run(marks, |mark| mark.run_id);
+    for chunk in chunks(&latest) {
+        let mut sql = QueryBuilder::<Sqlite>::new("WITH v(run_id, status, started_at) AS (");
+        sql.push_values(chunk, |mut row, mark| {
+            row.push_bind(mark.run_id)
+                .push_bind(mark.status.as_str())
+                .push_bind(opt_micros(mark.started_at));
+        });
+        sql.push(
+            ") UPDATE runs SET status = v.status, started_at = v.started_at FROM v \
+             WHERE runs.id = v.run_id AND runs.status IN ('queued', 'running')",
+        );
+        sql.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// The last of `items` for each key, in the order of those last ones.
+fn last_per_run<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<&T> = items
+        .iter()
+        .rev()
+        .filter(|item| seen.insert(key(item)))
+        .collect();
+    unique.reverse();
+    unique
+}
+
 /// Appends log lines; their ids follow batch order, which is the order they are read in.
 async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult<()> {
     let fields = logs
@@ -255,21 +291,16 @@ async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult
 /// Records the ends of runs. When one run is finished twice in a batch, the later finish
 /// wins, as it would row by row.
 async fn finish_runs(tx: &mut SqliteConnection, finishes: &[RunFinish]) -> StoreResult<()> {
-    let mut seen = HashSet::new();
-    let mut unique: Vec<&RunFinish> = finishes
-        .iter()
-        .rev()
-        .filter(|finish| seen.insert(finish.run_id))
-        .collect();
-    unique.reverse();
+    let unique = last_per_run(finishes, |finish| finish.run_id);
     for chunk in chunks(&unique) {
         let mut sql = QueryBuilder::<Sqlite>::new(
-            "WITH v(run_id, status, finished_at, duration_ms, items_checked, items_updated, \
-             items_total, error_kind, error_message, summary, retry_at) AS (",
+            "WITH v(run_id, status, started_at, finished_at, duration_ms, items_checked, \
+             items_updated, items_total, error_kind, error_message, summary, retry_at) AS (",
         );
         sql.push_values(chunk, |mut row, finish| {
             row.push_bind(finish.run_id)
                 .push_bind(finish.status.as_str())
+                .push_bind(opt_micros(finish.started_at))
                 .push_bind(micros(finish.finished_at))
                 .push_bind(finish.duration_ms)
                 .push_bind(finish.items_checked)
@@ -281,8 +312,8 @@ async fn finish_runs(tx: &mut SqliteConnection, finishes: &[RunFinish]) -> Store
                 .push_bind(opt_micros(finish.retry_at));
         });
         sql.push(
-            ") UPDATE runs SET status = v.status, finished_at = v.finished_at, \
-             duration_ms = v.duration_ms, items_checked = v.items_checked, \
+            ") UPDATE runs SET status = v.status, started_at = v.started_at, \
+             finished_at = v.finished_at, duration_ms = v.duration_ms, items_checked = v.items_checked, \
              items_updated = v.items_updated, items_total = v.items_total, \
              error_kind = v.error_kind, error_message = v.error_message, \
              summary = v.summary, retry_at = v.retry_at \

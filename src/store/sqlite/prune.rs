@@ -28,10 +28,17 @@ pub(super) async fn prune_runs(
 
     let mut victims: Vec<i64> = Vec::new();
     if let Some(older_than) = older_than {
+        // Runs that never started are aged by their slot (`runs_never_started`).
         victims = sqlx::query_scalar(
-            "SELECT id FROM runs \
-             WHERE started_at < $1 AND status <> 'running' AND retry_at IS NULL \
-             ORDER BY started_at LIMIT $2",
+            "SELECT id FROM (\
+                 SELECT id FROM runs WHERE started_at < $1 \
+                 AND status NOT IN ('queued', 'running') AND retry_at IS NULL \
+                 ORDER BY started_at LIMIT $2) \
+             UNION ALL SELECT id FROM (\
+                 SELECT id FROM runs WHERE started_at IS NULL AND scheduled_for < $1 \
+                 AND status NOT IN ('queued', 'running') AND retry_at IS NULL \
+                 ORDER BY scheduled_for LIMIT $2) \
+             LIMIT $2",
         )
         .bind(micros(older_than))
         .bind(limit)
@@ -50,7 +57,7 @@ pub(super) async fn prune_runs(
                      FROM jobs) \
                  SELECT runs.id FROM cutoffs \
                  JOIN runs ON runs.job_id = cutoffs.job_id AND runs.id <= cutoffs.cutoff \
-                 WHERE runs.status <> 'running' AND runs.retry_at IS NULL \
+                 WHERE runs.status NOT IN ('queued', 'running') AND runs.retry_at IS NULL \
                  LIMIT $2",
             )
             .bind(i64::from(keep))

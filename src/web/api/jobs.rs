@@ -15,7 +15,7 @@ use super::runs::RunJson;
 use super::{ApiError, ApiJson, ApiOperator, ApiPath, ApiResult, ApiUser, ErrorBody};
 use crate::job::JobSettings;
 use crate::scheduler::{CommandError, EditError, JobPatch};
-use crate::store::{JobRecord, RunRecord, RunStatus};
+use crate::store::{JobRecord, RunRecord};
 use crate::web::AppState;
 use crate::web::error::WebError;
 use crate::web::pages::dashboard::JobFacts;
@@ -418,7 +418,7 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
         .collect();
     let running: Vec<RunRecord> = recent
         .iter()
-        .filter(|run| run.status == RunStatus::Running)
+        .filter(|run| !run.status.is_final())
         .cloned()
         .collect();
     let facts = JobFacts::new(&latest, &running);

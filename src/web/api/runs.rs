@@ -43,9 +43,16 @@ pub struct RunJson {
     /// The first attempt's id, on a retry.
     pub first_run_id: Option<i64>,
     pub scheduled_for: DateTime<Utc>,
-    pub started_at: DateTime<Utc>,
+    /// When the handler started; `null` while queued and for a run that ended before it
+    /// started.
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// `finished_at - started_at`; `null` while going and when it never started.
     pub duration_ms: Option<i64>,
+    /// For a `queued` run asked for alone (`GET /api/v1/runs/{id}`): how long it has
+    /// waited for a free slot, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<i64>,
     pub items_checked: i64,
     pub items_updated: i64,
     pub items_total: Option<i64>,
@@ -93,6 +100,7 @@ impl From<&RunRecord> for RunJson {
             started_at: run.started_at,
             finished_at: run.finished_at,
             duration_ms: run.duration_ms,
+            queued_ms: None,
             items_checked: run.items_checked,
             items_updated: run.items_updated,
             items_total: run.items_total,
@@ -324,6 +332,13 @@ async fn load_run(state: &AppState, id: i64) -> ApiResult<RunRecord> {
 
 fn with_progress(state: &AppState, run: &RunRecord) -> RunJson {
     let mut json = RunJson::from(run);
+    if run.status == RunStatus::Queued {
+        json.queued_ms = Some(
+            (state.clock.now() - run.scheduled_for)
+                .num_milliseconds()
+                .max(0),
+        );
+    }
     if run.status == RunStatus::Running {
         json.progress = state
             .scheduler

@@ -39,7 +39,10 @@ pub struct LiveRunJson {
     #[schema(value_type = String)]
     pub trigger: Trigger,
     pub attempt: u32,
-    pub started_at: DateTime<Utc>,
+    /// When it was due to start.
+    pub due_at: DateTime<Utc>,
+    /// When its handler started; `null` while it waits for a free slot (queued).
+    pub started_at: Option<DateTime<Utc>>,
     pub progress: ProgressJson,
 }
 
@@ -71,11 +74,12 @@ pub async fn scheduler_status(
         .into_iter()
         .map(|run| LiveRunJson {
             progress: run.progress().into(),
+            started_at: run.started_at(),
             run_id: run.run_id,
             job: run.job,
             trigger: run.trigger,
             attempt: run.attempt,
-            started_at: run.started_at,
+            due_at: run.due_at,
         })
         .collect();
     let mut next_fires: Vec<NextFireJson> = state

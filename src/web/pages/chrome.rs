@@ -79,7 +79,7 @@ pub fn status_tone(status: RunStatus) -> &'static str {
         RunStatus::Failed | RunStatus::Dead | RunStatus::TimedOut => "bad",
         RunStatus::Retrying | RunStatus::Interrupted => "warn",
         RunStatus::Running => "live",
-        RunStatus::Cancelled | RunStatus::Skipped => "muted",
+        RunStatus::Queued | RunStatus::Cancelled | RunStatus::Skipped => "muted",
     }
 }
 

@@ -59,6 +59,8 @@ pub const STATES: [(&str, &str); 6] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub running: usize,
+    /// Runs due but waiting for a free slot.
+    pub queued: usize,
     pub failed_24h: u64,
     pub attention: usize,
 }
@@ -270,7 +272,14 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
     };
     let facts = JobFacts::new(&latest, &running);
     let counts = Counts {
-        running: running.len(),
+        running: running
+            .iter()
+            .filter(|run| run.status == RunStatus::Running)
+            .count(),
+        queued: running
+            .iter()
+            .filter(|run| run.status == RunStatus::Queued)
+            .count(),
         failed_24h: status_counts
             .iter()
             .filter(|(status, _)| is_failure(**status))
@@ -435,8 +444,14 @@ impl<'a> JobFacts<'a> {
             .unwrap_or(true);
         if job.removed_at.is_some() {
             ("removed", Badge::new("removed", "muted"))
-        } else if self.running.contains_key(&job.id) {
-            ("running", Badge::new("running", "live"))
+        } else if let Some(run) = self.running.get(&job.id) {
+            // A job whose run waits for a free slot is filtered with the running ones.
+            let badge = if run.status == RunStatus::Queued {
+                Badge::new("queued", "muted")
+            } else {
+                Badge::new("running", "live")
+            };
+            ("running", badge)
         } else if self.needs_attention(job.id) {
             ("attention", Badge::new("needs attention", "bad"))
         } else if job.paused {
@@ -513,7 +528,8 @@ fn job_row(
     let last = facts.latest.get(&job.id).map(|run| LastRunView {
         run_id: run.id,
         badge: Badge::status(run.status),
-        when: TimeView::new(run.started_at),
+        // A queued run, or one that never started, is placed at its slot.
+        when: TimeView::new(run.started_at.unwrap_or(run.scheduled_for)),
         duration: run.duration_ms.map_or_else(|| "—".into(), format_ms),
         checked: run.items_checked,
         updated: run.items_updated,
@@ -647,6 +663,7 @@ mod tests {
         let table = DashboardTable {
             counts: Counts {
                 running: 2,
+                queued: 0,
                 failed_24h: 3,
                 attention: 1,
             },

@@ -49,7 +49,8 @@ pub struct HistoryRow {
     pub badge: Badge,
     pub trigger: String,
     pub attempt: u32,
-    pub started: TimeView,
+    /// Empty for a run that has not started (queued) or never did.
+    pub started: Option<TimeView>,
     pub duration: String,
     pub checked: i64,
     pub updated: i64,
@@ -103,7 +104,8 @@ pub struct JobPage {
     pub first_url: Option<String>,
 }
 
-const STATUSES: [RunStatus; 9] = [
+const STATUSES: [RunStatus; 10] = [
+    RunStatus::Queued,
     RunStatus::Running,
     RunStatus::Succeeded,
     RunStatus::Failed,
@@ -255,7 +257,7 @@ fn summarise(
         .collect();
     let running: Vec<RunRecord> = recent
         .iter()
-        .filter(|r| r.status == RunStatus::Running)
+        .filter(|r| !r.status.is_final())
         .cloned()
         .collect();
     let facts = JobFacts::new(&latest, &running);
@@ -357,7 +359,7 @@ fn history_row(run: &RunRecord) -> HistoryRow {
         badge: Badge::status(run.status),
         trigger: run.trigger.as_str().replace('_', " "),
         attempt: run.attempt,
-        started: TimeView::new(run.started_at),
+        started: run.started_at.map(TimeView::new),
         duration: run.duration_ms.map_or_else(|| "—".into(), format_ms),
         checked: run.items_checked,
         updated: run.items_updated,

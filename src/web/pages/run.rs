@@ -7,10 +7,11 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
-use crate::store::{LogLine, RunRecord};
+use crate::store::{LogLine, RunRecord, RunStatus};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
@@ -71,7 +72,10 @@ pub struct RunSummaryView {
     pub max_attempts: Option<u32>,
     pub attempts: Vec<AttemptLink>,
     pub scheduled_for: TimeView,
-    pub started_at: TimeView,
+    /// Empty while queued, and for a run that ended before it started.
+    pub started_at: Option<TimeView>,
+    /// How long a queued run has waited for a free slot.
+    pub waiting: Option<String>,
     pub finished_at: Option<TimeView>,
     pub duration: String,
     pub checked: i64,
@@ -141,7 +145,13 @@ async fn load(state: &AppState, id: i64) -> WebResult<RunSummaryView> {
             None => format!("{} checked, {} updated", p.checked, p.updated),
         }
     });
-    Ok(summary_view(&run, &chain, max_attempts, progress))
+    Ok(summary_view(
+        &run,
+        &chain,
+        max_attempts,
+        progress,
+        state.clock.now(),
+    ))
 }
 
 /// The summary of `run`, with the attempts of its chain.
@@ -150,6 +160,7 @@ pub fn summary_view(
     chain: &[RunRecord],
     max_attempts: Option<u32>,
     progress: Option<String>,
+    now: DateTime<Utc>,
 ) -> RunSummaryView {
     RunSummaryView {
         id: run.id,
@@ -170,7 +181,9 @@ pub fn summary_view(
             })
             .collect(),
         scheduled_for: TimeView::new(run.scheduled_for),
-        started_at: TimeView::new(run.started_at),
+        started_at: run.started_at.map(TimeView::new),
+        waiting: (run.status == RunStatus::Queued)
+            .then(|| format_ms((now - run.scheduled_for).num_milliseconds())),
         finished_at: run.finished_at.map(TimeView::new),
         duration: run.duration_ms.map_or_else(|| "—".into(), format_ms),
         checked: run.items_checked,
@@ -352,7 +365,7 @@ mod tests {
             first_run_id: Some(5),
             status,
             scheduled_for: DateTime::<Utc>::UNIX_EPOCH,
-            started_at: DateTime::<Utc>::UNIX_EPOCH,
+            started_at: Some(DateTime::<Utc>::UNIX_EPOCH),
             finished_at: None,
             duration_ms: None,
             items_checked: 1,
@@ -400,7 +413,7 @@ mod tests {
     fn the_run_page_escapes_log_messages_field_values_and_errors() {
         let current = run(RunStatus::Running);
         let chain = vec![run(RunStatus::Retrying), current.clone()];
-        let summary = summary_view(&current, &chain, Some(3), None);
+        let summary = summary_view(&current, &chain, Some(3), None, Utc::now());
         let page = RunPage {
             chrome: Chrome::new(
                 CurrentUser {
@@ -430,7 +443,7 @@ mod tests {
 
     #[test]
     fn the_tail_of_a_final_run_stops_polling() {
-        let done = summary_view(&run(RunStatus::Succeeded), &[], None, None);
+        let done = summary_view(&run(RunStatus::Succeeded), &[], None, None, Utc::now());
         let partial = RunLogPartial {
             tail: tail(&done, Some(9), &LogQuery::default()),
             run: done,

@@ -166,11 +166,11 @@ pub fn duration_chart(runs: &[RunRecord]) -> String {
     for (index, run) in runs.iter().rev().enumerate() {
         let x = CHART_LEFT + (first_slot + index as u32) * BAR_WIDTH;
         let title = format!(
-            "Run {} · {} · {} · started {} UTC",
+            "Run {} · {} · {} · due {} UTC",
             run.id,
             run.status.as_str().replace('_', " "),
             run.duration_ms.map_or("no duration".into(), format_ms),
-            run.started_at.format("%Y-%m-%d %H:%M:%S")
+            run.scheduled_for.format("%Y-%m-%d %H:%M:%S")
         );
         let class = if run.status == RunStatus::Succeeded {
             "ok"
@@ -230,7 +230,7 @@ mod tests {
             first_run_id: None,
             status,
             scheduled_for: since(),
-            started_at: since(),
+            started_at: Some(since()),
             finished_at: None,
             duration_ms,
             items_checked: 0,
@@ -281,9 +281,7 @@ mod tests {
         assert!(svg.contains("<rect x=\"650\" y=\"70\" width=\"5\" height=\"60\"/>"));
         assert_eq!(svg.matches("class=\"marker\"").count(), 1);
         assert!(
-            svg.contains(
-                "<title>Run 3 · failed · 500 ms · started 2026-03-01 00:00:00 UTC</title>"
-            )
+            svg.contains("<title>Run 3 · failed · 500 ms · due 2026-03-01 00:00:00 UTC</title>")
         );
     }
 
