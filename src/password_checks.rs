@@ -23,6 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long a request waits for a free slot before it is told to come back.
 pub const MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// The most slots, however many cores: each check holds 19 MiB, and sign-ins are not
+/// worth more than this much memory.
+pub const MAX_SLOTS: usize = 8;
+
 /// Requests allowed to wait per slot; past this they are told to come back at once, so
 /// waiting requests cannot pile up either.
 const WAITING_PER_SLOT: usize = 16;
@@ -60,10 +64,12 @@ impl PasswordCheckLimit {
         }
     }
 
-    /// One slot per core of this machine, [`MAX_WAIT`] at most.
+    /// One slot per core of this machine, up to [`MAX_SLOTS`], waiting [`MAX_WAIT`] at
+    /// most.
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Self::new(cores, cores * WAITING_PER_SLOT, MAX_WAIT)
+        let slots = cores.min(MAX_SLOTS);
+        Self::new(slots, slots * WAITING_PER_SLOT, MAX_WAIT)
     }
 
     /// Slots free right now.

@@ -52,8 +52,15 @@ pub fn cookie_name(secure_cookies: bool) -> &'static str {
     }
 }
 
-/// The `Set-Cookie` value of a fresh device cookie for `name`, issued `now`.
-pub fn issue(signer: &Signer, name: &str, now: DateTime<Utc>, secure_cookies: bool) -> HeaderValue {
+/// The `Set-Cookie` value of a fresh device cookie for `name`, issued `now`; `None` for
+/// a name that cannot travel in a cookie (user names are plain slugs, so only a row
+/// written around the rules could have one).
+pub fn issue(
+    signer: &Signer,
+    name: &str,
+    now: DateTime<Utc>,
+    secure_cookies: bool,
+) -> Option<HeaderValue> {
     let nonce: [u8; NONCE_BYTES] = rand::random();
     let nonce: String = nonce.iter().map(|byte| format!("{byte:02x}")).collect();
     let value = signer.sign(PURPOSE, &format!("{name}:{nonce}:{}", now.timestamp()));
@@ -64,9 +71,12 @@ pub fn issue(signer: &Signer, name: &str, now: DateTime<Utc>, secure_cookies: bo
         .secure(secure_cookies)
         .max_age(CookieDuration::seconds(LIFETIME.num_seconds()))
         .build();
-    // Names, hex and digits only: always a valid header value.
-    HeaderValue::from_str(&cookie.to_string())
-        .unwrap_or_else(|_| unreachable!("a device cookie is plain ASCII"))
+    let travels = name
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '"' | '\\'));
+    travels
+        .then(|| HeaderValue::from_str(&cookie.to_string()).ok())
+        .flatten()
 }
 
 /// The device of the request's cookie when it is genuine, unexpired at `now`, and was
@@ -91,9 +101,10 @@ pub fn recognise(
 
 fn device_in(signer: &Signer, signed: &str, name: &str, now: DateTime<Utc>) -> Option<DeviceId> {
     let value = signer.verify(PURPOSE, signed)?;
-    let mut parts = value.split(':');
-    let (owner, nonce, issued) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || owner != name {
+    // From the right: the nonce and the time never hold a ':'.
+    let mut parts = value.rsplitn(3, ':');
+    let (issued, nonce, owner) = (parts.next()?, parts.next()?, parts.next()?);
+    if owner != name {
         return None;
     }
     let issued = DateTime::from_timestamp(issued.parse().ok()?, 0)?;
@@ -129,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_cookie_is_recognised_for_its_own_user_only() {
-        let set = issue(&signer(), "ann", now(), false);
+        let set = issue(&signer(), "ann", now(), false).expect("a cookie");
         let headers = sent_back(&set);
         let device = recognise(&signer(), &headers, false, "ann", now());
         assert!(device.is_some());
@@ -143,14 +154,14 @@ mod tests {
     fn each_sign_in_gets_a_new_device() {
         let first = recognise(
             &signer(),
-            &sent_back(&issue(&signer(), "ann", now(), false)),
+            &sent_back(&issue(&signer(), "ann", now(), false).expect("a cookie")),
             false,
             "ann",
             now(),
         );
         let second = recognise(
             &signer(),
-            &sent_back(&issue(&signer(), "ann", now(), false)),
+            &sent_back(&issue(&signer(), "ann", now(), false).expect("a cookie")),
             false,
             "ann",
             now(),
@@ -160,7 +171,7 @@ mod tests {
 
     #[test]
     fn an_expired_or_altered_cookie_is_not_recognised() {
-        let headers = sent_back(&issue(&signer(), "ann", now(), false));
+        let headers = sent_back(&issue(&signer(), "ann", now(), false).expect("a cookie"));
         let later = now() + LIFETIME + Duration::seconds(1);
         assert_eq!(recognise(&signer(), &headers, false, "ann", later), None);
         let forged = signer().sign("login-csrf", "ann:00:1800000000");
@@ -174,20 +185,20 @@ mod tests {
 
     #[test]
     fn the_cookie_is_long_lived_httponly_lax_and_secure_with_the_host_prefix_when_asked() {
-        let plain = issue(&signer(), "ann", now(), false);
+        let plain = issue(&signer(), "ann", now(), false).expect("a cookie");
         let plain = plain.to_str().expect("text");
         assert!(plain.starts_with("batchboard_device="), "{plain}");
         for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=31536000"] {
             assert!(plain.contains(attribute), "{attribute} in {plain}");
         }
         assert!(!plain.contains("Secure"), "{plain}");
-        let secure = issue(&signer(), "ann", now(), true);
+        let secure = issue(&signer(), "ann", now(), true).expect("a cookie");
         let secure = secure.to_str().expect("text");
         assert!(secure.starts_with("__Host-batchboard_device="), "{secure}");
         assert!(secure.contains("Secure"), "{secure}");
         assert!(!secure.contains("Domain"), "{secure}");
         // Read back under the name it was set with only.
-        let headers = sent_back(&issue(&signer(), "ann", now(), true));
+        let headers = sent_back(&issue(&signer(), "ann", now(), true).expect("a cookie"));
         assert!(recognise(&signer(), &headers, true, "ann", now()).is_some());
         assert_eq!(recognise(&signer(), &headers, false, "ann", now()), None);
     }

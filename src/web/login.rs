@@ -93,22 +93,25 @@ pub async fn submit(
             // axum-login gives the session a new id but keeps its data: a token seen
             // before sign-in must not stay valid after it.
             csrf::renew(&auth.session).await?;
-            let device_cookie = device::issue(&state.signer, &user.name, now, secure_cookies);
             let mut response = see_other(&next);
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, device_cookie);
+            match device::issue(&state.signer, &user.name, now, secure_cookies) {
+                Some(cookie) => {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                None => tracing::warn!(user = %user.name, "no device cookie for this user name"),
+            }
             return Ok(response);
         }
         Verdict::Failed => (StatusCode::UNAUTHORIZED, None, BAD_CREDENTIALS.to_owned()),
         Verdict::Refused(refusal) => {
             let seconds = refusal.wait.as_secs();
+            let wait = wait_text(seconds);
             let message = match refusal.limit {
                 Limit::Name => format!(
-                    "Too many failed sign-ins for this name. Try again in {seconds} s, or \
+                    "Too many failed sign-ins for this name. Try again in {wait}, or \
                      from a browser you have signed in with as this user before."
                 ),
-                _ => format!("Too many failed sign-ins. Try again in {seconds} s."),
+                _ => format!("Too many failed sign-ins. Try again in {wait}."),
             };
             (StatusCode::TOO_MANY_REQUESTS, Some(seconds), message)
         }
@@ -133,6 +136,16 @@ pub async fn submit(
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     Ok(response)
+}
+
+/// A wait as people read it: seconds up to two minutes, then whole minutes (rounded up,
+/// so nobody comes back too early).
+fn wait_text(seconds: u64) -> String {
+    if seconds < 120 {
+        format!("{seconds} s")
+    } else {
+        format!("{} min", seconds.div_ceil(60))
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -160,4 +173,18 @@ pub async fn logout(mut auth: AuthSession) -> WebResult<Response> {
         .await
         .map_err(|e| WebError::Internal(anyhow::anyhow!("ending a session: {e}")))?;
     Ok(see_other("/login"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_text;
+
+    #[test]
+    fn waits_read_in_seconds_then_in_whole_minutes_rounded_up() {
+        assert_eq!(wait_text(30), "30 s");
+        assert_eq!(wait_text(119), "119 s");
+        assert_eq!(wait_text(120), "2 min");
+        assert_eq!(wait_text(121), "3 min");
+        assert_eq!(wait_text(3600), "60 min");
+    }
 }

@@ -24,7 +24,7 @@ mod counters;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use self::counters::Counters;
 pub use self::counters::Policy;
@@ -92,7 +92,7 @@ pub struct Reservation {
 }
 
 /// What an attempt counts against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     NameAndAddress(String, IpAddr),
     Address(IpAddr),
@@ -100,12 +100,13 @@ enum Key {
     Device(String),
 }
 
+/// The counters of each limit, keyed by the [`Key`]s of that limit.
 #[derive(Debug)]
 struct Tables {
-    names_and_addresses: Counters<(String, IpAddr)>,
-    addresses: Counters<IpAddr>,
-    names: Counters<String>,
-    devices: Counters<String>,
+    names_and_addresses: Counters<Key>,
+    addresses: Counters<Key>,
+    names: Counters<Key>,
+    devices: Counters<Key>,
 }
 
 impl Tables {
@@ -118,49 +119,22 @@ impl Tables {
         }
     }
 
-    fn paused_until(&self, key: &Key, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match key {
-            Key::NameAndAddress(name, address) => self
-                .names_and_addresses
-                .paused_until(&(name.clone(), *address), now),
-            Key::Address(address) => self.addresses.paused_until(address, now),
-            Key::Name(name) => self.names.paused_until(name, now),
-            Key::Device(device) => self.devices.paused_until(device, now),
-        }
-    }
-
-    fn count(&mut self, key: &Key, now: DateTime<Utc>) {
-        match key {
-            Key::NameAndAddress(name, address) => self
-                .names_and_addresses
-                .count((name.clone(), *address), now),
-            Key::Address(address) => self.addresses.count(*address, now),
-            Key::Name(name) => self.names.count(name.clone(), now),
-            Key::Device(device) => self.devices.count(device.clone(), now),
-        }
-    }
-
-    fn take_back(&mut self, key: &Key) {
-        match key {
-            Key::NameAndAddress(name, address) => self
-                .names_and_addresses
-                .take_back(&(name.clone(), *address)),
-            Key::Address(address) => self.addresses.take_back(address),
-            Key::Name(name) => self.names.take_back(name),
-            Key::Device(device) => self.devices.take_back(device),
+    fn of(&mut self, key: &Key) -> &mut Counters<Key> {
+        match key.limit() {
+            Limit::NameAndAddress => &mut self.names_and_addresses,
+            Limit::Address => &mut self.addresses,
+            Limit::Name => &mut self.names,
+            Limit::Device => &mut self.devices,
         }
     }
 
     /// After a success: whoever signed in here knows the password, so this browser's
-    /// own counts start over. Address- and name-wide counts only lose this attempt: one
+    /// own count starts over. Address- and name-wide counts only lose this attempt: one
     /// known password must not reset guessing from that address or at that name.
     fn settle_success(&mut self, key: &Key) {
-        match key {
-            Key::NameAndAddress(name, address) => {
-                self.names_and_addresses.forget(&(name.clone(), *address))
-            }
-            Key::Device(device) => self.devices.forget(device),
-            Key::Address(_) | Key::Name(_) => self.take_back(key),
+        match key.limit() {
+            Limit::NameAndAddress | Limit::Device => self.of(key).forget(key),
+            Limit::Address | Limit::Name => self.of(key).take_back(key),
         }
     }
 }
@@ -216,7 +190,7 @@ impl LoginThrottle {
         // The name-wide limit first among equals: its message tells the user what helps.
         let longest = keys
             .iter()
-            .filter_map(|key| Some((tables.paused_until(key, now)?, key.limit())))
+            .filter_map(|key| Some((tables.of(key).paused_until(key, now)?, key.limit())))
             .max_by_key(|(until, limit)| (*until, *limit == Limit::Name));
         if let Some((until, limit)) = longest {
             return Err(Refusal {
@@ -225,7 +199,7 @@ impl LoginThrottle {
             });
         }
         for key in &keys {
-            tables.count(key, now);
+            tables.of(key).count(key.clone(), now);
         }
         Ok(Reservation { keys })
     }
@@ -243,7 +217,7 @@ impl LoginThrottle {
     pub fn withdraw(&self, reservation: Reservation) {
         let mut tables = self.lock();
         for key in &reservation.keys {
-            tables.take_back(key);
+            tables.of(key).take_back(key);
         }
     }
 

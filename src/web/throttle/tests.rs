@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use chrono::DateTime;
+
 use super::*;
 use crate::clock::{Clock as _, ManualClock};
 use crate::web::device;
@@ -17,7 +19,7 @@ fn address(last: u8) -> Option<IpAddr> {
 /// A device cookie's id, as the sign-in form would recognise it.
 fn a_device(name: &str, clock: &ManualClock) -> DeviceId {
     let signer = Signer::from_key(b"0123456789abcdef0123456789abcdef");
-    let set = device::issue(&signer, name, clock.now(), false);
+    let set = device::issue(&signer, name, clock.now(), false).expect("a cookie");
     let pair = set
         .to_str()
         .expect("text")
