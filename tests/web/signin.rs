@@ -249,6 +249,41 @@ async fn a_forged_or_another_users_device_cookie_does_not_get_past_a_name_wide_b
 }
 
 #[tokio::test]
+async fn a_known_browsers_own_failures_pause_it_wherever_it_signs_in_from() {
+    let app = spawn_app_behind_a_proxy().await;
+    let token = app.csrf_token().await;
+    assert_redirect_to(
+        &login_from(&app, &token, "admin", ADMIN_PASSWORD, "198.51.100.20").await,
+        "/",
+    );
+    let token = app.csrf_token().await;
+    app.post_form("/logout", &[("csrf_token", &token)]).await;
+    // As with a stolen cookie: guesses from a new address each time.
+    let token = app.csrf_token().await;
+    for n in 0..PER_NAME_AND_ADDRESS.free_failures {
+        let from = format!("192.0.2.{n}");
+        let status = login_from(&app, &token, "admin", "a-wrong-guess", &from)
+            .await
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let paused = login_from(&app, &token, "admin", ADMIN_PASSWORD, "192.0.2.99").await;
+    assert_eq!(paused.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let other_browser = app.with_new_client();
+    let token = other_browser.csrf_token().await;
+    let other = login_from(
+        &other_browser,
+        &token,
+        "admin",
+        ADMIN_PASSWORD,
+        "192.0.2.99",
+    )
+    .await;
+    assert_redirect_to(&other, "/");
+}
+
+#[tokio::test]
 async fn signing_in_leaves_a_long_lived_httponly_device_cookie() {
     let app = spawn_app().await;
     let response = app.login("admin", ADMIN_PASSWORD).await;
