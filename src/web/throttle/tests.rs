@@ -190,3 +190,25 @@ fn every_pause_ends_within_its_window() {
         assert!(policy.free_failures > 0, "{policy:?}");
     }
 }
+
+#[test]
+fn a_flood_of_names_and_addresses_keeps_every_table_bounded() {
+    let (throttle, clock) = throttle();
+    for n in 0..25_000_u32 {
+        let from = IpAddr::from(n.to_be_bytes());
+        if let Ok(attempt) = throttle.begin(&format!("user{n}"), Some(from), None) {
+            throttle.failed(attempt);
+        }
+        clock.advance(Duration::milliseconds(1));
+    }
+    let tables = throttle.lock();
+    for table in [
+        &tables.names,
+        &tables.names_and_addresses,
+        &tables.addresses,
+        &tables.devices,
+    ] {
+        assert!(table.len() <= CAPACITY, "{}", table.len());
+    }
+    assert!(tables.names.len() > CAPACITY / 2, "recent names are kept");
+}
