@@ -128,15 +128,23 @@ impl Application {
             let signer = web::signing::Signer::load(&store, options.clock.now())
                 .await
                 .context("loading the cookie signing key")?;
+            let mut web_config = options.web;
+            // The settings file's proxies, next to any the embedding code set.
+            web_config
+                .trusted_proxies
+                .extend(settings.web.trusted_proxies.iter().copied());
             let state = web::AppState {
                 signer,
                 store: store.clone(),
                 scheduler: scheduler.clone(),
                 registry,
-                config: std::sync::Arc::new(options.web),
+                config: std::sync::Arc::new(web_config),
                 throttle: std::sync::Arc::new(web::throttle::LoginThrottle::new(
                     options.clock.clone(),
                 )),
+                password_checks: std::sync::Arc::new(
+                    crate::password_checks::PasswordCheckLimit::for_this_machine(),
+                ),
                 clock: options.clock,
                 dashboard: std::sync::Arc::default(),
                 metrics: std::sync::Arc::new(settings.metrics.clone()),
@@ -218,7 +226,7 @@ impl Application {
             .take()
             .zip(self.router.take())
             .map(|(listener, router)| {
-                // The peer address feeds the per-address sign-in throttle.
+                // The peer address feeds the sign-in throttle (see web::client_address).
                 let service = router.into_make_service_with_connect_info::<SocketAddr>();
                 tokio::spawn(async move {
                     axum::serve(listener, service)

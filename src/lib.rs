@@ -19,6 +19,7 @@
 //! - [`jobs`]: the handlers that ship (`command`, `http`, `prune_history`, demo handlers).
 //! - [`clock`]: wall-clock time, injectable so that tests control it.
 //! - [`app`]: builds the whole application from settings, as `main` and tests do.
+//! - [`password_checks`]: the bound on simultaneous password checks.
 //! - [`web`]: the HTTP surface.
 //!
 //! Dependencies point one way: `web` → `scheduler` → `store`; `job` and `schedule`
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod job;
 pub mod jobs;
+pub mod password_checks;
 pub mod runlog;
 pub mod schedule;
 pub mod scheduler;

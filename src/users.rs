@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng as _;
 use validator::ValidationError;
 
+use crate::password_checks::CheckSlot;
 use crate::store::{NewUser, Role, SharedStore, StoreError, User, UserUpdate};
 
 /// The shortest password accepted anywhere.
@@ -68,19 +69,28 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
         .context("hashing the password")
 }
 
-/// Whether `password` matches `hash`, checked off the async threads. Without a hash (an
-/// unknown user) a dummy hash is checked anyway, so the answer takes as long either way
-/// and timing does not tell whether a name exists.
+/// Whether `password` matches `hash`, checked off the async threads while holding
+/// `slot` (released when the hash is done, even if the caller has gone). Without a hash
+/// (an unknown user) a dummy hash is checked anyway, so the answer takes as long either
+/// way and timing does not tell whether a name exists.
 ///
 /// # Errors
 /// When the blocking task cannot run.
-pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => password_auth::verify_password(password, &hash).is_ok(),
-        None => {
-            let _ = password_auth::verify_password(password, dummy_hash());
-            false
-        }
+pub async fn verify_password(
+    password: String,
+    hash: Option<String>,
+    slot: CheckSlot,
+) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let matches = match hash {
+            Some(hash) => password_auth::verify_password(password, &hash).is_ok(),
+            None => {
+                let _ = password_auth::verify_password(password, dummy_hash());
+                false
+            }
+        };
+        drop(slot);
+        matches
     })
     .await
     .context("checking the password")

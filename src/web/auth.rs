@@ -44,11 +44,12 @@ impl AuthUser for User {
     }
 }
 
-/// What the sign-in form submits.
-#[derive(Clone)]
+/// What the sign-in form submits, with the slot its password check runs in (so no check
+/// can run outside the bound of [`crate::password_checks`]).
 pub struct Credentials {
     pub name: String,
     pub password: String,
+    pub slot: crate::password_checks::CheckSlot,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -90,7 +91,8 @@ impl AuthnBackend for Backend {
     async fn authenticate(&self, credentials: Credentials) -> Result<Option<User>, BackendError> {
         let user = self.store.user_by_name(&credentials.name).await?;
         let hash = user.as_ref().map(|user| user.password_hash.clone());
-        let matches = crate::users::verify_password(credentials.password, hash).await?;
+        let matches =
+            crate::users::verify_password(credentials.password, hash, credentials.slot).await?;
         // Disabled users are refused only after the check, so the answer and its timing
         // say nothing about which part was wrong.
         Ok(user.filter(|user| matches && !user.disabled))

@@ -1,19 +1,22 @@
 //! Signing in and out: `GET /login`, `POST /login` and `POST /logout`.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{Extensions, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{AuthSession, Credentials, local_path_or_root, see_other};
+use super::auth::{AuthSession, local_path_or_root, see_other};
+use super::client_address::ClientAddress;
 use super::csrf::{self, CsrfToken};
+use super::device;
 use super::error::{WebError, WebResult};
+use super::signin::{self, Verdict};
+use super::throttle::Limit;
+use crate::users::MAX_NAME_LEN;
 
 /// What a failed sign-in says, whichever of name or password was wrong.
 pub const BAD_CREDENTIALS: &str = "That name and password do not match an active account.";
@@ -61,58 +64,88 @@ pub async fn show(
     .into_response()
 }
 
-/// `POST /login`: checks the throttle, then the password; on success rotates the
-/// session id (axum-login) and the CSRF token, and goes to `next`.
+/// `POST /login`: judges the attempt (throttle, bounded password check; see
+/// [`signin`]); on success rotates the session id (axum-login) and the CSRF token, leaves
+/// a fresh device cookie, and goes to `next`.
 pub async fn submit(
     State(state): State<AppState>,
     mut auth: AuthSession,
-    extensions: Extensions,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> WebResult<Response> {
     let next = local_path_or_root(form.next.as_deref()).to_owned();
-    let address = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
-    let name = form.name.trim().to_owned();
-    let page = |csrf: String, error: String| LoginPage {
-        csrf,
-        next: next.clone(),
-        name: name.clone(),
-        error: Some(error),
-    };
-    if let Err(wait) = state.throttle.check(&name, address) {
-        let csrf = csrf::token(&auth.session).await?;
-        let seconds = wait.as_secs();
-        let message = format!("Too many failed sign-ins. Try again in {seconds} s.");
-        let retry_after = HeaderValue::from(seconds);
-        return Ok((
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, retry_after)],
-            page(csrf, message),
-        )
-            .into_response());
-    }
-    let credentials = Credentials {
-        name: name.clone(),
+    let name = form.name.trim();
+    let secure_cookies = state.config.secure_cookies;
+    let now = state.clock.now();
+    let device = device::recognise(&state.signer, &headers, secure_cookies, name, now);
+    let attempt = signin::Attempt {
+        name,
         password: form.password,
+        address,
+        device: device.as_ref(),
     };
-    let user = auth
-        .authenticate(credentials)
-        .await
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("checking a sign-in: {e}")))?;
-    let Some(user) = user else {
-        state.throttle.record_failure(&name, address);
-        let csrf = csrf::token(&auth.session).await?;
-        return Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_CREDENTIALS.into())).into_response());
+    let (status, retry_after, message) = match signin::judge(&state, &auth, attempt).await? {
+        Verdict::SignedIn(user) => {
+            auth.login(&user)
+                .await
+                .map_err(|e| WebError::Internal(anyhow::anyhow!("starting a session: {e}")))?;
+            // axum-login gives the session a new id but keeps its data: a token seen
+            // before sign-in must not stay valid after it.
+            csrf::renew(&auth.session).await?;
+            let mut response = see_other(&next);
+            match device::issue(&state.signer, &user.name, now, secure_cookies) {
+                Some(cookie) => {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                None => tracing::warn!(user = %user.name, "no device cookie for this user name"),
+            }
+            return Ok(response);
+        }
+        Verdict::Failed => (StatusCode::UNAUTHORIZED, None, BAD_CREDENTIALS.to_owned()),
+        Verdict::Refused(refusal) => {
+            let seconds = refusal.wait.as_secs();
+            let wait = wait_text(seconds);
+            let message = match refusal.limit {
+                Limit::Name => format!(
+                    "Too many failed sign-ins for this name. Try again in {wait}, or \
+                     from a browser you have signed in with as this user before."
+                ),
+                _ => format!("Too many failed sign-ins. Try again in {wait}."),
+            };
+            (StatusCode::TOO_MANY_REQUESTS, Some(seconds), message)
+        }
+        Verdict::Busy(busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(busy.retry_after.as_secs()),
+            "The server is busy checking other sign-ins. Try again in a moment.".to_owned(),
+        ),
     };
-    state.throttle.record_success(&name);
-    auth.login(&user)
-        .await
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("starting a session: {e}")))?;
-    // axum-login gives the session a new id but keeps its data: a token seen before
-    // sign-in must not stay valid after it.
-    csrf::renew(&auth.session).await?;
-    Ok(see_other(&next))
+    let page = LoginPage {
+        csrf: csrf::token(&auth.session).await?,
+        next,
+        // Shown back only as long as a name can be: the form field is not a way to make
+        // the page arbitrarily large.
+        name: name.chars().take(MAX_NAME_LEN).collect(),
+        error: Some(message),
+    };
+    let mut response = (status, page).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Ok(response)
+}
+
+/// A wait as people read it: seconds up to two minutes, then whole minutes (rounded up,
+/// so nobody comes back too early).
+fn wait_text(seconds: u64) -> String {
+    if seconds < 120 {
+        format!("{seconds} s")
+    } else {
+        format!("{} min", seconds.div_ceil(60))
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -140,4 +173,18 @@ pub async fn logout(mut auth: AuthSession) -> WebResult<Response> {
         .await
         .map_err(|e| WebError::Internal(anyhow::anyhow!("ending a session: {e}")))?;
     Ok(see_other("/login"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_text;
+
+    #[test]
+    fn waits_read_in_seconds_then_in_whole_minutes_rounded_up() {
+        assert_eq!(wait_text(30), "30 s");
+        assert_eq!(wait_text(119), "119 s");
+        assert_eq!(wait_text(120), "2 min");
+        assert_eq!(wait_text(121), "3 min");
+        assert_eq!(wait_text(3600), "60 min");
+    }
 }

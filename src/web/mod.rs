@@ -6,13 +6,16 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_address;
 pub mod csrf;
+pub mod device;
 pub mod error;
 pub mod health;
 pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod security;
+pub mod signin;
 pub mod signing;
 pub mod throttle;
 
@@ -36,6 +39,8 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Where `/static/…` files are read from.
     pub static_dir: PathBuf,
+    /// Peers whose `X-Forwarded-For` names the client (see [`client_address`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for WebConfig {
@@ -45,6 +50,7 @@ impl Default for WebConfig {
             // The crate's own folder, so `cargo run` works from anywhere in the checkout;
             // an installed binary is pointed elsewhere by the settings.
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -59,8 +65,10 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// The application's clock (tests pass a manual one).
     pub clock: SharedClock,
-    /// Failed sign-ins per name and address.
+    /// Failed sign-ins per name, address and device.
     pub throttle: Arc<throttle::LoginThrottle>,
+    /// Slots for password checks, so a burst of sign-ins cannot take every core.
+    pub password_checks: Arc<crate::password_checks::PasswordCheckLimit>,
     /// Dashboards built moments ago, reused while nothing changes.
     pub dashboard: Arc<pages::dashboard::DashboardCache>,
     /// Who may read `/metrics`.

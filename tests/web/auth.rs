@@ -79,7 +79,7 @@ async fn a_disabled_user_cannot_sign_in_and_gets_the_same_message() {
 #[tokio::test]
 async fn failed_sign_ins_are_throttled_until_the_delay_passes() {
     let app = spawn_app().await;
-    for _ in 0..6 {
+    for _ in 0..batchboard::web::throttle::PER_NAME_AND_ADDRESS.free_failures {
         let response = app.login("admin", "not-the-password").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
