@@ -348,9 +348,12 @@ impl Exec {
         }
         let mut acquire = std::pin::pin!(Arc::clone(&self.permits).acquire_owned());
         let mark_at = self.now() + QUEUED_AFTER;
+        // Cancellation first: at shutdown every run is cancelled at once, and a slot
+        // freed by one of them must not start another.
         tokio::select! {
-            permit = &mut acquire => return permit.ok().map(|permit| (permit, false)),
+            biased;
             () = cancel.cancelled() => return None,
+            permit = &mut acquire => return permit.ok().map(|permit| (permit, false)),
             () = self.clock.sleep_until(mark_at) => {}
         }
         let mark = RunMark {
@@ -362,8 +365,9 @@ impl Exec {
             tracing::error!(run_id, %error, "could not record that a run is queued");
         }
         tokio::select! {
-            permit = &mut acquire => permit.ok().map(|permit| (permit, true)),
+            biased;
             () = cancel.cancelled() => None,
+            permit = &mut acquire => permit.ok().map(|permit| (permit, true)),
         }
     }
 

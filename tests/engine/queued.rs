@@ -18,6 +18,23 @@ fn one_slot() -> SchedulerConfig {
 
 /// Waits (in real time, for the writer) until run `id` reads `status`.
 async fn until_status(engine: &Engine, id: i64, status: RunStatus) -> RunRecord {
+    until(engine, id, status, chrono::Duration::zero()).await
+}
+
+/// Moves the clock on in small steps until run `id` is marked queued: the quarter
+/// second a run waits before it is marked counts from whenever its task asked for a
+/// slot, which the test does not see.
+async fn until_queued(engine: &Engine, id: i64) -> RunRecord {
+    until(
+        engine,
+        id,
+        RunStatus::Queued,
+        chrono::Duration::milliseconds(50),
+    )
+    .await
+}
+
+async fn until(engine: &Engine, id: i64, status: RunStatus, step: chrono::Duration) -> RunRecord {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let run = engine.run(id).await;
@@ -28,6 +45,9 @@ async fn until_status(engine: &Engine, id: i64, status: RunStatus) -> RunRecord 
             tokio::time::Instant::now() < deadline,
             "run {id} never became {status}: {run:?}"
         );
+        if !step.is_zero() {
+            engine.clock.advance(step);
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -78,8 +98,7 @@ async fn with_one_slot_the_second_of_two_due_runs_is_queued_until_the_first_fini
     let waiting = only_run(&engine, second).await;
 
     // Past the moment a waiting run is marked, while the first still runs.
-    engine.advance(1).await;
-    let queued = until_status(&engine, waiting.id, RunStatus::Queued).await;
+    let queued = until_queued(&engine, waiting.id).await;
     assert_eq!(queued.started_at, None, "a queued run has not started");
     assert_eq!(queued.duration_ms, None);
     assert_eq!(engine.handle.queue_depth(), 1);
@@ -87,7 +106,9 @@ async fn with_one_slot_the_second_of_two_due_runs_is_queued_until_the_first_fini
     assert!(live.is_queued());
 
     // The first run ends at 2 s; the second starts then and runs its own 2 s.
-    engine.advance(1).await;
+    let due = t0() + chrono::Duration::hours(1);
+    engine.clock.set(due + chrono::Duration::seconds(2));
+    engine.handle.sync().await;
     let (first_id, status) = engine.finished(&first).await;
     assert_eq!(status, RunStatus::Succeeded);
     // (Its start may come before the first's finish is committed: the slot is freed first.)
@@ -98,7 +119,6 @@ async fn with_one_slot_the_second_of_two_due_runs_is_queued_until_the_first_fini
 
     let first_run = engine.run(first_id).await;
     let second_run = engine.run(second_id).await;
-    let due = t0() + chrono::Duration::hours(1);
     assert_eq!(first_run.started_at, Some(due));
     assert_eq!(first_run.duration_ms, Some(2000));
     let first_finished = first_run.finished_at.expect("finished");
@@ -137,8 +157,7 @@ async fn a_queued_run_cancelled_before_it_starts_is_no_attempt() {
     engine.started("hog").await;
     engine.advance(1800).await;
     let waiting = until_run(&engine, "later").await;
-    engine.advance(1).await;
-    until_status(&engine, waiting.id, RunStatus::Queued).await;
+    until_queued(&engine, waiting.id).await;
 
     engine
         .handle
@@ -171,8 +190,7 @@ async fn a_run_still_queued_at_shutdown_runs_again_with_the_same_attempt() {
     engine.started("hog").await;
     engine.advance(1800).await;
     let waiting = until_run(&engine, "later").await;
-    engine.advance(1).await;
-    until_status(&engine, waiting.id, RunStatus::Queued).await;
+    until_queued(&engine, waiting.id).await;
 
     // The hog outlasts the grace period: both are cancelled; `later` never started.
     let (dir, clock) = engine.stop().await;

@@ -887,6 +887,73 @@ async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
 }
 
 #[tokio::test]
+async fn a_run_waiting_for_a_free_slot_reads_queued_with_its_wait_on_the_api_dashboard_and_metrics()
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut settings = test_settings(dir.path());
+    let mut second = slow_job();
+    second.name = "slow-prices".into();
+    settings.jobs = vec![slow_job(), second];
+    settings.scheduler.max_concurrent_runs = 1;
+    let app = spawn_app_with(settings, dir).await;
+    let operator = signed_in(&app, "olga", Role::Operator).await;
+    for job in [SLOW, "slow-prices"] {
+        let (status, body) = send(
+            &operator,
+            Method::POST,
+            &format!("/api/v1/jobs/{job}/run"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    // Time moves on in small steps until the quarter second after which a waiting run
+    // is marked queued has passed for it (it counts from when its task asked for a slot).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let queued = loop {
+        let (_, status) = get(&operator, "/api/v1/status").await;
+        let waiting = status["running"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|run| run["started_at"].is_null()))
+            .cloned();
+        if let Some(waiting) = waiting {
+            let id = waiting["run_id"].as_i64().expect("an id");
+            let (_, run) = get(&operator, &format!("/api/v1/runs/{id}")).await;
+            if run["status"] == "queued" {
+                break run;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no run became queued"
+        );
+        app.clock.advance(chrono::Duration::milliseconds(100));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(queued["started_at"].is_null(), "{queued}");
+    assert!(queued["duration_ms"].is_null(), "{queued}");
+    assert!(
+        queued["queued_ms"].as_i64().is_some_and(|ms| ms >= 250),
+        "the wait is shown: {queued}"
+    );
+    let dashboard = operator.get("/").await.text().await.expect("a page");
+    assert!(
+        dashboard.contains("queued for a free slot"),
+        "the dashboard counts queued runs"
+    );
+    let metrics = operator
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains("batchboard_runs_queued 1"),
+        "queued runs are counted in /metrics"
+    );
+}
+
+#[tokio::test]
 async fn a_job_removed_from_the_settings_file_can_be_read_but_not_changed() {
     let app = app().await;
     let operator = signed_in(&app, "olga", Role::Operator).await;
