@@ -32,6 +32,7 @@ pub mod jobs;
 pub mod runlog;
 pub mod schedule;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod users;

@@ -11,6 +11,29 @@
 //! left out, in any order) adds to the run's counters, so that a script can tell the
 //! console how much it did. `done=N total=M` on such a line reports progress.
 //!
+//! # Environment
+//!
+//! The program does not inherit Batchboard's environment, which holds its own secrets
+//! (`BATCHBOARD_ADMIN_PASSWORD`, `BATCHBOARD_DATABASE_URL`, ...). It starts from an
+//! empty one plus:
+//!
+//! - the variables of [`INHERITED_BY_DEFAULT`] that Batchboard has (`PATH`, `HOME`,
+//!   `USER`, `LOGNAME`, `SHELL`, `LANG`, `LANGUAGE`, `LC_ALL`, `LC_CTYPE`,
+//!   `LC_MESSAGES`, `TZ`, `TMPDIR`);
+//! - the ones the job names in `inherit_env = ["HTTP_PROXY", ...]`, if set;
+//! - the job's own `env`, which wins over both.
+//!
+//! No `BATCHBOARD_*` variable ever reaches the program: such names are refused in
+//! `inherit_env` and `env` when the settings are read.
+//!
+//! # Secrets
+//!
+//! The values of `env` are the job's secrets: they are never shown in the console or
+//! the API, and every occurrence of one in the program's output, in the logged
+//! arguments, or in the run's error message is replaced by `[redacted]` (values under 4
+//! characters excepted; see [`crate::secrets`]). A secret the program prints in pieces
+//! or encoded (base64, URL-encoded) is not recognised.
+//!
 //! # Stopping
 //!
 //! The program runs in a process group of its own. A Ctrl-C at Batchboard's terminal
@@ -30,6 +53,10 @@ use tracing::{info, warn};
 
 use crate::job::{JobContext, JobError, JobHandler, Outcome};
 
+mod env;
+
+pub use env::{INHERITED_BY_DEFAULT, VariableName};
+
 /// Runs a program; see the [module documentation](self).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
@@ -43,10 +70,14 @@ pub struct CommandParams {
     /// Its arguments, passed as they are.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Extra environment variables. Their values are never logged, so this is the
-    /// place for tokens.
+    /// The program's own environment variables. Their values are never shown and are
+    /// masked in the run's output, so this is the place for tokens.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<VariableName, String>,
+    /// Variables of Batchboard's environment passed on, besides
+    /// [`INHERITED_BY_DEFAULT`]; see the [module documentation](self#environment).
+    #[serde(default)]
+    pub inherit_env: Vec<VariableName>,
     /// The working directory; Batchboard's own when absent.
     #[serde(default)]
     pub cwd: Option<String>,
@@ -74,11 +105,21 @@ impl JobHandler for CommandHandler {
 
     async fn run(&self, params: CommandParams, ctx: JobContext) -> Result<Outcome, JobError> {
         let program = params.program.as_str();
-        let env_keys: Vec<&str> = params.env.keys().map(String::as_str).collect();
+        let env_keys: Vec<&str> = params.env.keys().map(VariableName::as_str).collect();
+        let inherited = env::inherited(&params.inherit_env, |name| std::env::var_os(name));
+        let inherited_keys: Vec<&str> = inherited.iter().map(|(name, _)| name.as_str()).collect();
+        // Masked before formatting: `?` escapes quotes and backslashes, after which a
+        // secret would no longer be found as written.
+        let shown_args: Vec<_> = params
+            .args
+            .iter()
+            .map(|arg| ctx.secrets().mask(arg))
+            .collect();
         info!(
             program,
-            args = ?params.args,
+            args = ?shown_args,
             env_keys = ?env_keys,
+            inherited = ?inherited_keys,
             cwd = params.cwd.as_deref(),
             "starting program"
         );
@@ -86,6 +127,8 @@ impl JobHandler for CommandHandler {
         let mut command = Command::new(program);
         command
             .args(&params.args)
+            .env_clear()
+            .envs(inherited)
             .envs(&params.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -388,6 +431,86 @@ mod tests {
         let logged = format!("{events:?}");
         assert!(logged.contains("API_TOKEN"), "{logged}");
         assert!(!logged.contains("s3cret-value"), "{logged}");
+    }
+
+    #[tokio::test]
+    async fn the_program_sees_only_the_allowlist_the_named_extras_and_its_own_env() {
+        let (events, _guard) = collect_events();
+        // Cargo sets these for every test process; Batchboard's environment stands in.
+        let params = params(serde_json::json!({
+            "program": "sh",
+            "args": ["-c", "env"],
+            "env": { "OWN_VARIABLE": "own-value" },
+            "inherit_env": ["CARGO_PKG_NAME"],
+        }));
+        CommandHandler
+            .run(params, context(CancellationToken::new()))
+            .await
+            .expect("succeeds");
+        let names: Vec<String> = snapshot(&events)
+            .iter()
+            .filter(|e| e.fields.get("stream").map(String::as_str) == Some("stdout"))
+            .filter_map(|e| e.message.split_once('=').map(|(name, _)| name.to_owned()))
+            .collect();
+        assert!(names.contains(&"PATH".to_owned()), "{names:?}");
+        assert!(names.contains(&"OWN_VARIABLE".to_owned()), "{names:?}");
+        assert!(names.contains(&"CARGO_PKG_NAME".to_owned()), "{names:?}");
+        assert!(
+            !names.contains(&"CARGO_MANIFEST_DIR".to_owned()),
+            "{names:?}"
+        );
+        // What `sh` adds itself aside, nothing else came through.
+        for name in &names {
+            assert!(
+                INHERITED_BY_DEFAULT.contains(&name.as_str())
+                    || [
+                        "OWN_VARIABLE",
+                        "CARGO_PKG_NAME",
+                        "PWD",
+                        "SHLVL",
+                        "_",
+                        "OLDPWD"
+                    ]
+                    .contains(&name.as_str()),
+                "{name} reached the program: {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batchboard_variables_are_refused_in_inherit_env_and_env() {
+        for json in [
+            serde_json::json!({ "program": "true", "inherit_env": ["BATCHBOARD_ADMIN_PASSWORD"] }),
+            serde_json::json!({ "program": "true", "env": { "BATCHBOARD_X": "1" } }),
+        ] {
+            let error = serde_json::from_value::<CommandParams>(json)
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains("never reach a job"), "{error}");
+        }
+        let error = serde_json::from_value::<CommandParams>(
+            serde_json::json!({ "program": "true", "inherit_env": ["NOT VALID"] }),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            error.contains("not an environment variable name"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn logged_arguments_are_masked_with_the_runs_secrets() {
+        let (events, _guard) = collect_events();
+        let ctx = context(CancellationToken::new());
+        ctx.mask_secret("arg-s3cret");
+        CommandHandler
+            .run(sh("true # --password=arg-s3cret"), ctx)
+            .await
+            .expect("succeeds");
+        let logged = format!("{:?}", snapshot(&events));
+        assert!(logged.contains("--password=[redacted]"), "{logged}");
+        assert!(!logged.contains("arg-s3cret"), "{logged}");
     }
 
     #[tokio::test]

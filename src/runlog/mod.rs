@@ -33,8 +33,9 @@ use std::sync::Arc;
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
-pub use layer::{CAPTURE_LEVEL, CaptureGate, RunLogLayer, RunScopeFilter};
-pub use policy::{BUILT_IN_REDACT_FRAGMENTS, DEFAULT_MAX_LINES, REDACTED, RunLogPolicy};
+pub use crate::secrets::{BUILT_IN_REDACT_FRAGMENTS, REDACTED};
+pub use layer::{CAPTURE_LEVEL, CaptureGate, RunLogLayer, RunScopeFilter, current_run_secrets};
+pub use policy::{DEFAULT_MAX_LINES, RunLogPolicy};
 pub use sink::RunLogSink;
 
 /// The name of the span a run's handler runs in.

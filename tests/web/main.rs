@@ -11,4 +11,5 @@ mod helpers;
 mod metrics;
 mod pages;
 mod routes;
+mod secrets;
 mod tokens;

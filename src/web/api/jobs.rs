@@ -19,6 +19,7 @@ use crate::store::{JobRecord, RunRecord, RunStatus};
 use crate::web::AppState;
 use crate::web::error::WebError;
 use crate::web::pages::dashboard::JobFacts;
+use crate::web::redacted::ShownSettings;
 
 /// A job's schedule: `{"every": "5m"}` or `{"cron": "0 3 * * *", "timezone": "UTC"}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -67,14 +68,28 @@ pub struct JobJson {
 pub struct JobDetailJson {
     #[serde(flatten)]
     pub job: JobJson,
-    /// The settings file's values.
-    #[schema(value_type = Object)]
+    /// The settings file's values. In `params`, the values of `env` and `headers`, of
+    /// keys that look secret, and the user info and secret-looking query values of URLs
+    /// read `[redacted]`; the names stay.
+    #[schema(value_type = Object, example = json!({
+        "name": "warm-cache", "handler": "http", "every": "5m",
+        "params": {
+            "url": "https://[redacted]@shop.example.com/warm?token=[redacted]&scope=all",
+            "headers": { "Authorization": "[redacted]" }
+        }
+    }))]
     pub defaults: Value,
-    /// The fields operators changed, which win over the defaults.
-    #[schema(value_type = Object)]
+    /// The fields operators changed, which win over the defaults (redacted the same way).
+    #[schema(value_type = Object, example = json!({ "every": "10m" }))]
     pub overrides: Map<String, Value>,
-    /// The settings in force.
-    #[schema(value_type = Object)]
+    /// The settings in force (redacted the same way).
+    #[schema(value_type = Object, example = json!({
+        "name": "warm-cache", "handler": "http", "every": "5m",
+        "params": {
+            "url": "https://[redacted]@shop.example.com/warm?token=[redacted]&scope=all",
+            "headers": { "Authorization": "[redacted]" }
+        }
+    }))]
     pub effective: Value,
 }
 
@@ -422,17 +437,12 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
         .cloned()
         .collect();
     let facts = JobFacts::new(&latest, &running);
-    let defaults = serde_json::to_value(&job.defaults).unwrap_or_default();
-    let effective = job
-        .effective_settings()
-        .ok()
-        .and_then(|settings| serde_json::to_value(settings).ok())
-        .unwrap_or_else(|| defaults.clone());
+    let shown = ShownSettings::of(job, &state.redaction);
     Ok(JobDetailJson {
         job: JobJson::new(job, facts.state(job).0, recent.first()),
-        defaults,
-        overrides: job.overrides.clone(),
-        effective,
+        defaults: shown.defaults,
+        overrides: shown.overrides,
+        effective: shown.effective,
     })
 }
 
