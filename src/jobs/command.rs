@@ -75,7 +75,7 @@ pub struct CommandParams {
     #[serde(default)]
     pub env: BTreeMap<VariableName, String>,
     /// Variables of Batchboard's environment passed on, besides
-    /// [`INHERITED_BY_DEFAULT`]; see the [module documentation](self#environment).
+    /// [`INHERITED_BY_DEFAULT`], when set there. `BATCHBOARD_*` names are refused.
     #[serde(default)]
     pub inherit_env: Vec<VariableName>,
     /// The working directory; Batchboard's own when absent.
