@@ -4,7 +4,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use batchboard::clock::ManualClock;
+use batchboard::job::{JobContext, JobError, JobHandler, JobSettings, Outcome, Registry};
+use batchboard::scheduler::{self, SchedulerParts};
+use batchboard::store::writer::Writer;
 use batchboard::store::{self, LogLine, RunRecord};
+
+use crate::support::{config, t0};
 
 /// The job's own secret, which the script prints every way it can.
 const PGPASSWORD: &str = "pg-s3cr3t-value-77";
@@ -165,4 +171,65 @@ async fn the_jobs_listing_shows_no_secret() {
     let listing = text(&jobs.stdout);
     assert!(listing.contains("dump-env"), "{listing}");
     assert!(!listing.contains(PGPASSWORD), "{listing}");
+}
+
+/// The secret [`FetchesASecret`] comes by while it runs.
+const FETCHED_SECRET: &str = "fetched-s3cr3t-9000";
+
+/// A handler that obtains a secret at run time, registers it, then logs it and fails
+/// with it in its error message.
+struct FetchesASecret;
+
+impl JobHandler for FetchesASecret {
+    type Params = serde_json::Value;
+
+    async fn run(&self, _: serde_json::Value, ctx: JobContext) -> Result<Outcome, JobError> {
+        ctx.mask_secret(FETCHED_SECRET);
+        tracing::info!(session = %FETCHED_SECRET, "signed in with {FETCHED_SECRET}");
+        Err(JobError::fatal(format!("{FETCHED_SECRET} was refused")))
+    }
+}
+
+#[tokio::test]
+async fn a_secret_a_handler_registers_at_run_time_is_masked_in_the_stored_log_and_error() {
+    batchboard::telemetry::init_for_tests();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .expect("the database opens");
+    let job = JobSettings {
+        name: "fetcher".into(),
+        handler: "fetcher".into(),
+        every: Some("1h".into()),
+        ..JobSettings::default()
+    };
+    store
+        .sync_jobs(&[job], t0())
+        .await
+        .expect("the job is saved");
+    let (writer, writer_task) = Writer::start(store.clone());
+    let parts = SchedulerParts {
+        store: store.clone(),
+        writer,
+        registry: Registry::builder()
+            .handler("fetcher", FetchesASecret)
+            .build(),
+        clock: ManualClock::new(t0()).shared(),
+        config: config(),
+    };
+    let run_id = scheduler::run_once(parts, "fetcher")
+        .await
+        .expect("the run is made");
+    writer_task.await.expect("the writer finishes");
+
+    let run = store.run(run_id).await.expect("read").expect("the run");
+    assert_eq!(run.error_message.as_deref(), Some("[redacted] was refused"));
+    let logs = store.run_logs(run_id, None, 100).await.expect("logs load");
+    let logged = format!("{logs:?}");
+    assert!(!logged.contains(FETCHED_SECRET), "{logged}");
+    assert!(
+        logs.iter()
+            .any(|(_, line)| line.message == "signed in with [redacted]"),
+        "{logged}"
+    );
 }
