@@ -4,8 +4,10 @@
 //! [`RunLogSink`] to that span with [`attach`]. [`RunLogLayer`], installed once in the
 //! process's subscriber next to the usual stdout layer (see [`crate::telemetry`]), sees
 //! every event; those inside a span that carries a sink become [`LogLine`]s (secret-looking
-//! fields redacted, at most [`RunLogPolicy::max_lines`] per run) sent to the store's
-//! writer, which commits them in batches.
+//! fields redacted, the run's secret values masked in the message and every field, at
+//! most [`RunLogPolicy::max_lines`] per run) sent to the store's writer, which commits
+//! them in batches. While a run span is entered, [`current_run_secrets`] lets the stdout
+//! layer mask the same values.
 //!
 //! An event belongs to a run when the run span, or a span created inside it, is its
 //! parent: the handler's future runs with the span entered (`Instrument`), and spans
