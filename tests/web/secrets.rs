@@ -208,3 +208,23 @@ async fn the_settings_table_shows_no_default_badge_for_an_unset_field() {
     assert!(!row("cron").contains("badge"), "{}", row("cron"));
     assert!(row("every").contains(">default<"), "{}", row("every"));
 }
+
+#[tokio::test]
+async fn the_openapi_examples_show_params_redacted() {
+    let app = app().await;
+    let viewer = signed_in(&app, "vera", Role::Viewer).await;
+    let document: serde_json::Value =
+        serde_json::from_str(&body_of(&viewer, "/api/v1/openapi.json").await).expect("JSON");
+    let detail = &document["components"]["schemas"]["JobDetailJson"];
+    let example = detail["allOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain([detail])
+        .find_map(|part| part["properties"]["effective"]["examples"][0].as_object())
+        .unwrap_or_else(|| panic!("an example of effective settings in {detail}"));
+    assert_eq!(
+        example["params"]["headers"],
+        json!({ "Authorization": "[redacted]" })
+    );
+}

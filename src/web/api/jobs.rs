@@ -71,26 +71,31 @@ pub struct JobDetailJson {
     /// The settings file's values. In `params`, the values of `env` and `headers`, of
     /// keys that look secret, and the user info and secret-looking query values of URLs
     /// read `[redacted]`; the names stay.
-    #[schema(value_type = Object, example = json!({
-        "name": "warm-cache", "handler": "http", "every": "5m",
-        "params": {
-            "url": "https://[redacted]@shop.example.com/warm?token=[redacted]&scope=all",
-            "headers": { "Authorization": "[redacted]" }
-        }
-    }))]
+    #[schema(schema_with = redacted_settings_schema)]
     pub defaults: Value,
     /// The fields operators changed, which win over the defaults (redacted the same way).
-    #[schema(value_type = Object, example = json!({ "every": "10m" }))]
+    #[schema(value_type = Object)]
     pub overrides: Map<String, Value>,
     /// The settings in force (redacted the same way).
-    #[schema(value_type = Object, example = json!({
-        "name": "warm-cache", "handler": "http", "every": "5m",
-        "params": {
-            "url": "https://[redacted]@shop.example.com/warm?token=[redacted]&scope=all",
-            "headers": { "Authorization": "[redacted]" }
-        }
-    }))]
+    #[schema(schema_with = redacted_settings_schema)]
     pub effective: Value,
+}
+
+/// A job's settings in an answer: an object whose example shows what is redacted
+/// (utoipa drops the examples of a plain `value_type = Object`).
+fn redacted_settings_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .description(Some(
+            "A job's settings; secrets in `params` read `[redacted]`, names kept.",
+        ))
+        .examples([serde_json::json!({
+            "name": "warm-cache", "handler": "http", "every": "5m",
+            "params": {
+                "url": "https://[redacted]@shop.example.com/warm?token=[redacted]&scope=all",
+                "headers": { "Authorization": "[redacted]" }
+            }
+        })])
+        .build()
 }
 
 /// `GET /api/v1/jobs`.
