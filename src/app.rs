@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::job::RegistryBuilder;
 use crate::runlog::RunLogPolicy;
 use crate::scheduler::{self, SchedulerConfig, SchedulerHandle, SchedulerParts};
+use crate::secrets::RedactionList;
 use crate::store::writer::Writer;
 use crate::store::{self, SharedStore};
 use crate::{jobs, web};
@@ -148,6 +149,7 @@ impl Application {
                 clock: options.clock,
                 dashboard: std::sync::Arc::default(),
                 metrics: std::sync::Arc::new(settings.metrics.clone()),
+                redaction: std::sync::Arc::new(RedactionList::new(&settings.runlog.redact)),
             };
             let router = web::router(state.clone())
                 .await

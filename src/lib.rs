@@ -16,6 +16,8 @@
 //! - [`scheduler`]: the scheduler task (a min-heap of due times), the executor (bounded
 //!   pool, timeouts, cancellation), retry and misfire policy, and shutdown.
 //! - [`runlog`]: the tracing layer that captures each run's events into its log.
+//! - [`secrets`]: what counts as secret: the redaction list, params redacted for
+//!   pages and answers, and the mask that hides a run's secret values in its output.
 //! - [`jobs`]: the handlers that ship (`command`, `http`, `prune_history`, demo handlers).
 //! - [`clock`]: wall-clock time, injectable so that tests control it.
 //! - [`app`]: builds the whole application from settings, as `main` and tests do.
@@ -34,6 +36,7 @@ pub mod password_checks;
 pub mod runlog;
 pub mod schedule;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod users;

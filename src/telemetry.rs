@@ -11,7 +11,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::runlog::{CaptureGate, REDACTED, RunLogLayer, RunLogPolicy};
+use tracing_subscriber::fmt::format::{Format, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::runlog::{CaptureGate, REDACTED, RunLogLayer, RunLogPolicy, current_run_secrets};
 
 /// What stdout shows when `RUST_LOG` is unset: our own `info`, and only sqlx's
 /// warnings (its `info` lines report every slow statement).
@@ -72,6 +76,7 @@ where
     let stdout_max = stdout_filter.max_level_hint();
     let stdout = tracing_subscriber::fmt::layer()
         .fmt_fields(redacting_fields())
+        .event_format(MaskingFormat(Format::default().with_ansi(ansi)))
         .with_writer(writer)
         .with_ansi(ansi)
         .with_filter(stdout_filter);
@@ -115,6 +120,34 @@ fn redacting_fields()
         }
     })
     .delimited(" ")
+}
+
+/// An event format that masks the secrets of the run an event belongs to (see
+/// [`crate::secrets::SecretMask`]), as the run's own log does: a job's token printed by
+/// its program must not reach the terminal or a log collector either.
+struct MaskingFormat(Format);
+
+impl<S, N> FormatEvent<S, N> for MaskingFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let secrets = current_run_secrets().filter(|secrets| !secrets.is_empty());
+        let Some(secrets) = secrets else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        // Whole line first, then masked: a secret may span the message and a field.
+        // The inner format was told whether to colour, since this buffer cannot say.
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        writer.write_str(&secrets.mask(&line))
+    }
 }
 
 /// The stdout filter from `RUST_LOG`, or the default when it is unset, blank or invalid

@@ -6,9 +6,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::JobName;
 use crate::clock::SharedClock;
+use crate::secrets::SecretMask;
 
-/// Everything a handler gets besides its params: who it is, a cancellation token, and
-/// counters that the console shows live and the run row keeps.
+/// Everything a handler gets besides its params: who it is, a cancellation token,
+/// counters that the console shows live and the run row keeps, and the run's secrets.
 #[derive(Clone)]
 pub struct JobContext {
     job: JobName,
@@ -18,6 +19,7 @@ pub struct JobContext {
     cancel: CancellationToken,
     counters: Arc<RunCounters>,
     clock: SharedClock,
+    secrets: Arc<SecretMask>,
 }
 
 impl JobContext {
@@ -39,7 +41,14 @@ impl JobContext {
             cancel,
             counters,
             clock,
+            secrets: Arc::default(),
         }
+    }
+
+    /// This context with `secrets` as the run's mask: the one its log is masked with.
+    pub fn with_secrets(mut self, secrets: Arc<SecretMask>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The job's name.
@@ -107,6 +116,20 @@ impl JobContext {
     pub fn progress(&self, done: u64, total: u64) {
         self.counters.done.store(done, Ordering::Relaxed);
         self.counters.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Registers `value` as a secret of this run: from now on every occurrence of it in
+    /// the run's log lines, error message and summary reads `[redacted]`. The job's
+    /// declared secrets (the values its params hide, such as `env` and `headers`) are
+    /// registered before the handler starts; call this for secrets the handler comes
+    /// by itself, such as a token it fetched. Values under 4 characters are ignored.
+    pub fn mask_secret(&self, value: &str) {
+        self.secrets.register(value);
+    }
+
+    /// The run's secrets, to mask text the handler builds itself.
+    pub fn secrets(&self) -> &SecretMask {
+        &self.secrets
     }
 
     /// The counters as they stand.

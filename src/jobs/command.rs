@@ -11,6 +11,29 @@
 //! left out, in any order) adds to the run's counters, so that a script can tell the
 //! console how much it did. `done=N total=M` on such a line reports progress.
 //!
+//! # Environment
+//!
+//! The program does not inherit Batchboard's environment, which holds its own secrets
+//! (`BATCHBOARD_ADMIN_PASSWORD`, `BATCHBOARD_DATABASE_URL`, ...). It starts from an
+//! empty one plus:
+//!
+//! - the variables of [`INHERITED_BY_DEFAULT`] that Batchboard has (`PATH`, `HOME`,
+//!   `USER`, `LOGNAME`, `SHELL`, `LANG`, `LANGUAGE`, `LC_ALL`, `LC_CTYPE`,
+//!   `LC_MESSAGES`, `TZ`, `TMPDIR`);
+//! - the ones the job names in `inherit_env = ["HTTP_PROXY", ...]`, if set;
+//! - the job's own `env`, which wins over both.
+//!
+//! No `BATCHBOARD_*` variable ever reaches the program: such names are refused in
+//! `inherit_env` and `env` when the settings are read.
+//!
+//! # Secrets
+//!
+//! The values of `env` are the job's secrets: they are never shown in the console or
+//! the API, and every occurrence of one in the program's output, in the logged
+//! arguments, or in the run's error message is replaced by `[redacted]` (values under 4
+//! characters excepted; see [`crate::secrets`]). A secret the program prints in pieces
+//! or encoded (base64, URL-encoded) is not recognised.
+//!
 //! # Stopping
 //!
 //! The program runs in a process group of its own. A Ctrl-C at Batchboard's terminal
@@ -30,6 +53,10 @@ use tracing::{info, warn};
 
 use crate::job::{JobContext, JobError, JobHandler, Outcome};
 
+mod env;
+
+pub use env::{INHERITED_BY_DEFAULT, VariableName};
+
 /// Runs a program; see the [module documentation](self).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
@@ -43,10 +70,14 @@ pub struct CommandParams {
     /// Its arguments, passed as they are.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Extra environment variables. Their values are never logged, so this is the
-    /// place for tokens.
+    /// The program's own environment variables. Their values are never shown and are
+    /// masked in the run's output, so this is the place for tokens.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<VariableName, String>,
+    /// Variables of Batchboard's environment passed on, besides
+    /// [`INHERITED_BY_DEFAULT`], when set there. `BATCHBOARD_*` names are refused.
+    #[serde(default)]
+    pub inherit_env: Vec<VariableName>,
     /// The working directory; Batchboard's own when absent.
     #[serde(default)]
     pub cwd: Option<String>,
@@ -74,11 +105,21 @@ impl JobHandler for CommandHandler {
 
     async fn run(&self, params: CommandParams, ctx: JobContext) -> Result<Outcome, JobError> {
         let program = params.program.as_str();
-        let env_keys: Vec<&str> = params.env.keys().map(String::as_str).collect();
+        let env_keys: Vec<&str> = params.env.keys().map(VariableName::as_str).collect();
+        let inherited = env::inherited(&params.inherit_env, |name| std::env::var_os(name));
+        let inherited_keys: Vec<&str> = inherited.iter().map(|(name, _)| name.as_str()).collect();
+        // Masked before formatting: `?` escapes quotes and backslashes, after which a
+        // secret would no longer be found as written.
+        let shown_args: Vec<_> = params
+            .args
+            .iter()
+            .map(|arg| ctx.secrets().mask(arg))
+            .collect();
         info!(
             program,
-            args = ?params.args,
+            args = ?shown_args,
             env_keys = ?env_keys,
+            inherited = ?inherited_keys,
             cwd = params.cwd.as_deref(),
             "starting program"
         );
@@ -86,6 +127,8 @@ impl JobHandler for CommandHandler {
         let mut command = Command::new(program);
         command
             .args(&params.args)
+            .env_clear()
+            .envs(inherited)
             .envs(&params.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -308,214 +351,4 @@ fn kill_process_group(child: &tokio::process::Child) {
 fn kill_process_group(_child: &tokio::process::Child) {}
 
 #[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use tokio_util::sync::CancellationToken;
-
-    use super::*;
-    use crate::job::Progress;
-    use crate::jobs::test_support::{collect_events, context, snapshot};
-
-    fn sh(script: &str) -> CommandParams {
-        params(serde_json::json!({ "program": "sh", "args": ["-c", script] }))
-    }
-
-    fn params(json: serde_json::Value) -> CommandParams {
-        serde_json::from_value(json).expect("valid params")
-    }
-
-    #[tokio::test]
-    async fn a_successful_script_reports_its_counts_through_the_protocol_lines() {
-        let ctx = context(CancellationToken::new());
-        let script = "echo working; echo 'BATCHBOARD checked=10 updated=2'; \
-                      echo 'BATCHBOARD checked=5 done=15 total=20'";
-        let outcome = CommandHandler
-            .run(sh(script), ctx.clone())
-            .await
-            .expect("the script succeeds");
-        assert_eq!(outcome.summary.as_deref(), Some("sh exited with status 0"));
-        assert_eq!(
-            ctx.counters(),
-            Progress {
-                checked: 15,
-                updated: 2,
-                done: 15,
-                total: Some(20)
-            }
-        );
-    }
-
-    #[tokio::test]
-    async fn stdout_and_stderr_lines_become_info_and_warn_events_with_their_stream() {
-        let (events, _guard) = collect_events();
-        let ctx = context(CancellationToken::new());
-        CommandHandler
-            .run(sh("echo out-line; echo err-line >&2"), ctx)
-            .await
-            .expect("the script succeeds");
-        let events = snapshot(&events);
-        let out = events
-            .iter()
-            .find(|e| e.message == "out-line")
-            .expect("stdout line logged");
-        assert_eq!(out.level, tracing::Level::INFO);
-        assert_eq!(out.fields["stream"], "stdout");
-        let err = events
-            .iter()
-            .find(|e| e.message == "err-line")
-            .expect("stderr line logged");
-        assert_eq!(err.level, tracing::Level::WARN);
-        assert_eq!(err.fields["stream"], "stderr");
-    }
-
-    #[tokio::test]
-    async fn environment_values_reach_the_program_but_never_the_log() {
-        let (events, _guard) = collect_events();
-        let ctx = context(CancellationToken::new());
-        let params = params(serde_json::json!({
-            "program": "sh",
-            // The length proves the program got the value without printing it.
-            "args": ["-c", "echo \"length ${#API_TOKEN}\""],
-            "env": { "API_TOKEN": "s3cret-value" },
-        }));
-        CommandHandler.run(params, ctx).await.expect("succeeds");
-        let events = snapshot(&events);
-        assert!(
-            events.iter().any(|e| e.message == "length 12"),
-            "{events:?}"
-        );
-        let logged = format!("{events:?}");
-        assert!(logged.contains("API_TOKEN"), "{logged}");
-        assert!(!logged.contains("s3cret-value"), "{logged}");
-    }
-
-    #[tokio::test]
-    async fn a_non_zero_exit_is_retryable_and_names_the_status_and_last_stderr_line() {
-        let ctx = context(CancellationToken::new());
-        let error = CommandHandler
-            .run(sh("echo first >&2; echo 'disk full' >&2; exit 3"), ctx)
-            .await
-            .expect_err("the script fails");
-        assert!(matches!(error, JobError::Retryable(_)), "{error:?}");
-        assert_eq!(error.to_string(), "sh exited with status 3: disk full");
-    }
-
-    #[tokio::test]
-    async fn listed_exit_codes_count_as_success() {
-        let ctx = context(CancellationToken::new());
-        let mut params = sh("exit 1");
-        params.ok_exit_codes = vec![0, 1];
-        CommandHandler
-            .run(params, ctx)
-            .await
-            .expect("exit code 1 is ok here");
-    }
-
-    #[tokio::test]
-    async fn a_program_that_does_not_exist_is_a_fatal_error_naming_it() {
-        let ctx = context(CancellationToken::new());
-        let params = params(serde_json::json!({ "program": "no-such-program-batchboard" }));
-        let error = CommandHandler
-            .run(params, ctx)
-            .await
-            .expect_err("nothing to start");
-        assert!(matches!(error, JobError::Fatal(_)), "{error:?}");
-        assert!(
-            error.to_string().contains("no-such-program-batchboard"),
-            "{error}"
-        );
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn cancelling_the_run_kills_what_the_program_started_too() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let pid_file = dir.path().join("grandchild.pid");
-        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let cancel = CancellationToken::new();
-        let ctx = context(cancel.clone());
-        let run = tokio::spawn(async move { CommandHandler.run(sh(&script), ctx).await });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let grandchild = loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-            {
-                break pid;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the script never started its child"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        cancel.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(5), run)
-            .await
-            .expect("stops")
-            .expect("joins");
-        assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
-        // The orphaned `sleep` is reaped by init a moment after the kill.
-        let alive = |pid: u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')')
-                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(grandchild) {
-            assert!(
-                Instant::now() < deadline,
-                "the script's child {grandchild} survived the cancellation"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn cancelling_the_run_kills_the_program_at_once() {
-        let cancel = CancellationToken::new();
-        let ctx = context(cancel.clone());
-        let params = params(serde_json::json!({ "program": "sleep", "args": ["30"] }));
-        let started = Instant::now();
-        let run = tokio::spawn(async move { CommandHandler.run(params, ctx).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        cancel.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(5), run)
-            .await
-            .expect("the run stops quickly")
-            .expect("the run did not panic");
-        assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-
-    #[tokio::test]
-    async fn a_very_long_line_is_cut_and_invalid_utf8_is_replaced() {
-        let (events, _guard) = collect_events();
-        let ctx = context(CancellationToken::new());
-        let script = "head -c 100000 /dev/zero | tr '\\0' x; echo; printf 'bad \\377 byte\\n'";
-        CommandHandler
-            .run(sh(script), ctx)
-            .await
-            .expect("the script succeeds");
-        let events = snapshot(&events);
-        let stdout: Vec<&str> = events
-            .iter()
-            .filter(|e| e.fields.get("stream").map(String::as_str) == Some("stdout"))
-            .map(|e| e.message.as_str())
-            .collect();
-        assert_eq!(stdout.len(), 2, "{stdout:?}");
-        assert_eq!(stdout[0].len(), MAX_LINE_BYTES);
-        assert_eq!(stdout[1], "bad \u{fffd} byte");
-    }
-
-    #[test]
-    fn unknown_params_are_refused() {
-        let result = serde_json::from_value::<CommandParams>(serde_json::json!({
-            "program": "true",
-            "shell": true,
-        }));
-        assert!(result.is_err());
-    }
-}
+mod tests;

@@ -7,8 +7,10 @@
 //! | another 5xx, no connection, timeout      | retryable                               |
 //! | anything else                            | fatal, with the status and the start of the body |
 //!
-//! The log shows the method, the URL (without user info, and with secret-looking query
-//! values replaced) and the status; never header values, which often hold tokens.
+//! The log shows the method, the URL (its user info and secret-looking query values
+//! replaced by `[redacted]`) and the status; never header values, which often hold
+//! tokens. Header values and the URL's secrets are also masked wherever they would
+//! appear in the run's output (see [`crate::secrets`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use tracing::info;
 
 use crate::job::{JobContext, JobError, JobHandler, Outcome};
 use crate::schedule::parse_duration;
+use crate::secrets::{RedactionList, loggable_url};
 
 /// Sends HTTP requests; see the [module documentation](self). Holds one connection
 /// pool for all the runs of all `http` jobs.
@@ -169,7 +172,9 @@ impl JobHandler for HttpHandler {
 
     async fn run(&self, params: HttpParams, ctx: JobContext) -> Result<Outcome, JobError> {
         let client = self.client.as_ref().map_err(JobError::fatal)?;
-        let shown_url = loggable_url(&params.url);
+        // The built-in list: the settings' extra fragments are not known here, but every
+        // value they would hide is masked in the run's output anyway.
+        let shown_url = loggable_url(&params.url, &RedactionList::default());
         let method = params.method.clone();
         let mut request = client
             .request(params.method, params.url)
@@ -304,46 +309,6 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// `url` as it may be logged: no user info, and query values whose names look secret
-/// replaced by `[redacted]`.
-fn loggable_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    // Both only fail for URLs that cannot have user info, which then have none to hide.
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    if shown.query().is_some() {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(key, value)| {
-                let value = if looks_secret(&key) {
-                    "[redacted]".to_owned()
-                } else {
-                    value.into_owned()
-                };
-                (key.into_owned(), value)
-            })
-            .collect();
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    shown.to_string()
-}
-
-fn looks_secret(key: &str) -> bool {
-    const HINTS: [&str; 9] = [
-        "token",
-        "key",
-        "secret",
-        "pass",
-        "pwd",
-        "auth",
-        "sig",
-        "credential",
-        "session",
-    ];
-    let key = key.to_ascii_lowercase();
-    HINTS.iter().any(|hint| key.contains(hint))
 }
 
 #[cfg(test)]
@@ -584,8 +549,8 @@ mod tests {
         let url = Url::parse("https://bob:hunter2@example.com/p?token=abc&page=2&Signature=x")
             .expect("a URL");
         assert_eq!(
-            loggable_url(&url),
-            "https://example.com/p?token=%5Bredacted%5D&page=2&Signature=%5Bredacted%5D"
+            loggable_url(&url, &RedactionList::default()),
+            "https://[redacted]@example.com/p?token=[redacted]&page=2&Signature=[redacted]"
         );
     }
 

@@ -22,7 +22,7 @@ mod prune_history;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub use command::{CommandHandler, CommandParams};
+pub use command::{CommandHandler, CommandParams, INHERITED_BY_DEFAULT, VariableName};
 pub use demo::{
     DemoInventoryHandler, DemoInventoryParams, DemoPricesHandler, DemoPricesParams,
     DemoWebhookHandler, DemoWebhookParams,

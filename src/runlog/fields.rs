@@ -8,7 +8,8 @@ use std::fmt::Debug;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 
-use super::policy::{REDACTED, RunLogPolicy};
+use super::policy::RunLogPolicy;
+use crate::secrets::REDACTED;
 
 /// The field tracing's macros put an event's formatted message in.
 const MESSAGE_FIELD: &str = "message";

@@ -1,7 +1,7 @@
 //! The tracing layer that turns events inside a run span into log lines, and the
 //! per-layer filter that keeps it cheap for everything else.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use tracing::span::{Attributes, Id, Record};
@@ -14,6 +14,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use super::fields::{EventFields, SpanFields};
 use super::sink::RunLogSink;
 use super::{RUN_SPAN, RUN_TARGET};
+use crate::secrets::SecretMask;
 
 /// The most verbose level captured inside runs, whatever `RUST_LOG` says for stdout.
 pub const CAPTURE_LEVEL: Level = Level::DEBUG;
@@ -23,6 +24,26 @@ thread_local! {
     /// event here can belong to a run, which lets [`RunScopeFilter`] turn everything
     /// else away without looking at any span.
     static RUN_SPANS_ENTERED: Cell<u32> = const { Cell::new(0) };
+
+    /// The secrets of the run spans entered on this thread, innermost last, with the
+    /// span's id: what [`current_run_secrets`] answers.
+    static RUN_SECRETS_ENTERED: RefCell<Vec<(Id, Arc<SecretMask>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The secrets of the run whose span is entered on this thread, if any, so that other
+/// layers can mask its events as its log does. Kept by [`RunLogLayer`] as run spans are
+/// entered and exited, because other layers (stdout) may filter the run span out of
+/// the spans they see.
+pub fn current_run_secrets() -> Option<Arc<SecretMask>> {
+    RUN_SECRETS_ENTERED
+        .try_with(|entered| {
+            entered
+                .borrow()
+                .last()
+                .map(|(_, secrets)| Arc::clone(secrets))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Marks a span as part of a run: the run span itself, or a span created inside one.
@@ -86,18 +107,37 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if ctx.span(id).is_some_and(|span| is_member(&span)) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        if is_member(&span) {
             // `try_with`: spans may still be exited while the thread is being torn down.
             let _ =
                 RUN_SPANS_ENTERED.try_with(|entered| entered.set(entered.get().saturating_add(1)));
         }
+        if let Some(AttachedSink(sink)) = span.extensions().get::<AttachedSink>() {
+            let secrets = Arc::clone(sink.secrets());
+            let _ = RUN_SECRETS_ENTERED
+                .try_with(|entered| entered.borrow_mut().push((id.clone(), secrets)));
+        }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if ctx.span(id).is_some_and(|span| is_member(&span)) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        if is_member(&span) {
             let _ =
                 RUN_SPANS_ENTERED.try_with(|entered| entered.set(entered.get().saturating_sub(1)));
         }
+        // By id rather than "the last one": a sink attached while its span was entered
+        // was never pushed, and must not pop another run's secrets.
+        let _ = RUN_SECRETS_ENTERED.try_with(|entered| {
+            let mut entered = entered.borrow_mut();
+            if let Some(at) = entered.iter().rposition(|(entered_id, _)| entered_id == id) {
+                entered.remove(at);
+            }
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -4,8 +4,10 @@
 //! [`RunLogSink`] to that span with [`attach`]. [`RunLogLayer`], installed once in the
 //! process's subscriber next to the usual stdout layer (see [`crate::telemetry`]), sees
 //! every event; those inside a span that carries a sink become [`LogLine`]s (secret-looking
-//! fields redacted, at most [`RunLogPolicy::max_lines`] per run) sent to the store's
-//! writer, which commits them in batches.
+//! fields redacted, the run's secret values masked in the message and every field, at
+//! most [`RunLogPolicy::max_lines`] per run) sent to the store's writer, which commits
+//! them in batches. While a run span is entered, [`current_run_secrets`] lets the stdout
+//! layer mask the same values.
 //!
 //! An event belongs to a run when the run span, or a span created inside it, is its
 //! parent: the handler's future runs with the span entered (`Instrument`), and spans
@@ -33,8 +35,9 @@ use std::sync::Arc;
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
-pub use layer::{CAPTURE_LEVEL, CaptureGate, RunLogLayer, RunScopeFilter};
-pub use policy::{BUILT_IN_REDACT_FRAGMENTS, DEFAULT_MAX_LINES, REDACTED, RunLogPolicy};
+pub use crate::secrets::{BUILT_IN_REDACT_FRAGMENTS, REDACTED};
+pub use layer::{CAPTURE_LEVEL, CaptureGate, RunLogLayer, RunScopeFilter, current_run_secrets};
+pub use policy::{DEFAULT_MAX_LINES, RunLogPolicy};
 pub use sink::RunLogSink;
 
 /// The name of the span a run's handler runs in.

@@ -8,10 +8,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::policy::RunLogPolicy;
 use crate::clock::SharedClock;
+use crate::secrets::SecretMask;
 use crate::store::LogLine;
 
 /// The destination of one run's log: lines go to the store's writer over `tx`, stamped
-/// by `clock`, until the policy's cap is reached; after that they are only counted.
+/// by `clock` and masked with the run's secrets, until the policy's cap is reached;
+/// after that they are only counted.
 ///
 /// Create one per run and [`attach`](super::attach) it to the run's span; keep an `Arc`
 /// to append [`truncation_line`](Self::truncation_line) when the run ends.
@@ -20,6 +22,7 @@ pub struct RunLogSink {
     policy: Arc<RunLogPolicy>,
     tx: UnboundedSender<LogLine>,
     clock: SharedClock,
+    secrets: Arc<SecretMask>,
     written: AtomicU32,
     dropped: AtomicU64,
 }
@@ -37,9 +40,17 @@ impl RunLogSink {
             policy,
             tx,
             clock,
+            secrets: Arc::default(),
             written: AtomicU32::new(0),
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// The run's secrets, which every line's message and field values are masked
+    /// with. Share it with the run's [`JobContext`](crate::job::JobContext), so that
+    /// secrets registered during the run are masked from then on.
+    pub fn secrets(&self) -> &Arc<SecretMask> {
+        &self.secrets
     }
 
     /// The run this sink writes for.
@@ -101,7 +112,9 @@ impl RunLogSink {
     }
 
     /// Sends a line whose slot was reserved with [`try_reserve_line`](Self::try_reserve_line).
-    pub(super) fn send(&self, level: &str, message: String, fields: serde_json::Value) {
+    pub(super) fn send(&self, level: &str, message: String, mut fields: serde_json::Value) {
+        let message = self.secrets.mask_owned(message);
+        self.secrets.mask_json(&mut fields);
         let line = LogLine {
             run_id: self.run_id,
             ts: self.clock.now(),

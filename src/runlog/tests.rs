@@ -465,3 +465,44 @@ fn stdout_follows_the_configured_extra_redactions() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_runs_secrets_are_masked_in_its_lines_and_on_stdout_even_when_registered_mid_run() {
+    let mut run = Run::new(12, RunLogPolicy::default());
+    run.sink.secrets().register("declared-s3cret");
+    let stdout = SharedBuffer::default();
+    let stack = crate::telemetry::subscriber(EnvFilter::new("warn"), stdout.clone(), false);
+    with_default(stack, || {
+        let span = run_span(12, "job");
+        assert!(attach(&span, Arc::clone(&run.sink)));
+        span.in_scope(|| {
+            let inner = tracing::info_span!("step", target_url = "https://x/?k=declared-s3cret");
+            inner.in_scope(|| {
+                tracing::warn!(detail = "got declared-s3cret back", "using declared-s3cret");
+            });
+            run.sink.secrets().register("fetched-s3cret");
+            tracing::warn!(args = ?["-c", "fetched-s3cret"], "then fetched-s3cret");
+        });
+        tracing::warn!("outside any run: declared-s3cret is not masked here");
+    });
+
+    let lines = run.received();
+    let captured = format!("{lines:?}");
+    assert!(!captured.contains("declared-s3cret"), "{captured}");
+    assert!(!captured.contains("fetched-s3cret"), "{captured}");
+    assert_eq!(lines[0].message, "using [redacted]");
+    assert_eq!(lines[0].fields["detail"], "got [redacted] back");
+    assert_eq!(lines[0].fields["target_url"], "https://x/?k=[redacted]");
+    assert_eq!(lines[1].message, "then [redacted]");
+    assert_eq!(lines[1].fields["args"], r#"["-c", "[redacted]"]"#);
+
+    let stdout = stdout.text();
+    assert!(stdout.contains("using [redacted]"), "{stdout}");
+    assert!(stdout.contains("then [redacted]"), "{stdout}");
+    assert!(!stdout.contains("fetched-s3cret"), "{stdout}");
+    assert_eq!(stdout.matches("declared-s3cret").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("outside any run: declared-s3cret"),
+        "{stdout}"
+    );
+}

@@ -21,6 +21,7 @@ use crate::job::{
     ErasedHandler, ErrorKind, JobContext, JobError, JobName, JobSpec, Outcome, RunCounters,
 };
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
+use crate::secrets::{self, SecretMask};
 use crate::store::writer::Writer;
 use crate::store::{ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunMark, RunStatus};
 
@@ -218,6 +219,11 @@ impl Exec {
             self.writer.log_sender(),
             self.clock.clone(),
         ));
+        let secrets = Arc::clone(sink.secrets());
+        secrets.register_all(secrets::secret_values(
+            &job.spec.params,
+            self.runlog.redaction(),
+        ));
         if !runlog::attach(&span, Arc::clone(&sink)) && self.capture_warned.set(()).is_ok() {
             tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
         }
@@ -247,7 +253,7 @@ impl Exec {
                     scheduled_for: row.scheduled_for,
                 });
                 let ending = self
-                    .supervise(job, run_id, row, &live, &counters, span.clone())
+                    .supervise(job, run_id, row, &live, &secrets, span.clone())
                     .await;
                 drop(permit);
                 (ending, Some(started))
@@ -297,8 +303,8 @@ impl Exec {
             items_updated: saturating_i64(progress.updated),
             items_total: progress.total.map(saturating_i64),
             error_kind: verdict.kind.map(|kind| kind.as_str().to_owned()),
-            error_message: verdict.message,
-            summary: verdict.summary,
+            error_message: verdict.message.map(|text| secrets.mask_owned(text)),
+            summary: verdict.summary.map(|text| secrets.mask_owned(text)),
             retry_at,
         };
         let committed = self.writer.finish_run(finish).await;
@@ -379,7 +385,7 @@ impl Exec {
         run_id: i64,
         row: &NewRun,
         live: &LiveRun,
-        counters: &Arc<RunCounters>,
+        secrets: &Arc<SecretMask>,
         span: tracing::Span,
     ) -> Ending {
         let name = job.name.parse::<JobName>();
@@ -395,9 +401,10 @@ impl Exec {
             row.attempt,
             row.scheduled_for,
             live.cancel.clone(),
-            Arc::clone(counters),
+            Arc::clone(&live.counters),
             self.clock.clone(),
-        );
+        )
+        .with_secrets(Arc::clone(secrets));
         // Polled here rather than spawned: a panic is caught by `catch_unwind`, and a
         // handler that ignores cancellation is abandoned by dropping its future, which
         // is what aborting a task would do, without a task per run.

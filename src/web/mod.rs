@@ -14,6 +14,7 @@ pub mod health;
 pub mod login;
 pub mod metrics;
 pub mod pages;
+pub mod redacted;
 pub mod security;
 pub mod signin;
 pub mod signing;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub metrics: Arc<crate::config::MetricsSettings>,
     /// Signs the cookies the server must trust without a session (see [`signing`]).
     pub signer: signing::Signer,
+    /// What hides params values from every page and answer (see [`redacted`]).
+    pub redaction: Arc<crate::secrets::RedactionList>,
 }
 
 /// The application's router: `/login`, `/healthz`, `/readyz` and `/static` are public,

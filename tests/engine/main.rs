@@ -9,6 +9,7 @@ mod reads_store;
 mod restart;
 mod scheduler;
 mod schedules;
+mod secrets;
 mod store;
 mod support;
 mod users_store;

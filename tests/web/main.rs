@@ -11,5 +11,6 @@ mod helpers;
 mod metrics;
 mod pages;
 mod routes;
+mod secrets;
 mod signin;
 mod tokens;

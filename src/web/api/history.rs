@@ -10,6 +10,7 @@ use super::jobs::load_job;
 use super::{ApiQuery, ApiResult, ApiUser, ErrorBody, page_limit};
 use crate::store::{ChangeFilter, JobChangeRecord};
 use crate::web::AppState;
+use crate::web::redacted::shown_change;
 
 /// Changes per page unless `limit` says otherwise.
 pub const DEFAULT_CHANGES: u32 = 50;
@@ -103,7 +104,10 @@ pub async fn list_changes(
     changes.truncate(limit as usize);
     let next_before = more.then(|| changes.last().map(|c| c.id)).flatten();
     Ok(Json(ChangeList {
-        changes: changes.into_iter().map(ChangeJson::from).collect(),
+        changes: changes
+            .into_iter()
+            .map(|change| ChangeJson::from(shown_change(change, &state.redaction)))
+            .collect(),
         next_before,
     }))
 }

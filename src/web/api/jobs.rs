@@ -19,6 +19,7 @@ use crate::store::{JobRecord, RunRecord};
 use crate::web::AppState;
 use crate::web::error::WebError;
 use crate::web::pages::dashboard::JobFacts;
+use crate::web::redacted::ShownSettings;
 
 /// A job's schedule: `{"every": "5m"}` or `{"cron": "0 3 * * *", "timezone": "UTC"}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -67,15 +68,34 @@ pub struct JobJson {
 pub struct JobDetailJson {
     #[serde(flatten)]
     pub job: JobJson,
-    /// The settings file's values.
-    #[schema(value_type = Object)]
+    /// The settings file's values. In `params`, the values of `env` and `headers`, of
+    /// keys that look secret, and the user info and secret-looking query values of URLs
+    /// read `[redacted]`; the names stay.
+    #[schema(schema_with = redacted_settings_schema)]
     pub defaults: Value,
-    /// The fields operators changed, which win over the defaults.
+    /// The fields operators changed, which win over the defaults (redacted the same way).
     #[schema(value_type = Object)]
     pub overrides: Map<String, Value>,
-    /// The settings in force.
-    #[schema(value_type = Object)]
+    /// The settings in force (redacted the same way).
+    #[schema(schema_with = redacted_settings_schema)]
     pub effective: Value,
+}
+
+/// A job's settings in an answer: an object whose example shows what is redacted
+/// (utoipa drops the examples of a plain `value_type = Object`).
+fn redacted_settings_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .description(Some(
+            "A job's settings; secrets in `params` read `[redacted]`, names kept.",
+        ))
+        .examples([serde_json::json!({
+            "name": "warm-cache", "handler": "http", "every": "5m",
+            "params": {
+                "url": "https://[redacted]@shop.example.com/warm?token=[redacted]&scope=all",
+                "headers": { "Authorization": "[redacted]" }
+            }
+        })])
+        .build()
 }
 
 /// `GET /api/v1/jobs`.
@@ -422,17 +442,12 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
         .cloned()
         .collect();
     let facts = JobFacts::new(&latest, &running);
-    let defaults = serde_json::to_value(&job.defaults).unwrap_or_default();
-    let effective = job
-        .effective_settings()
-        .ok()
-        .and_then(|settings| serde_json::to_value(settings).ok())
-        .unwrap_or_else(|| defaults.clone());
+    let shown = ShownSettings::of(job, &state.redaction);
     Ok(JobDetailJson {
         job: JobJson::new(job, facts.state(job).0, recent.first()),
-        defaults,
-        overrides: job.overrides.clone(),
-        effective,
+        defaults: shown.defaults,
+        overrides: shown.overrides,
+        effective: shown.effective,
     })
 }
 

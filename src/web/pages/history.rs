@@ -12,6 +12,7 @@ use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::redacted::shown_change;
 
 /// Changes per page.
 const PAGE_SIZE: u32 = 50;
@@ -108,7 +109,10 @@ pub(super) async fn history(
     Ok(HistoryPage {
         chrome: Chrome::new(user, csrf),
         job,
-        changes: changes.into_iter().map(ChangeRow::from).collect(),
+        changes: changes
+            .into_iter()
+            .map(|change| ChangeRow::from(shown_change(change, &state.redaction)))
+            .collect(),
         next_before,
     })
 }

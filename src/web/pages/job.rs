@@ -14,11 +14,13 @@ use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string}
 use super::dashboard::{JobFacts, describe_schedule};
 use super::schedule::{FieldErrors, FormValues, render_form};
 use super::svg::duration_chart;
+use crate::secrets::RedactionList;
 use crate::store::{JobRecord, RunFilter, RunRecord, RunStatus, Trigger};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::redacted::ShownSettings;
 
 /// Runs per history page.
 pub const PAGE_SIZE: u32 = 50;
@@ -33,11 +35,15 @@ pub struct JobQuery {
     pub before: Option<i64>,
 }
 
-/// One setting: its value in force, the file's and the operator's.
+/// One setting: its value in force, the file's and the operator's, with secrets in
+/// params redacted.
 #[derive(Debug, Clone)]
 pub struct SettingRow {
     pub field: &'static str,
     pub effective: String,
+    /// Whether the setting has a value in force at all: an unset one shows "—" with no
+    /// "default" badge, since there is no default value to speak of.
+    pub is_set: bool,
     pub default: String,
     pub overridden: Option<String>,
 }
@@ -195,7 +201,7 @@ pub(super) async fn job_page(
         chrome,
         summary,
         schedule_form,
-        settings: setting_rows(&job),
+        settings: setting_rows(&job, &state.redaction),
         chart_svg: duration_chart(&recent),
         history: page.iter().map(history_row).collect(),
         statuses: STATUSES
@@ -325,21 +331,21 @@ const FIELDS: [&str; 13] = [
     "params",
 ];
 
-/// Each setting with its effective value, its file default and the override (if any).
-pub fn setting_rows(job: &JobRecord) -> Vec<SettingRow> {
-    let defaults = serde_json::to_value(&job.defaults).unwrap_or_default();
-    let effective = job
-        .effective_settings()
-        .ok()
-        .and_then(|settings| serde_json::to_value(settings).ok())
-        .unwrap_or_else(|| defaults.clone());
+/// Each setting with its effective value, its file default and the override (if any),
+/// redacted with `redaction`.
+pub fn setting_rows(job: &JobRecord, redaction: &RedactionList) -> Vec<SettingRow> {
+    let shown = ShownSettings::of(job, redaction);
     FIELDS
         .iter()
-        .map(|field| SettingRow {
-            field,
-            effective: show(effective.get(*field)),
-            default: show(defaults.get(*field)),
-            overridden: job.overrides.get(*field).map(|value| show(Some(value))),
+        .map(|field| {
+            let effective = shown.effective.get(*field);
+            SettingRow {
+                field,
+                effective: show(effective),
+                is_set: !matches!(effective, None | Some(serde_json::Value::Null)),
+                default: show(shown.defaults.get(*field)),
+                overridden: shown.overrides.get(*field).map(|value| show(Some(value))),
+            }
         })
         .collect()
 }
@@ -401,7 +407,7 @@ mod tests {
 
     #[test]
     fn settings_show_the_default_and_the_override_side_by_side() {
-        let rows = setting_rows(&job());
+        let rows = setting_rows(&job(), &RedactionList::default());
         let every = rows.iter().find(|r| r.field == "every").expect("every");
         assert_eq!(
             (every.effective.as_str(), every.default.as_str()),
@@ -438,7 +444,7 @@ mod tests {
                 true,
             ),
             chrome,
-            settings: setting_rows(&job),
+            settings: setting_rows(&job, &RedactionList::default()),
             chart_svg: duration_chart(&[]),
             history: vec![],
             statuses: vec![("failed", true)],
