@@ -450,35 +450,12 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
         summary: None,
         retry_after: None,
     };
-    let abandoned = matches!(ending, Ending::Abandoned);
-    let suffix = if abandoned {
-        "; the handler did not stop within the grace period and was abandoned"
-    } else {
-        ""
+    let suffix = match ending {
+        Ending::Abandoned => "; the handler did not stop within the grace period and was abandoned",
+        Ending::NotStarted => " before it started",
+        _ => "",
     };
     match (ending, stop) {
-        (Ending::NotStarted, Some(StopReason::Cancelled { by })) => {
-            let who = by
-                .as_deref()
-                .map(|by| format!(" by {by}"))
-                .unwrap_or_default();
-            failed(
-                RunStatus::Cancelled,
-                ErrorKind::Cancelled,
-                format!("cancelled{who} before it started"),
-            )
-        }
-        (Ending::NotStarted, Some(StopReason::Replaced)) => failed(
-            RunStatus::Cancelled,
-            ErrorKind::Cancelled,
-            "cancelled before it started: replaced by a newer run".into(),
-        ),
-        (Ending::NotStarted, _) => failed(
-            RunStatus::Interrupted,
-            ErrorKind::Interrupted,
-            "the process was shutting down before this run started; it runs at the next start"
-                .into(),
-        ),
         // A handler that finished its work despite being asked to stop did the work.
         (Ending::Returned(Ok(outcome)), _) => Verdict {
             status: RunStatus::Succeeded,
@@ -540,7 +517,7 @@ fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Durati
                 retry_after,
             }
         }
-        (Ending::Abandoned, None) => failed(
+        (Ending::Abandoned | Ending::NotStarted, None) => failed(
             RunStatus::Interrupted,
             ErrorKind::Interrupted,
             "the run was abandoned".into(),

@@ -859,8 +859,8 @@ async fn pause_and_resume_change_the_state_and_the_history_names_the_operator() 
     assert!(body["fields"]["limit"].is_string());
 }
 
-#[tokio::test]
-async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
+/// An app with one slot and two slow jobs, both just run by hand: one runs, one waits.
+async fn two_slow_runs_on_one_slot() -> (TestApp, TestClient) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut settings = test_settings(dir.path());
     let mut second = slow_job();
@@ -879,6 +879,12 @@ async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
         .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
+    (app, operator)
+}
+
+#[tokio::test]
+async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
+    let (_app, operator) = two_slow_runs_on_one_slot().await;
     let (status, body) = get(&operator, "/api/v1/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["max_concurrent_runs"], 1, "{body}");
@@ -889,24 +895,7 @@ async fn runs_beyond_the_free_slots_count_in_the_queue_depth() {
 #[tokio::test]
 async fn a_run_waiting_for_a_free_slot_reads_queued_with_its_wait_on_the_api_dashboard_and_metrics()
 {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut settings = test_settings(dir.path());
-    let mut second = slow_job();
-    second.name = "slow-prices".into();
-    settings.jobs = vec![slow_job(), second];
-    settings.scheduler.max_concurrent_runs = 1;
-    let app = spawn_app_with(settings, dir).await;
-    let operator = signed_in(&app, "olga", Role::Operator).await;
-    for job in [SLOW, "slow-prices"] {
-        let (status, body) = send(
-            &operator,
-            Method::POST,
-            &format!("/api/v1/jobs/{job}/run"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    }
+    let (app, operator) = two_slow_runs_on_one_slot().await;
     // Time moves on in small steps until the quarter second after which a waiting run
     // is marked queued has passed for it (it counts from when its task asked for a slot).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
