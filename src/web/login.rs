@@ -6,7 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{Extensions, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -14,6 +14,8 @@ use super::AppState;
 use super::auth::{AuthSession, Credentials, local_path_or_root, see_other};
 use super::csrf::{self, CsrfToken};
 use super::error::{WebError, WebResult};
+use super::login_csrf;
+use super::pages::account;
 
 /// What a failed sign-in says, whichever of name or password was wrong.
 pub const BAD_CREDENTIALS: &str = "That name and password do not match an active account.";
@@ -42,27 +44,31 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `GET /login`: the form (or straight on when already signed in).
+/// `GET /login`: the form (or straight on when already signed in). Its CSRF token is
+/// the signed double submit of [`login_csrf`], so an anonymous visit writes no session.
 pub async fn show(
+    State(state): State<AppState>,
     auth: AuthSession,
-    CsrfToken(csrf): CsrfToken,
+    headers: HeaderMap,
     Query(query): Query<NextQuery>,
 ) -> Response {
     let next = local_path_or_root(query.next.as_deref()).to_owned();
     if auth.user.is_some() {
         return see_other(&next);
     }
-    LoginPage {
+    let (csrf, cookie) = login_csrf::issue(&state.config, &state.signer, &headers);
+    let page = LoginPage {
         csrf,
         next,
         name: String::new(),
         error: None,
-    }
-    .into_response()
+    };
+    ([(header::SET_COOKIE, cookie)], page).into_response()
 }
 
-/// `POST /login`: checks the throttle, then the password; on success rotates the
-/// session id (axum-login) and the CSRF token, and goes to `next`.
+/// `POST /login`: checks the throttle, then the password; on success gives the session
+/// a new id (see [`super::sessions::Sessions::sign_in`]) and CSRF token, and goes to
+/// `next` (by way of the password change when one is due).
 pub async fn submit(
     State(state): State<AppState>,
     mut auth: AuthSession,
@@ -106,12 +112,16 @@ pub async fn submit(
         return Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_CREDENTIALS.into())).into_response());
     };
     state.throttle.record_success(&name);
-    auth.login(&user)
-        .await
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("starting a session: {e}")))?;
-    // axum-login gives the session a new id but keeps its data: a token seen before
-    // sign-in must not stay valid after it.
+    state
+        .sessions
+        .sign_in(&mut auth, &user, state.clock.now())
+        .await?;
+    // The session gets a new id but keeps its data: a token seen before sign-in must not
+    // stay valid after it.
     csrf::renew(&auth.session).await?;
+    if user.must_change_password {
+        return Ok(account::go_change_password(&next));
+    }
     Ok(see_other(&next))
 }
 
