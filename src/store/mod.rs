@@ -247,6 +247,14 @@ pub trait Store: Send + Sync + 'static {
     /// Also when the session layer has not created its table yet.
     async fn prune_session_index(&self) -> StoreResult<u64>;
 
+    /// Deletes every session the index does not name (sessions from before the index
+    /// existed, anonymous ones); returns how many. Only safe while no request runs: a
+    /// sign-in saves its session just before indexing it.
+    ///
+    /// # Errors
+    /// Also when the session layer has not created its table yet.
+    async fn delete_unindexed_sessions(&self) -> StoreResult<u64>;
+
     // health and metrics
 
     /// A trivial query, for the readiness check: `Ok` when the database answers.

@@ -461,6 +461,10 @@ impl Store for SqliteStore {
         sessions::prune_session_index(&self.pool).await
     }
 
+    async fn delete_unindexed_sessions(&self) -> StoreResult<u64> {
+        sessions::delete_unindexed_sessions(&self.pool).await
+    }
+
     // health and metrics
 
     async fn ping(&self) -> StoreResult<()> {

@@ -50,7 +50,8 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    /// The session store over the application store's database; creates its table.
+    /// The session store over the application store's database; creates its table and
+    /// deletes sessions the index does not name. Call once at start-up, before serving.
     ///
     /// # Errors
     /// When the store has no SQLite pool or the session table cannot be created.
@@ -62,6 +63,14 @@ impl Sessions {
         })?;
         let rows = SqliteSessionStore::new(pool);
         rows.migrate().await.context("creating the session table")?;
+        // Every signed-in session is indexed at sign-in, so one the index does not name is
+        // either anonymous (a failed sign-in's form token) or from before the index
+        // existed, and could not be ended when its user changes. Done before the server
+        // takes requests; signing in again is all it costs.
+        store
+            .delete_unindexed_sessions()
+            .await
+            .context("deleting sessions opened before the session index")?;
         Ok(Self { rows, store })
     }
 

@@ -234,3 +234,24 @@ async fn serve_prints_a_generated_first_password_on_stderr_and_never_in_the_log(
         "the log holds the password: {stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_session_guessing_the_current_password_is_signed_out_after_a_few_tries() {
+    let app = spawn_app().await;
+    app.login_ok("admin", ADMIN_PASSWORD).await;
+    let max = batchboard::web::pages::account::MAX_WRONG_CURRENT;
+    for _ in 1..max {
+        let response = app
+            .change_password("a-wrong-guess-at-it", "a-good-new-password")
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let last = app
+        .change_password("a-wrong-guess-at-it", "a-good-new-password")
+        .await;
+    assert_redirect_to(&last, "/login");
+    assert_redirect_to(&app.get("/").await, "/login?next=/");
+    app.with_new_client()
+        .login_ok("admin", ADMIN_PASSWORD)
+        .await;
+}

@@ -541,7 +541,8 @@ async fn an_api_token_is_refused_on_user_and_token_management() {
 }
 
 #[tokio::test]
-async fn the_cleanup_deletes_expired_sessions_and_their_index_rows() {
+async fn the_start_up_deletes_unindexed_sessions_and_the_cleanup_expired_ones_and_their_index_rows()
+{
     let app = spawn_app().await;
     app.create_user("ann", Role::Viewer).await;
     let (_, live) = signed_in(&app, "ann", USER_PASSWORD).await;
@@ -554,9 +555,23 @@ async fn the_cleanup_deletes_expired_sessions_and_their_index_rows() {
         .execute(&pool)
         .await
         .expect("the session is aged");
+    // A session from before the index (or an anonymous one) cannot be ended by a change
+    // to its user, so the start-up deletes it.
+    sqlx::query(
+        "INSERT INTO tower_sessions (id, data, expiry_date) VALUES ('unindexed', x'00', '2999-01-01T00:00:00Z')",
+    )
+    .execute(&pool)
+    .await
+    .expect("an unindexed session is planted");
     let sessions = Sessions::open(app.store.clone())
         .await
         .expect("the session store");
+    assert!(!session_exists(&app, "unindexed").await);
+    assert!(session_exists(&app, &live).await);
+    assert!(
+        session_exists(&app, &expired).await,
+        "not yet: the cleanup's job"
+    );
     sessions.delete_expired().await.expect("the cleanup runs");
     assert!(!session_exists(&app, &expired).await);
     assert!(session_exists(&app, &live).await);

@@ -63,3 +63,13 @@ pub(super) async fn prune_session_index(pool: &SqlitePool) -> StoreResult<u64> {
     .rows_affected();
     Ok(pruned)
 }
+
+pub(super) async fn delete_unindexed_sessions(pool: &SqlitePool) -> StoreResult<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM tower_sessions WHERE id NOT IN (SELECT session_id FROM user_sessions)",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
