@@ -116,8 +116,7 @@ pub async fn submit(
         .sessions
         .sign_in(&mut auth, &user, state.clock.now())
         .await?;
-    // The session gets a new id but keeps its data: a token seen before sign-in must not
-    // stay valid after it.
+    // The signed-in session's own token, ready for the first page.
     csrf::renew(&auth.session).await?;
     if user.must_change_password {
         return Ok(account::go_change_password(&next));

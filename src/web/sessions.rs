@@ -105,6 +105,9 @@ impl Sessions {
         now: chrono::DateTime<chrono::Utc>,
     ) -> WebResult<()> {
         let was_signed_in = auth.user.is_some();
+        // Nothing a previous user or visitor left in the session (its CSRF token, a count
+        // of wrong passwords) carries over.
+        auth.session.clear().await;
         auth.login(user)
             .await
             .map_err(|e| WebError::Internal(anyhow::anyhow!("starting a session: {e}")))?;
