@@ -10,6 +10,8 @@
 //! as a second line: a password changed outside the console (`batchboard user passwd`)
 //! still ends every session at its next request.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -36,11 +38,20 @@ const SESSION_INACTIVITY: CookieDuration = CookieDuration::hours(12);
 /// (the store only loads live rows); this only keeps the table from growing.
 pub const CLEANUP_PERIOD: Duration = Duration::from_secs(15 * 60);
 
+/// Sessions tracked at once by [`Sessions::count_password_attempt`]. Only signed-in
+/// sessions add entries, so reaching this takes thousands of real sign-ins; then the
+/// counts start over rather than grow without bound.
+const MAX_TRACKED_SESSIONS: usize = 10_000;
+
 /// The session store, and the application's store for the index of sessions by user.
 #[derive(Clone)]
 pub struct Sessions {
     rows: SqliteSessionStore,
     store: SharedStore,
+    /// Password checks per session id since its last right one. In memory rather than in
+    /// the session's data, where parallel requests would each read the same old count.
+    /// A std mutex: it is held for one map operation, never across an await.
+    password_attempts: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -71,7 +82,11 @@ impl Sessions {
             .delete_unindexed_sessions()
             .await
             .context("deleting sessions opened before the session index")?;
-        Ok(Self { rows, store })
+        Ok(Self {
+            rows,
+            store,
+            password_attempts: Arc::default(),
+        })
     }
 
     /// The session layer: cookie HttpOnly, SameSite=Lax, `Secure` and `__Host-` named
@@ -136,6 +151,33 @@ impl Sessions {
             .store
             .end_sessions_of_user(user_id, keep.as_deref())
             .await?)
+    }
+
+    /// Counts one more check of the signed-in user's own password in `session`, before
+    /// it runs, and returns the count: parallel guesses are counted each, so the caller
+    /// can refuse any beyond its limit unchecked.
+    pub fn count_password_attempt(&self, session: &Session) -> u32 {
+        let key = session.id().map(|id| id.to_string()).unwrap_or_default();
+        let mut attempts = self
+            .password_attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if attempts.len() >= MAX_TRACKED_SESSIONS && !attempts.contains_key(&key) {
+            attempts.clear();
+        }
+        let count = attempts.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    /// Forgets the password checks of `session` (the last one was right).
+    pub fn forget_password_attempts(&self, session: &Session) {
+        if let Some(id) = session.id() {
+            self.password_attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id.to_string());
+        }
     }
 
     /// Deletes expired sessions and forgets index rows of sessions that are gone.

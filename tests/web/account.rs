@@ -236,20 +236,39 @@ async fn serve_prints_a_generated_first_password_on_stderr_and_never_in_the_log(
 }
 
 #[tokio::test]
-async fn a_session_guessing_the_current_password_is_signed_out_after_a_few_tries() {
+async fn parallel_guesses_at_the_current_password_get_a_few_checks_then_the_session_ends() {
     let app = spawn_app().await;
     app.login_ok("admin", ADMIN_PASSWORD).await;
     let max = batchboard::web::pages::account::MAX_WRONG_CURRENT;
-    for _ in 1..max {
-        let response = app
-            .change_password("a-wrong-guess-at-it", "a-good-new-password")
-            .await;
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    }
-    let last = app
-        .change_password("a-wrong-guess-at-it", "a-good-new-password")
-        .await;
-    assert_redirect_to(&last, "/login");
+    let page = app
+        .get("/account/password")
+        .await
+        .text()
+        .await
+        .expect("a body");
+    let token = crate::helpers::scrape_csrf(&page).expect("a token");
+    // All at once, as whoever holds a stolen session cookie would send them.
+    let guesses = (0..20).map(|n| {
+        let form = [
+            ("csrf_token", token.clone()),
+            ("current", format!("wrong-guess-number-{n}")),
+            ("new_password", "a-good-new-password".to_owned()),
+            ("confirm", "a-good-new-password".to_owned()),
+        ];
+        let request = app.client.post(app.url("/account/password")).form(&form);
+        async move { request.send().await.expect("answered").status() }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|status| **status == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    assert_eq!(checked, usize::try_from(max).expect("small"), "{answers:?}");
+    let signed_out = answers
+        .iter()
+        .filter(|status| **status == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(checked + signed_out, answers.len(), "{answers:?}");
     assert_redirect_to(&app.get("/").await, "/login?next=/");
     app.with_new_client()
         .login_ok("admin", ADMIN_PASSWORD)

@@ -32,9 +32,6 @@ pub const PATH: &str = "/account/password";
 /// stolen session cookie gets a handful of guesses at the password, not unlimited ones.
 pub const MAX_WRONG_CURRENT: u32 = 5;
 
-/// The session key counting wrong current passwords.
-const WRONG_CURRENT_KEY: &str = "wrong_current_passwords";
-
 /// What the API answers a session whose password must be changed first.
 pub const CHANGE_FIRST: &str = "your password was set for you and must be changed first: \
      open /account/password in the console";
@@ -131,8 +128,8 @@ pub(crate) struct PasswordForm {
 /// `POST /account/password`: checks the current password and the new one; on success
 /// saves it, clears a pending forced change, ends the user's other sessions, gives this
 /// one a new id, and goes on to `next`. Otherwise 422 with the messages next to their
-/// fields, and nothing saved; the [`MAX_WRONG_CURRENT`]th wrong current password signs
-/// the session out.
+/// fields, and nothing saved. After [`MAX_WRONG_CURRENT`] wrong current passwords, the
+/// next attempt signs the session out unchecked.
 pub(super) async fn change(
     State(state): State<AppState>,
     mut auth: AuthSession,
@@ -154,15 +151,20 @@ pub(super) async fn change(
     } else if form.confirm != form.new_password {
         errors.insert("confirm", "the two new passwords differ".into());
     }
+    // Counted before the check, so parallel guesses cannot all slip under the limit.
+    // The count is kept after signing out: guesses still in flight on the same cookie
+    // must find it.
+    if state.sessions.count_password_attempt(&auth.session) > MAX_WRONG_CURRENT {
+        auth.logout()
+            .await
+            .map_err(|e| WebError::Internal(anyhow::anyhow!("ending a session: {e}")))?;
+        return Ok(see_other("/login"));
+    }
     // Checked even when the new one is refused, so the answer's timing says nothing.
     let current_matches = verify_password(form.current, Some(user.password_hash.clone())).await?;
-    if !current_matches {
-        if count_wrong_current(&auth).await? >= MAX_WRONG_CURRENT {
-            auth.logout()
-                .await
-                .map_err(|e| WebError::Internal(anyhow::anyhow!("ending a session: {e}")))?;
-            return Ok(see_other("/login"));
-        }
+    if current_matches {
+        state.sessions.forget_password_attempts(&auth.session);
+    } else {
         errors.insert("current", "this is not your current password".into());
     }
     if !errors.is_empty() {
@@ -190,24 +192,6 @@ pub(super) async fn change(
         .await?;
     state.sessions.sign_in(&mut auth, &updated, now).await?;
     Ok(see_other(&next))
-}
-
-/// Counts one more wrong current password in the session; returns the count.
-async fn count_wrong_current(auth: &AuthSession) -> WebResult<u32> {
-    let session_error = |e: tower_sessions::session::Error| {
-        WebError::Internal(anyhow::Error::new(e).context("counting wrong passwords"))
-    };
-    let wrong: Option<u32> = auth
-        .session
-        .get(WRONG_CURRENT_KEY)
-        .await
-        .map_err(session_error)?;
-    let wrong = wrong.unwrap_or(0).saturating_add(1);
-    auth.session
-        .insert(WRONG_CURRENT_KEY, wrong)
-        .await
-        .map_err(session_error)?;
-    Ok(wrong)
 }
 
 /// Middleware behind the sign-in guard: a session whose user must change their password
