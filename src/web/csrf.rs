@@ -105,12 +105,15 @@ pub async fn verify(State(state): State<AppState>, request: Request, next: Next)
         Some(BearerAuth::Refused(refusal)) => return refusal.into_response(),
         None => {}
     }
-    // The API answers its refusals in its own JSON shape.
+    // The API answers its refusals in its own JSON shape; the sign-in form comes back
+    // fresh, saying why.
     let is_api = request.uri().path().starts_with("/api/");
-    match check(&state, request).await {
-        Ok(request) => next.run(request).await,
-        Err(error) if is_api => error.into_json_response(),
-        Err(error) => error.into_response(),
+    let sign_in_headers = (request.uri().path() == "/login").then(|| request.headers().clone());
+    match (check(&state, request).await, sign_in_headers) {
+        (Ok(request), _) => next.run(request).await,
+        (Err(WebError::Forbidden), Some(headers)) => super::login::refused_form(&state, &headers),
+        (Err(error), _) if is_api => error.into_json_response(),
+        (Err(error), _) => error.into_response(),
     }
 }
 

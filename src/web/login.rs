@@ -20,6 +20,10 @@ use super::pages::account;
 /// What a failed sign-in says, whichever of name or password was wrong.
 pub const BAD_CREDENTIALS: &str = "That name and password do not match an active account.";
 
+/// What a sign-in without a valid form token says.
+pub const FORM_EXPIRED: &str =
+    "This sign-in form has expired or did not come from this site. Please sign in again.";
+
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -64,6 +68,20 @@ pub async fn show(
         error: None,
     };
     ([(header::SET_COOKIE, cookie)], page).into_response()
+}
+
+/// What `POST /login` gets without a valid CSRF token (a form left open past its
+/// cookie's lifetime, or one not sent from this site): 403 with a fresh form that says
+/// so. Nothing was checked.
+pub fn refused_form(state: &AppState, headers: &HeaderMap) -> Response {
+    let (csrf, cookie) = login_csrf::issue(&state.config, &state.signer, headers);
+    let page = LoginPage {
+        csrf,
+        next: "/".into(),
+        name: String::new(),
+        error: Some(FORM_EXPIRED.into()),
+    };
+    (StatusCode::FORBIDDEN, [(header::SET_COOKIE, cookie)], page).into_response()
 }
 
 /// `POST /login`: checks the throttle, then the password; on success gives the session

@@ -290,6 +290,13 @@ async fn the_login_form_refuses_a_missing_or_forged_csrf_token() {
     };
     let missing = attempt(None).await.expect("answered");
     assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+    // The form comes back, fresh, saying why.
+    let body = missing.text().await.expect("a body");
+    assert!(
+        body.contains(batchboard::web::login::FORM_EXPIRED),
+        "{body}"
+    );
+    assert!(scrape_csrf(&body).is_some(), "{body}");
     // Another value signed by someone without the server's key.
     let (value, _) = token.rsplit_once('.').expect("a signed token");
     let forged = format!("{value}.{}", "0".repeat(64));
