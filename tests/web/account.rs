@@ -178,6 +178,8 @@ async fn the_operators_admin_password_and_the_cli_never_force_a_change() {
     )
     .await;
     assert!(must_change(&app, "ann").await);
+    let listed = app.get("/users").await.text().await.expect("a body");
+    assert!(listed.contains("must choose a new password"), "{listed}");
     // ...unless the operator sets one with `batchboard user passwd`.
     batchboard::users::set_password(&app.store, "ann", USER_PASSWORD, start_time())
         .await

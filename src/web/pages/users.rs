@@ -34,6 +34,7 @@ struct UserRow {
     name: String,
     role: Role,
     disabled: bool,
+    must_change_password: bool,
     created_at: String,
     created_title: String,
 }
@@ -45,6 +46,7 @@ impl From<User> for UserRow {
             name: user.name,
             role: user.role,
             disabled: user.disabled,
+            must_change_password: user.must_change_password,
             created_at: user.created_at.to_rfc3339(),
             created_title: user.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         }
