@@ -105,9 +105,10 @@ impl Sessions {
 
     /// Signs `user` in on this request's session with a new session id, and indexes it.
     ///
-    /// axum-login changes the id only when the session was not signed in before; a
+    /// axum-login changes the id only when the session held no signed-in user before; a
     /// sign-in over a signed-in session (another user, or the same one again) must not
-    /// keep an id that someone else may have seen, so the id is changed here every time.
+    /// keep an id that someone else may have seen either, so the id is changed here every
+    /// time.
     /// The session is saved at once, so its new id is known and indexed before the
     /// answer leaves.
     ///
@@ -119,16 +120,15 @@ impl Sessions {
         user: &User,
         now: chrono::DateTime<chrono::Utc>,
     ) -> WebResult<()> {
-        let was_signed_in = auth.user.is_some();
-        // Nothing a previous user or visitor left in the session (its CSRF token, a count
-        // of wrong passwords) carries over.
+        // Nothing a previous user or visitor left in the session (its CSRF token) carries
+        // over.
         auth.session.clear().await;
         auth.login(user)
             .await
             .map_err(|e| WebError::Internal(anyhow::anyhow!("starting a session: {e}")))?;
-        if was_signed_in {
-            auth.session.cycle_id().await.map_err(session_error)?;
-        }
+        // Whether axum-login changed the id already depends on what the session held
+        // before; changing it once more costs one delete of a row that does not exist.
+        auth.session.cycle_id().await.map_err(session_error)?;
         auth.session.save().await.map_err(session_error)?;
         let id = auth
             .session
