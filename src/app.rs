@@ -29,6 +29,8 @@ pub struct Application {
     /// `[metrics] bind`: its listener and open `/metrics` router, and its address.
     metrics_server: Option<(tokio::net::TcpListener, axum::Router)>,
     metrics_address: Option<SocketAddr>,
+    /// Deletes expired sessions in the background; cancelled at shutdown.
+    session_cleanup: Option<(tokio_util::sync::CancellationToken, JoinHandle<()>)>,
     jobs_source: String,
 }
 
@@ -40,7 +42,8 @@ pub struct Options {
     pub clock: SharedClock,
     /// Whether to open the HTTP listener (the CLI's one-off commands do not).
     pub serve_http: bool,
-    /// Cookies, static files.
+    /// Static files. Its cookie and header settings are replaced by the settings'
+    /// `[web]` table.
     pub web: web::WebConfig,
 }
 
@@ -125,17 +128,31 @@ impl Application {
             .context("starting the scheduler")?;
         let mut metrics_server = None;
         let mut metrics_address = None;
+        let mut session_cleanup = None;
         let (listener, router, address) = if options.serve_http {
             let signer = web::signing::Signer::load(&store, options.clock.now())
                 .await
                 .context("loading the cookie signing key")?;
-            let mut web_config = options.web;
+            let sessions = web::sessions::Sessions::open(store.clone())
+                .await
+                .context("preparing the session store")?;
+            let stop_cleanup = tokio_util::sync::CancellationToken::new();
+            let cleanup = sessions
+                .clone()
+                .spawn_cleanup(web::sessions::CLEANUP_PERIOD, stop_cleanup.clone());
+            session_cleanup = Some((stop_cleanup, cleanup));
+            let mut web_config = web::WebConfig {
+                secure_cookies: settings.web.secure_cookies,
+                hsts: settings.web.hsts,
+                ..options.web
+            };
             // The settings file's proxies, next to any the embedding code set.
             web_config
                 .trusted_proxies
                 .extend(settings.web.trusted_proxies.iter().copied());
             let state = web::AppState {
                 signer,
+                sessions,
                 store: store.clone(),
                 scheduler: scheduler.clone(),
                 registry,
@@ -183,6 +200,7 @@ impl Application {
             address,
             metrics_server,
             metrics_address,
+            session_cleanup,
             jobs_source,
         })
     }
@@ -270,8 +288,14 @@ impl Application {
         Ok(())
     }
 
-    /// Stops the scheduler (with its grace period) and the writer.
+    /// Stops the session cleanup, the scheduler (with its grace period) and the writer.
     pub async fn stop(self) {
+        if let Some((stop_cleanup, cleanup)) = self.session_cleanup {
+            stop_cleanup.cancel();
+            if let Err(error) = cleanup.await {
+                tracing::error!(%error, "the session cleanup task failed");
+            }
+        }
         self.scheduler.shutdown();
         if let Err(error) = self.scheduler_task.await {
             tracing::error!(%error, "the scheduler task failed");

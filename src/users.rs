@@ -161,6 +161,9 @@ pub async fn ensure_first_admin(
         name: FIRST_ADMIN_NAME.into(),
         password_hash: hash_password(password).await?,
         role: Role::Admin,
+        // A generated password was printed where others may read it; one the operator
+        // chose is theirs to keep.
+        must_change_password: matches!(outcome, FirstAdmin::Generated(_)),
     };
     match store.create_user(&user, now).await {
         Ok(_) => Ok(Some(outcome)),
@@ -170,16 +173,17 @@ pub async fn ensure_first_admin(
     }
 }
 
-/// Prints how to sign in after [`ensure_first_admin`] created the admin. On stdout with
-/// `println!`, never through `tracing`: a generated password must not land in the logs.
+/// Prints how to sign in after [`ensure_first_admin`] created the admin. On stderr with
+/// `eprintln!`, never through `tracing` and never on stdout, where the logs go: a
+/// generated password must not land in a log collector.
 pub fn announce_first_admin(first_admin: &FirstAdmin) {
     match first_admin {
-        FirstAdmin::FromSettings => println!(
+        FirstAdmin::FromSettings => eprintln!(
             "Created the user {FIRST_ADMIN_NAME:?} with the password from BATCHBOARD_ADMIN_PASSWORD."
         ),
-        FirstAdmin::Generated(password) => println!(
+        FirstAdmin::Generated(password) => eprintln!(
             "Created the user {FIRST_ADMIN_NAME:?} with the password {password}\n\
-             It is shown only this once: sign in and change it, or add users with `batchboard user add`."
+             It is shown only this once, and must be changed at the first sign-in."
         ),
     }
 }
@@ -201,6 +205,8 @@ pub async fn add_user(
         name: name.to_owned(),
         password_hash: hash_password(password.to_owned()).await?,
         role,
+        // Whoever runs the CLI has the database itself; the password is theirs to give.
+        must_change_password: false,
     };
     match store.create_user(&user, now).await {
         Ok(user) => Ok(user),
@@ -209,7 +215,9 @@ pub async fn add_user(
     }
 }
 
-/// Sets a user's password after checking it (the CLI's `user passwd`).
+/// Sets a user's password after checking it (the CLI's `user passwd`), and clears a
+/// pending forced change: the operator at the server chose it. Sessions opened with the
+/// old password end at their next request (the session check compares password hashes).
 ///
 /// # Errors
 /// When the user does not exist, the password is too short, or the store fails.
@@ -226,6 +234,7 @@ pub async fn set_password(
         .with_context(|| format!("no user named {name:?}"))?;
     let update = UserUpdate {
         password_hash: Some(hash_password(password.to_owned()).await?),
+        must_change_password: Some(false),
         ..UserUpdate::default()
     };
     Ok(store.update_user(user.id, &update, now).await?)

@@ -224,6 +224,37 @@ pub trait Store: Send + Sync + 'static {
     /// How many users exist, disabled ones included.
     async fn count_users(&self) -> StoreResult<u64>;
 
+    // signed-in sessions (the session layer's table, indexed by user)
+
+    /// Notes that session `session_id` was signed in as user `user_id` at `now`.
+    async fn index_session(
+        &self,
+        session_id: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Deletes every session of user `user_id` but `keep` (the acting user's own), and
+    /// returns how many there were.
+    ///
+    /// # Errors
+    /// Also when the session layer has not created its table yet.
+    async fn end_sessions_of_user(&self, user_id: i64, keep: Option<&str>) -> StoreResult<u64>;
+
+    /// Forgets index rows whose session is gone (signed out, expired); returns how many.
+    ///
+    /// # Errors
+    /// Also when the session layer has not created its table yet.
+    async fn prune_session_index(&self) -> StoreResult<u64>;
+
+    /// Deletes every session the index does not name (sessions from before the index
+    /// existed, anonymous ones); returns how many. Only safe while no request runs: a
+    /// sign-in saves its session just before indexing it.
+    ///
+    /// # Errors
+    /// Also when the session layer has not created its table yet.
+    async fn delete_unindexed_sessions(&self) -> StoreResult<u64>;
+
     // health and metrics
 
     /// A trivial query, for the readiness check: `Ok` when the database answers.
@@ -262,6 +293,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records a use of token `id` at `now` (never moving it backwards). Callers skip
     /// it while [`ApiToken::needs_touch`] is false, so it costs a write a minute at most.
     async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Revokes every live token of user `user_id` at `now`; returns how many.
+    async fn revoke_tokens_of_user(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<u64>;
 
     // server keys
 

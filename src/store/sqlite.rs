@@ -12,6 +12,7 @@ mod edits;
 mod prune;
 mod reads;
 mod rows;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -443,6 +444,29 @@ impl Store for SqliteStore {
         users::count_users(&self.pool).await
     }
 
+    // signed-in sessions
+
+    async fn index_session(
+        &self,
+        session_id: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sessions::index_session(&self.pool, session_id, user_id, now).await
+    }
+
+    async fn end_sessions_of_user(&self, user_id: i64, keep: Option<&str>) -> StoreResult<u64> {
+        sessions::end_sessions_of_user(&self.pool, user_id, keep).await
+    }
+
+    async fn prune_session_index(&self) -> StoreResult<u64> {
+        sessions::prune_session_index(&self.pool).await
+    }
+
+    async fn delete_unindexed_sessions(&self) -> StoreResult<u64> {
+        sessions::delete_unindexed_sessions(&self.pool).await
+    }
+
     // health and metrics
 
     async fn ping(&self) -> StoreResult<()> {
@@ -475,6 +499,10 @@ impl Store for SqliteStore {
 
     async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         tokens::touch_token(&self.pool, id, now).await
+    }
+
+    async fn revoke_tokens_of_user(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<u64> {
+        tokens::revoke_tokens_of_user(&self.pool, user_id, now).await
     }
 
     // server keys

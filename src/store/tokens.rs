@@ -270,6 +270,7 @@ mod tests {
             password_hash: String::new(),
             role,
             disabled: false,
+            must_change_password: false,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }

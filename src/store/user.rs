@@ -56,6 +56,9 @@ pub struct User {
     pub role: Role,
     /// A disabled user cannot sign in, and their sessions stop working.
     pub disabled: bool,
+    /// The user must choose a new password before anything else (see
+    /// `migrations/*/0009_sessions.sql`).
+    pub must_change_password: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -68,6 +71,7 @@ impl std::fmt::Debug for User {
             .field("password_hash", &"<hidden>")
             .field("role", &self.role)
             .field("disabled", &self.disabled)
+            .field("must_change_password", &self.must_change_password)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .finish()
@@ -80,6 +84,8 @@ pub struct NewUser {
     pub name: String,
     pub password_hash: String,
     pub role: Role,
+    /// The password was chosen by someone else; the user must replace it first.
+    pub must_change_password: bool,
 }
 
 impl std::fmt::Debug for NewUser {
@@ -88,6 +94,7 @@ impl std::fmt::Debug for NewUser {
             .field("name", &self.name)
             .field("password_hash", &"<hidden>")
             .field("role", &self.role)
+            .field("must_change_password", &self.must_change_password)
             .finish()
     }
 }
@@ -98,6 +105,7 @@ pub struct UserUpdate {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
+    pub must_change_password: Option<bool>,
 }
 
 impl std::fmt::Debug for UserUpdate {
@@ -109,6 +117,7 @@ impl std::fmt::Debug for UserUpdate {
                 "password_hash",
                 &self.password_hash.as_ref().map(|_| "<hidden>"),
             )
+            .field("must_change_password", &self.must_change_password)
             .finish()
     }
 }

@@ -9,21 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
-use tower_sessions::cookie::SameSite;
-use tower_sessions::cookie::time::Duration as CookieDuration;
-use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
-use super::AppState;
 use super::error::WebError;
+use super::sessions::Sessions;
+use super::{AppState, WebConfig};
 pub use crate::store::Role;
 use crate::store::{SharedStore, StoreError, TOKEN_PREFIX, User, hash_token};
-
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "batchboard_session";
-
-/// A session unused for this long expires.
-const SESSION_INACTIVITY: CookieDuration = CookieDuration::hours(12);
 
 /// The axum-login session of this request.
 pub type AuthSession = axum_login::AuthSession<Backend>;
@@ -108,27 +100,9 @@ impl AuthnBackend for Backend {
     }
 }
 
-/// Builds the session and sign-in layers: sessions in the database (the store's SQLite
-/// pool; the session table is created here), cookie HttpOnly, SameSite=Lax, `Secure` when
-/// `secure_cookies`, expiring after 12 hours without use.
-///
-/// # Errors
-/// When the store has no SQLite pool or the session table cannot be created.
-pub async fn layer(store: SharedStore, secure_cookies: bool) -> anyhow::Result<AuthLayer> {
-    // PostgreSQL sessions (tower-sessions-sqlx-store's PostgresStore) come with the
-    // PostgreSQL store.
-    let pool = store.sqlite_pool().ok_or_else(|| {
-        anyhow::anyhow!("sessions need the SQLite store (PostgreSQL is not supported yet)")
-    })?;
-    let sessions = SqliteSessionStore::new(pool);
-    sessions.migrate().await?;
-    let session_layer = SessionManagerLayer::new(sessions)
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(secure_cookies)
-        .with_expiry(Expiry::OnInactivity(SESSION_INACTIVITY));
-    Ok(AuthManagerLayerBuilder::new(Backend::new(store), session_layer).build())
+/// Builds the session and sign-in layers over `sessions` (see [`Sessions::layer`]).
+pub fn layer(sessions: &Sessions, config: &WebConfig, store: SharedStore) -> AuthLayer {
+    AuthManagerLayerBuilder::new(Backend::new(store), sessions.layer(config)).build()
 }
 
 /// The signed-in user of this request. Extracting it from a request without a session
@@ -180,6 +154,32 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
                 .map(CurrentUser::from)
                 .ok_or(WebError::Unauthorized),
         }
+    }
+}
+
+/// What an API token gets on user and token management.
+pub const SESSION_REQUIRED: &str = "managing users, API tokens and passwords needs a \
+     signed-in browser session; an API token cannot be used here";
+
+/// The signed-in user of a request that must come from a browser session: user, token
+/// and password management. A request with an API token is refused (403 JSON: whoever
+/// sends a token is a program), so a revocable token can never mint a permanent account,
+/// another token, or a new password.
+#[derive(Debug, Clone)]
+pub struct SessionUser(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.extensions.get::<BearerAuth>().is_some() {
+            let body = serde_json::json!({ "error": SESSION_REQUIRED, "fields": {} });
+            return Err((StatusCode::FORBIDDEN, axum::Json(body)).into_response());
+        }
+        CurrentUser::from_request_parts(parts, state)
+            .await
+            .map(Self)
+            .map_err(IntoResponse::into_response)
     }
 }
 

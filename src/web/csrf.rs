@@ -4,10 +4,11 @@
 //! use and replaced at sign-in. [`verify`] refuses (403) any POST, PUT, PATCH or DELETE
 //! whose `X-CSRF-Token` header or `csrf_token` form field does not match, compared in
 //! constant time. Requests authenticated by an API token (`Authorization: Bearer`) are
-//! exempt: they carry no cookie a forger could ride on.
+//! exempt: they carry no cookie a forger could ride on. `POST /login` also accepts the
+//! sign-in form's own token ([`super::login_csrf`]), which needs no session.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -16,8 +17,10 @@ use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 use tower_sessions::Session;
 
-use super::auth::BearerAuth;
+use super::AppState;
+use super::auth::{AuthSession, BearerAuth};
 use super::error::WebError;
+use super::login_csrf;
 
 /// The session key of the token.
 const SESSION_KEY: &str = "csrf_token";
@@ -85,8 +88,8 @@ fn session_error(error: tower_sessions::session::Error) -> WebError {
 }
 
 /// Middleware: lets safe methods through; a state-changing request must carry the
-/// session's token, else 403.
-pub async fn verify(request: Request, next: Next) -> Response {
+/// session's token (or, on `POST /login`, the sign-in form's token), else 403.
+pub async fn verify(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -102,30 +105,55 @@ pub async fn verify(request: Request, next: Next) -> Response {
         Some(BearerAuth::Refused(refusal)) => return refusal.into_response(),
         None => {}
     }
-    // The API answers its refusals in its own JSON shape.
+    // The API answers its refusals in its own JSON shape; the sign-in form comes back
+    // fresh, saying why.
     let is_api = request.uri().path().starts_with("/api/");
-    match check(request).await {
-        Ok(request) => next.run(request).await,
-        Err(error) if is_api => error.into_json_response(),
-        Err(error) => error.into_response(),
+    let sign_in_headers = (request.uri().path() == "/login").then(|| request.headers().clone());
+    match (check(&state, request).await, sign_in_headers) {
+        (Ok(request), _) => next.run(request).await,
+        (Err(WebError::Forbidden), Some(headers)) => super::login::refused_form(&state, &headers),
+        (Err(error), _) if is_api => error.into_json_response(),
+        (Err(error), _) => error.into_response(),
     }
 }
 
 /// Checks the token and gives the request back (its body rebuilt when it was read).
-async fn check(request: Request) -> Result<Request, WebError> {
+async fn check(state: &AppState, request: Request) -> Result<Request, WebError> {
+    let is_sign_in = request.uri().path() == "/login";
+    let signed_in = request
+        .extensions()
+        .get::<AuthSession>()
+        .is_some_and(|auth| auth.user.is_some());
+    // A forged request can only abuse a signed-in session. Without one, every route but
+    // the sign-in itself is refused by the login guard behind this check, which answers
+    // what is really missing (sign in: a redirect, or 401 for the API) instead of 403.
+    if !signed_in && !is_sign_in {
+        return Ok(request);
+    }
+    let (request, sent) = sent_token(request).await?;
+    let Some(sent) = sent else {
+        return Err(WebError::Forbidden);
+    };
+    if is_sign_in && login_csrf::verify(&state.config, &state.signer, request.headers(), &sent) {
+        return Ok(request);
+    }
+    // Reading an anonymous session writes nothing.
     let Some(session) = request.extensions().get::<Session>().cloned() else {
         return Err(WebError::Forbidden);
     };
     let expected: Option<String> = session.get(SESSION_KEY).await.map_err(session_error)?;
-    let Some(expected) = expected else {
-        return Err(WebError::Forbidden);
-    };
+    match expected {
+        Some(expected) if tokens_match(sent.as_bytes(), expected.as_bytes()) => Ok(request),
+        _ => Err(WebError::Forbidden),
+    }
+}
+
+/// The token the request carries, from its header or else its form field; the request
+/// comes back with its body rebuilt when it was read.
+async fn sent_token(request: Request) -> Result<(Request, Option<String>), WebError> {
     if let Some(sent) = request.headers().get(HEADER) {
-        return if tokens_match(sent.as_bytes(), expected.as_bytes()) {
-            Ok(request)
-        } else {
-            Err(WebError::Forbidden)
-        };
+        let sent = sent.to_str().ok().map(str::to_owned);
+        return Ok((request, sent));
     }
     let is_form = request
         .headers()
@@ -133,17 +161,14 @@ async fn check(request: Request) -> Result<Request, WebError> {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(WebError::Forbidden);
+        return Ok((request, None));
     }
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_FORM_BYTES)
         .await
         .map_err(|_| WebError::BadRequest("the form is too large".into()))?;
-    let sent = form_field(&bytes, FORM_FIELD).ok_or(WebError::Forbidden)?;
-    if !tokens_match(sent.as_bytes(), expected.as_bytes()) {
-        return Err(WebError::Forbidden);
-    }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    let sent = form_field(&bytes, FORM_FIELD);
+    Ok((Request::from_parts(parts, Body::from(bytes)), sent))
 }
 
 fn tokens_match(sent: &[u8], expected: &[u8]) -> bool {

@@ -14,12 +14,18 @@ use super::client_address::ClientAddress;
 use super::csrf::{self, CsrfToken};
 use super::device;
 use super::error::{WebError, WebResult};
+use super::login_csrf;
+use super::pages::account;
 use super::signin::{self, Verdict};
 use super::throttle::Limit;
 use crate::users::MAX_NAME_LEN;
 
 /// What a failed sign-in says, whichever of name or password was wrong.
 pub const BAD_CREDENTIALS: &str = "That name and password do not match an active account.";
+
+/// What a sign-in without a valid form token says.
+pub const FORM_EXPIRED: &str =
+    "This sign-in form has expired or did not come from this site. Please sign in again.";
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
@@ -45,28 +51,46 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `GET /login`: the form (or straight on when already signed in).
+/// `GET /login`: the form (or straight on when already signed in). Its CSRF token is
+/// the signed double submit of [`login_csrf`], so an anonymous visit writes no session.
 pub async fn show(
+    State(state): State<AppState>,
     auth: AuthSession,
-    CsrfToken(csrf): CsrfToken,
+    headers: HeaderMap,
     Query(query): Query<NextQuery>,
 ) -> Response {
     let next = local_path_or_root(query.next.as_deref()).to_owned();
     if auth.user.is_some() {
         return see_other(&next);
     }
-    LoginPage {
+    let (csrf, cookie) = login_csrf::issue(&state.config, &state.signer, &headers);
+    let page = LoginPage {
         csrf,
         next,
         name: String::new(),
         error: None,
-    }
-    .into_response()
+    };
+    ([(header::SET_COOKIE, cookie)], page).into_response()
+}
+
+/// What `POST /login` gets without a valid CSRF token (a form left open past its
+/// cookie's lifetime, or one not sent from this site): 403 with a fresh form that says
+/// so. Nothing was checked.
+pub fn refused_form(state: &AppState, headers: &HeaderMap) -> Response {
+    let (csrf, cookie) = login_csrf::issue(&state.config, &state.signer, headers);
+    let page = LoginPage {
+        csrf,
+        next: "/".into(),
+        name: String::new(),
+        error: Some(FORM_EXPIRED.into()),
+    };
+    (StatusCode::FORBIDDEN, [(header::SET_COOKIE, cookie)], page).into_response()
 }
 
 /// `POST /login`: judges the attempt (throttle, bounded password check; see
-/// [`signin`]); on success rotates the session id (axum-login) and the CSRF token, leaves
-/// a fresh device cookie, and goes to `next`.
+/// [`signin`]); on success gives the session a new id (see
+/// [`super::sessions::Sessions::sign_in`]) and CSRF token, leaves a fresh device cookie,
+/// and goes to `next` (by way of the password change when one is due).
 pub async fn submit(
     State(state): State<AppState>,
     mut auth: AuthSession,
@@ -87,13 +111,14 @@ pub async fn submit(
     };
     let (status, retry_after, message) = match signin::judge(&state, &auth, attempt).await? {
         Verdict::SignedIn(user) => {
-            auth.login(&user)
-                .await
-                .map_err(|e| WebError::Internal(anyhow::anyhow!("starting a session: {e}")))?;
-            // axum-login gives the session a new id but keeps its data: a token seen
-            // before sign-in must not stay valid after it.
+            state.sessions.sign_in(&mut auth, &user, now).await?;
+            // The signed-in session's own token, ready for the first page.
             csrf::renew(&auth.session).await?;
-            let mut response = see_other(&next);
+            let mut response = if user.must_change_password {
+                account::go_change_password(&next)
+            } else {
+                see_other(&next)
+            };
             match device::issue(&state.signer, &user.name, now, secure_cookies) {
                 Some(cookie) => {
                     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -121,15 +146,17 @@ pub async fn submit(
             "The server is busy checking other sign-ins. Try again in a moment.".to_owned(),
         ),
     };
+    // A refused or failed attempt gets a fresh form token without a session row.
+    let (csrf, cookie) = login_csrf::issue(&state.config, &state.signer, &headers);
     let page = LoginPage {
-        csrf: csrf::token(&auth.session).await?,
+        csrf,
         next,
         // Shown back only as long as a name can be: the form field is not a way to make
         // the page arbitrarily large.
         name: name.chars().take(MAX_NAME_LEN).collect(),
         error: Some(message),
     };
-    let mut response = (status, page).into_response();
+    let mut response = (status, [(header::SET_COOKIE, cookie)], page).into_response();
     if let Some(seconds) = retry_after {
         response
             .headers_mut()

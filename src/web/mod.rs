@@ -12,16 +12,19 @@ pub mod device;
 pub mod error;
 pub mod health;
 pub mod login;
+pub mod login_csrf;
 pub mod metrics;
 pub mod pages;
 pub mod redacted;
 pub mod security;
+pub mod sessions;
 pub mod signin;
 pub mod signing;
 pub mod throttle;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -36,18 +39,36 @@ use crate::store::SharedStore;
 /// Settings of the web layer.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// Mark cookies `Secure` (serve over TLS, directly or behind a proxy).
+    /// Mark cookies `Secure` and give their names the `__Host-` prefix (serve over TLS,
+    /// directly or behind a proxy). See [`WebConfig::cookie_name`].
     pub secure_cookies: bool,
+    /// When set, every answer carries `Strict-Transport-Security` with this max-age.
+    pub hsts: Option<Duration>,
     /// Where `/static/…` files are read from.
     pub static_dir: PathBuf,
     /// Peers whose `X-Forwarded-For` names the client (see [`client_address`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+impl WebConfig {
+    /// The name of a cookie the server sets: `base`, or `__Host-<base>` with secure
+    /// cookies. The prefix makes browsers refuse the cookie unless it is `Secure`, has
+    /// `Path=/` and no `Domain`, so a sibling subdomain or a plain-HTTP page cannot plant
+    /// or overwrite it.
+    pub fn cookie_name(&self, base: &str) -> String {
+        if self.secure_cookies {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+}
+
 impl Default for WebConfig {
     fn default() -> Self {
         Self {
             secure_cookies: false,
+            hsts: None,
             // The crate's own folder, so `cargo run` works from anywhere in the checkout;
             // an installed binary is pointed elsewhere by the settings.
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
@@ -78,23 +99,32 @@ pub struct AppState {
     pub signer: signing::Signer,
     /// What hides params values from every page and answer (see [`redacted`]).
     pub redaction: Arc<crate::secrets::RedactionList>,
+    /// The session store, to end a user's sessions.
+    pub sessions: sessions::Sessions,
 }
 
 /// The application's router: `/login`, `/healthz`, `/readyz` and `/static` are public,
 /// `/metrics` checks its own credentials (a session or its bearer token); every other
 /// path (the page routes, `/logout`, and unknown paths too, so nothing is revealed before
-/// sign-in) sits behind [`auth::require_login`]. Around everything: security headers,
-/// the session and sign-in layers, the API token check, and the CSRF check.
+/// sign-in) sits behind [`auth::require_login`], then behind a pending forced password
+/// change ([`pages::account::require_password_change`]), and is never cached. Around
+/// everything: security headers, the session and sign-in layers, the API token check,
+/// and the CSRF check.
 ///
 /// # Errors
-/// When the session store cannot be prepared.
+/// When the router cannot be built.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
-    let auth_layer = auth::layer(state.store.clone(), state.config.secure_cookies).await?;
+    let auth_layer = auth::layer(&state.sessions, &state.config, state.store.clone());
     let bearer_layer = from_fn_with_state(state.clone(), auth::bearer);
+    let csrf_layer = from_fn_with_state(state.clone(), csrf::verify);
+    let headers_layer = from_fn_with_state(state.config.clone(), security::headers);
     let static_files = ServeDir::new(&state.config.static_dir);
     let protected = pages::routes()
         .merge(api::routes())
+        .layer(from_fn(pages::account::require_password_change))
         .layer(from_fn(auth::require_login))
+        // Outermost, so the guards' own answers are not cached either.
+        .layer(from_fn(security::no_store))
         // Outside the guard, so refused requests are counted too; last, so every route
         // is counted under its path template.
         .layer(from_fn(metrics::track_requests))
@@ -102,14 +132,19 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     Ok(Router::new()
         .merge(health::routes())
         .route("/metrics", get(metrics::scrape))
-        .route("/login", get(login::show).post(login::submit))
+        .route(
+            "/login",
+            get(login::show)
+                .post(login::submit)
+                .layer(from_fn(security::no_store)),
+        )
         .nest_service("/static", static_files)
         // Only the routes above: the fallback counts its own requests.
         .route_layer(from_fn(metrics::track_requests))
         .fallback_service(protected)
         .with_state(state)
-        .layer(from_fn(csrf::verify))
+        .layer(csrf_layer)
         .layer(bearer_layer)
         .layer(auth_layer)
-        .layer(from_fn(security::headers)))
+        .layer(headers_layer))
 }

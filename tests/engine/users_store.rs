@@ -22,6 +22,7 @@ fn new_user(name: &str, role: Role) -> NewUser {
         name: name.into(),
         password_hash: format!("$argon2id$hash-of-{name}"),
         role,
+        must_change_password: false,
     }
 }
 
@@ -126,6 +127,36 @@ async fn an_update_changes_only_the_given_fields() {
         store.user_by_id(ann.id).await.expect("read").expect("ann"),
         updated
     );
+}
+
+#[tokio::test]
+async fn a_forced_password_change_is_kept_until_cleared() {
+    let (store, _dir) = open_store().await;
+    let told = NewUser {
+        must_change_password: true,
+        ..new_user("ann", Role::Viewer)
+    };
+    let ann = store.create_user(&told, at(0)).await.expect("created");
+    assert!(ann.must_change_password);
+    let role = UserUpdate {
+        role: Some(Role::Operator),
+        ..UserUpdate::default()
+    };
+    let updated = store
+        .update_user(ann.id, &role, at(1))
+        .await
+        .expect("updated");
+    assert!(updated.must_change_password, "an unrelated change keeps it");
+    let cleared = UserUpdate {
+        password_hash: Some("$argon2id$chosen".into()),
+        must_change_password: Some(false),
+        ..UserUpdate::default()
+    };
+    let updated = store
+        .update_user(ann.id, &cleared, at(2))
+        .await
+        .expect("updated");
+    assert!(!updated.must_change_password);
 }
 
 #[tokio::test]

@@ -237,3 +237,75 @@ async fn a_run_started_from_the_job_page_shows_its_status_and_log_live_then_sign
 
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_generated_first_password_must_be_changed_before_anything_else_opens() {
+    let Some(browser) = browser_driver::start().await else {
+        return;
+    };
+    let (app, generated) = crate::account::spawn_app_with_generated_admin().await;
+    browser.goto(&app.url("/login?next=/history")).await;
+    browser.type_into("#name", "admin").await;
+    browser.type_into("#password", &generated).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    browser.wait_for_path("/account/password").await;
+    browser
+        .wait_for_text("#password-reason", "choose your own")
+        .await;
+
+    // Any other page leads back here.
+    browser.goto(&app.url("/")).await;
+    browser.wait_for_path("/account/password").await;
+    browser.goto(&app.url("/history")).await;
+    browser.wait_for_path("/account/password").await;
+
+    // A mistyped confirmation is refused next to its field, and nothing is saved.
+    browser.type_into("#current", &generated).await;
+    browser
+        .type_into("#new_password", "the-admins-own-password")
+        .await;
+    browser
+        .type_into("#confirm", "the-admins-own-pasword")
+        .await;
+    browser.click("#password-form button[type=submit]").await;
+    browser.wait_for_text("#confirm-error", "differ").await;
+    assert_eq!(
+        browser
+            .attr_of("#confirm", "aria-describedby")
+            .await
+            .as_deref(),
+        Some("confirm-error")
+    );
+    browser.screenshot("password-change-refused").await;
+    let admin = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            store
+                .user_by_name("admin")
+                .await
+                .expect("the store answers")
+                .expect("the admin exists")
+        }
+    };
+    assert!(admin(&app).await.must_change_password);
+
+    browser.type_into("#current", &generated).await;
+    browser
+        .type_into("#new_password", "the-admins-own-password")
+        .await;
+    browser
+        .type_into("#confirm", "the-admins-own-password")
+        .await;
+    browser.click("#password-form button[type=submit]").await;
+    // On to the page that was asked for at sign-in.
+    browser.wait_for_path("/history").await;
+    assert!(!admin(&app).await.must_change_password);
+    browser.goto(&app.url("/")).await;
+    browser.wait_for_path("/").await;
+    browser.wait_for_text("#jobs-table", JOB).await;
+    browser.screenshot("password-changed-dashboard").await;
+
+    browser.close().await;
+}

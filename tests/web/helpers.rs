@@ -224,6 +224,25 @@ impl TestClient {
         .await
     }
 
+    /// Changes the signed-in user's password through `/account/password`; returns the
+    /// answer to the form.
+    pub async fn change_password(&self, current: &str, new: &str) -> reqwest::Response {
+        let page = self.get("/account/password").await;
+        assert_eq!(page.status(), StatusCode::OK, "the password page opens");
+        let body = page.text().await.expect("a body");
+        let token = scrape_csrf(&body).expect("the page carries a CSRF token");
+        self.post_form(
+            "/account/password",
+            &[
+                ("csrf_token", token.as_str()),
+                ("current", current),
+                ("new_password", new),
+                ("confirm", new),
+            ],
+        )
+        .await
+    }
+
     /// Signs in and checks that it worked.
     pub async fn login_ok(&self, name: &str, password: &str) {
         let response = self.login(name, password).await;

@@ -1,7 +1,9 @@
 //! HTTP tests of the web console against the real application on 127.0.0.1 with a
 //! temporary SQLite file. One test binary with modules, so the crate is linked once.
 
+mod account;
 mod api;
+mod api_limits;
 mod auth;
 mod browser;
 mod browser_driver;
@@ -12,5 +14,6 @@ mod metrics;
 mod pages;
 mod routes;
 mod secrets;
+mod sessions;
 mod signin;
 mod tokens;

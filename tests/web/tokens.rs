@@ -496,9 +496,9 @@ async fn a_token_cannot_create_or_revoke_tokens() {
         .map(|token| token.name)
         .collect();
     assert_eq!(names, ["reader"]);
-    // Reading the page is fine.
-    assert_eq!(
-        bearer_get(&app, &viewer_token, "/tokens").await.status(),
-        StatusCode::OK
-    );
+    // Not even reading the list: token management needs a signed-in session.
+    let read = bearer_get(&app, &viewer_token, "/tokens").await;
+    assert_eq!(read.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = read.json().await.expect("a JSON body");
+    assert_eq!(body["error"], batchboard::web::auth::SESSION_REQUIRED);
 }

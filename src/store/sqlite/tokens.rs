@@ -134,3 +134,19 @@ pub(super) async fn touch_token(pool: &SqlitePool, id: i64, now: DateTime<Utc>) 
     .await?;
     Ok(())
 }
+
+pub(super) async fn revoke_tokens_of_user(
+    pool: &SqlitePool,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let revoked = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(micros(now))
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(revoked)
+}

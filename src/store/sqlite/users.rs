@@ -6,7 +6,8 @@ use sqlx::SqlitePool;
 use super::rows::micros;
 use crate::store::{NewUser, Role, StoreError, StoreResult, User, UserUpdate};
 
-const USER_COLUMNS: &str = "id, name, password_hash, role, disabled, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, name, password_hash, role, disabled, must_change_password, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -15,6 +16,7 @@ struct UserRow {
     password_hash: String,
     role: String,
     disabled: bool,
+    must_change_password: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -38,6 +40,7 @@ impl TryFrom<UserRow> for User {
             name: row.name,
             password_hash: row.password_hash,
             disabled: row.disabled,
+            must_change_password: row.must_change_password,
         })
     }
 }
@@ -52,14 +55,15 @@ pub(super) async fn create_user(
     now: DateTime<Utc>,
 ) -> StoreResult<User> {
     let sql = format!(
-        "INSERT INTO users (name, password_hash, role, disabled, created_at, updated_at) \
-         VALUES ($1, $2, $3, 0, $4, $4) RETURNING {USER_COLUMNS}"
+        "INSERT INTO users (name, password_hash, role, disabled, must_change_password, \
+         created_at, updated_at) VALUES ($1, $2, $3, 0, $5, $4, $4) RETURNING {USER_COLUMNS}"
     );
     let row = sqlx::query_as::<_, UserRow>(&sql)
         .bind(&user.name)
         .bind(&user.password_hash)
         .bind(user.role.as_str())
         .bind(micros(now))
+        .bind(user.must_change_password)
         .fetch_one(pool)
         .await
         .map_err(|error| {
@@ -105,7 +109,8 @@ pub(super) async fn update_user(
     // COALESCE keeps a column whose new value is not given (NULL).
     let sql = format!(
         "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
-         password_hash = COALESCE($4, password_hash), updated_at = $5 \
+         password_hash = COALESCE($4, password_hash), \
+         must_change_password = COALESCE($6, must_change_password), updated_at = $5 \
          WHERE id = $1 RETURNING {USER_COLUMNS}"
     );
     let row = sqlx::query_as::<_, UserRow>(&sql)
@@ -114,6 +119,7 @@ pub(super) async fn update_user(
         .bind(update.disabled)
         .bind(update.password_hash.as_deref())
         .bind(micros(now))
+        .bind(update.must_change_password)
         .fetch_optional(pool)
         .await?;
     row.ok_or(StoreError::NotFound)?.try_into()

@@ -502,6 +502,13 @@ impl PatchRequest {
             patch.cron = schedule.cron;
             patch.timezone = schedule.timezone;
         }
+        // The console form's limits, so a huge value is refused before the engine
+        // parses it or echoes it in a message.
+        for (field, message) in crate::web::pages::schedule::length_errors(&patch) {
+            errors
+                .entry(field_name(&field, nested_schedule))
+                .or_insert(message);
+        }
         if version.is_none() && !errors.contains_key("version") {
             errors.insert(
                 "version".into(),
@@ -538,6 +545,16 @@ fn take<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// How the request named `field`: `schedule.every` and so on when the schedule came
+/// nested as `"schedule": {...}`.
+fn field_name(field: &str, nested_schedule: bool) -> String {
+    if nested_schedule && matches!(field, "every" | "cron" | "timezone") {
+        format!("schedule.{field}")
+    } else {
+        field.to_owned()
+    }
+}
+
 /// An edit's refusal as an API error; `nested_schedule` names schedule fields
 /// `schedule.every` and so on, as the request did.
 pub fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
@@ -552,15 +569,7 @@ pub fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
             fields: settings
                 .fields
                 .into_iter()
-                .map(|(field, message)| {
-                    let nested = nested_schedule && matches!(field, "every" | "cron" | "timezone");
-                    let name = if nested {
-                        format!("schedule.{field}")
-                    } else {
-                        field.to_owned()
-                    };
-                    (name, message)
-                })
+                .map(|(field, message)| (field_name(field, nested_schedule), message))
                 .collect(),
         },
         EditError::Stopped | EditError::Store(_) => WebError::Internal(anyhow::anyhow!(message)),

@@ -1,6 +1,7 @@
 //! The console's pages. Each module owns its routes, handlers and view structs; its
 //! templates live in `templates/` under the same name (partials end in `_partial.html`).
 
+pub mod account;
 pub mod chrome;
 pub mod dashboard;
 pub mod history;
@@ -40,7 +41,7 @@ const fn route(
 
 /// Every console route. The router is built from this table, and a test walks it to
 /// check that each route refuses a request without credentials.
-pub const ROUTES: [PageRoute; 23] = [
+pub const ROUTES: [PageRoute; 25] = [
     route("GET", "/", || get(dashboard::dashboard)),
     route("GET", "/jobs/{name}", || get(job::job_page)),
     route("GET", "/jobs/{name}/summary", || get(job::summary_partial)),
@@ -68,6 +69,8 @@ pub const ROUTES: [PageRoute; 23] = [
     route("GET", "/tokens", || get(tokens::list)),
     route("POST", "/tokens", || post(tokens::create)),
     route("POST", "/tokens/{id}/revoke", || post(tokens::revoke)),
+    route("GET", "/account/password", || get(account::show)),
+    route("POST", "/account/password", || post(account::change)),
     route("GET", "/logout", || get(super::login::confirm)),
     route("POST", "/logout", || post(super::login::logout)),
 ];

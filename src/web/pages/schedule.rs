@@ -6,6 +6,7 @@
 //! schedule and durations and checks the job as a whole). Either way an invalid form
 //! comes back with the message next to its field and nothing saved.
 
+mod limits;
 mod view;
 
 use axum::extract::{Form, Path, Query, State};
@@ -23,6 +24,7 @@ use crate::web::auth::{CurrentUser, Role};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 
+pub use limits::length_errors;
 pub use view::{FieldErrors, FormValues, render_form};
 
 /// The event htmx listeners on the job page and dashboard refresh on.

@@ -2,24 +2,24 @@
 //! A new token is shown once, in the answer to the form that created it; afterwards only
 //! its name and dates are known.
 //!
-//! Tokens are managed from a signed-in session only. A request made with a token may read
-//! this page but not create or revoke: otherwise a leaked viewer token of an admin could
-//! mint itself an admin token, or revoke its owner's other tokens.
+//! Tokens are managed from a signed-in browser session only ([`SessionUser`]): a request
+//! made with a token gets 403, even to read the list, since otherwise a leaked viewer
+//! token of an admin could mint itself an admin token, or revoke its owner's other tokens.
 
 use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, TimeView};
 use crate::store::{ApiToken, NewApiToken, Role, StoreError, TokenRef};
 use crate::web::AppState;
-use crate::web::auth::{BearerAuth, CurrentUser, see_other};
+use crate::web::auth::{CurrentUser, SessionUser, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 
@@ -106,18 +106,10 @@ async fn page(state: &AppState, me: CurrentUser, csrf: String) -> WebResult<Toke
 /// `GET /tokens`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    me: CurrentUser,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
 ) -> WebResult<TokensPage> {
     page(&state, me, csrf).await
-}
-
-/// Refuses token management to requests authenticated by a token (see the module doc).
-fn require_session(bearer: Option<Extension<BearerAuth>>) -> WebResult<()> {
-    match bearer {
-        Some(_) => Err(WebError::Forbidden),
-        None => Ok(()),
-    }
 }
 
 /// The create form.
@@ -133,12 +125,10 @@ pub(crate) struct CreateForm {
 /// cached), or 422 with the form's messages.
 pub(super) async fn create(
     State(state): State<AppState>,
-    me: CurrentUser,
-    bearer: Option<Extension<BearerAuth>>,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
     Form(form): Form<CreateForm>,
 ) -> WebResult<Response> {
-    require_session(bearer)?;
     let now = state.clock.now();
     // The stored user, not the request's view of it: `issue` checks the role against
     // the current one and refuses a disabled owner.
@@ -178,11 +168,9 @@ pub(super) async fn create(
 /// `POST /tokens/{id}/revoke`: revokes one of the user's own tokens.
 pub(super) async fn revoke(
     State(state): State<AppState>,
-    me: CurrentUser,
-    bearer: Option<Extension<BearerAuth>>,
+    SessionUser(me): SessionUser,
     Path(id): Path<i64>,
 ) -> WebResult<Response> {
-    require_session(bearer)?;
     match state
         .store
         .revoke_token(me.id, TokenRef::Id(id), state.clock.now())

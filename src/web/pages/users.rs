@@ -1,6 +1,13 @@
-//! The users page (admins only): list, add, change role, disable or enable, reset a
-//! password. Every change is checked with `validator` first; on an error nothing is saved
-//! and the message is shown next to its field.
+//! The users page (admins only, from a signed-in browser session: an API token is
+//! refused): list, add, change role, disable or enable, reset a password. Every change is
+//! checked with `validator` first; on an error nothing is saved and the message is shown
+//! next to its field.
+//!
+//! A change to a user takes effect on their sessions at once: a new role, disabling (or
+//! enabling again) and a password reset end every session of that user; disabling and a
+//! reset also revoke their API tokens. A password an admin sets for someone else (a new
+//! user's or a reset one) must be changed by its user at the next sign-in: two people
+//! know it. An admin resetting their own password keeps their current session.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +24,7 @@ use super::chrome::Chrome;
 use crate::store::{NewUser, Role, StoreError, User, UserUpdate};
 use crate::users::{hash_password, validate_name, validate_password};
 use crate::web::AppState;
-use crate::web::auth::{CurrentUser, see_other};
+use crate::web::auth::{AuthSession, CurrentUser, SessionUser, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 
@@ -27,6 +34,7 @@ struct UserRow {
     name: String,
     role: Role,
     disabled: bool,
+    must_change_password: bool,
     created_at: String,
     created_title: String,
 }
@@ -38,6 +46,7 @@ impl From<User> for UserRow {
             name: user.name,
             role: user.role,
             disabled: user.disabled,
+            must_change_password: user.must_change_password,
             created_at: user.created_at.to_rfc3339(),
             created_title: user.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         }
@@ -95,7 +104,7 @@ fn refused(page: UsersPage) -> Response {
 /// `GET /users`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    me: CurrentUser,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
 ) -> WebResult<UsersPage> {
     me.require(Role::Admin)?;
@@ -134,7 +143,7 @@ fn messages(errors: &ValidationErrors) -> BTreeMap<String, String> {
 /// `POST /users`: adds a user.
 pub(super) async fn add(
     State(state): State<AppState>,
-    me: CurrentUser,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
     Form(form): Form<AddForm>,
 ) -> WebResult<Response> {
@@ -149,6 +158,7 @@ pub(super) async fn add(
             name: form.name.clone(),
             password_hash: hash_password(form.password).await?,
             role: form.role,
+            must_change_password: true,
         };
         match state.store.create_user(&user, state.clock.now()).await {
             Ok(_) => return Ok(see_other("/users")),
@@ -195,22 +205,41 @@ fn check_not_self(me: &CurrentUser, id: i64, what: &str) -> Result<(), String> {
     }
 }
 
+/// What a change to a user ends besides itself.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    sessions: bool,
+    tokens: bool,
+}
+
 async fn apply(
     state: &AppState,
     me: CurrentUser,
+    auth: &mut AuthSession,
     csrf: String,
     id: i64,
-    change: Result<UserUpdate, String>,
+    change: Result<(UserUpdate, Ends), String>,
 ) -> WebResult<Response> {
     if state.store.user_by_id(id).await?.is_none() {
         return Err(WebError::NotFound("no such user".into()));
     }
     match change {
-        Ok(update) => {
-            state
-                .store
-                .update_user(id, &update, state.clock.now())
-                .await?;
+        Ok((update, ends)) => {
+            let now = state.clock.now();
+            let updated = state.store.update_user(id, &update, now).await?;
+            let is_me = id == me.id;
+            if ends.sessions {
+                let keep = is_me.then_some(&auth.session);
+                state.sessions.end_sessions_of(id, keep).await?;
+            }
+            if ends.tokens {
+                state.store.revoke_tokens_of_user(id, now).await?;
+            }
+            if is_me && update.password_hash.is_some() {
+                // The session remembers the password hash it was opened with; without
+                // this, the admin's own next request would find it changed and sign out.
+                state.sessions.sign_in(auth, &updated, now).await?;
+            }
             Ok(see_other("/users"))
         }
         Err(message) => {
@@ -224,52 +253,80 @@ async fn apply(
 /// `POST /users/{id}/role`.
 pub(super) async fn set_role(
     State(state): State<AppState>,
-    me: CurrentUser,
+    mut auth: AuthSession,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
     Path(id): Path<i64>,
     Form(form): Form<RoleForm>,
 ) -> WebResult<Response> {
     me.require(Role::Admin)?;
-    let change = check_not_self(&me, id, "change the role of").map(|()| UserUpdate {
-        role: Some(form.role),
-        ..UserUpdate::default()
+    let change = check_not_self(&me, id, "change the role of").map(|()| {
+        let update = UserUpdate {
+            role: Some(form.role),
+            ..UserUpdate::default()
+        };
+        let ends = Ends {
+            sessions: true,
+            tokens: false,
+        };
+        (update, ends)
     });
-    apply(&state, me, csrf, id, change).await
+    apply(&state, me, &mut auth, csrf, id, change).await
 }
 
 /// `POST /users/{id}/disabled`.
 pub(super) async fn set_disabled(
     State(state): State<AppState>,
-    me: CurrentUser,
+    mut auth: AuthSession,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
     Path(id): Path<i64>,
     Form(form): Form<DisabledForm>,
 ) -> WebResult<Response> {
     me.require(Role::Admin)?;
-    let change = check_not_self(&me, id, "disable").map(|()| UserUpdate {
-        disabled: Some(form.disabled),
-        ..UserUpdate::default()
+    // Enabling ends sessions too: none opened before the user was disabled comes back.
+    let change = check_not_self(&me, id, "disable").map(|()| {
+        let update = UserUpdate {
+            disabled: Some(form.disabled),
+            ..UserUpdate::default()
+        };
+        let ends = Ends {
+            sessions: true,
+            tokens: form.disabled,
+        };
+        (update, ends)
     });
-    apply(&state, me, csrf, id, change).await
+    apply(&state, me, &mut auth, csrf, id, change).await
 }
 
 /// `POST /users/{id}/password`.
 pub(super) async fn reset_password(
     State(state): State<AppState>,
-    me: CurrentUser,
+    mut auth: AuthSession,
+    SessionUser(me): SessionUser,
     CsrfToken(csrf): CsrfToken,
     Path(id): Path<i64>,
     Form(form): Form<PasswordForm>,
 ) -> WebResult<Response> {
     me.require(Role::Admin)?;
     let change = match form.validate() {
-        Ok(()) => Ok(UserUpdate {
-            password_hash: Some(hash_password(form.password).await?),
-            ..UserUpdate::default()
-        }),
+        Ok(()) => {
+            let update = UserUpdate {
+                password_hash: Some(hash_password(form.password).await?),
+                // Someone else's new password is known to two people until its user
+                // replaces it; an admin's own is theirs alone.
+                must_change_password: Some(id != me.id),
+                ..UserUpdate::default()
+            };
+            let ends = Ends {
+                sessions: true,
+                tokens: true,
+            };
+            Ok((update, ends))
+        }
         Err(errors) => Err(messages(&errors)
             .remove("password")
             .unwrap_or_else(|| "invalid password".into())),
     };
-    apply(&state, me, csrf, id, change).await
+    apply(&state, me, &mut auth, csrf, id, change).await
 }
