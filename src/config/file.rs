@@ -9,7 +9,8 @@ use super::ConfigError;
 use super::metrics::FileMetrics;
 use crate::job::JobSettings;
 
-/// The file as written; values are checked when [`Settings`] are built from it.
+/// The file as written; values are checked when [`Settings`](super::Settings) are built
+/// from it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileSettings {
