@@ -1,5 +1,5 @@
 use super::*;
-use crate::job::{JobContext, JobError, JobHandler, Outcome};
+use crate::job::{JobContext, JobError, JobHandler, Outcome, Registry};
 
 const FULL: &str = r#"
 database_url = "postgres://batch:secret@db.internal/batchboard"

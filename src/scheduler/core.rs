@@ -1,8 +1,8 @@
-//! The scheduler task: a min-heap of due times, one job table, and the commands that
-//! change them. Everything here runs on one task, so its state needs no locks.
+//! The scheduler task: one job table, the [`DueQueue`] of what comes due when, and the
+//! runs dispatched to the executor. Everything here runs on one task, so its state needs
+//! no locks. Start-up recovery and the commands that change a job live in the submodules.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -10,99 +10,19 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::edit::{self, Edit, EditError};
+mod changes;
+mod recovery;
+
+use super::due_queue::{DueEntry, DueQueue, FireDue};
 use super::events::EventBus;
-use super::executor::{Claim, Exec, JobSnapshot};
+use super::executor::Exec;
+use super::handoff::{Claim, Ended, JobSnapshot, RetryDue};
 use super::live::{LiveRuns, StopReason};
-use super::{Command, CommandError, SchedulerEvent, SchedulerParts, policy};
+use super::overlap::{self, Hold, Overlap, Start};
+use super::{Command, CommandError, SchedulerEvent, policy};
 use crate::clock::SharedClock;
-use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, MisfirePolicy, Registry};
-use crate::store::writer::Writer;
-use crate::store::{
-    FireClaim, JobRecord, NewRun, RetryClaim, RunFinish, RunRecord, RunStatus, SharedStore,
-    StoreError, Trigger,
-};
-
-/// A dispatched run is over: sent by the executor to the scheduler.
-#[derive(Debug)]
-pub(crate) struct Ended {
-    pub job_id: i64,
-    pub dispatch: u64,
-    /// A retry to schedule.
-    pub retry: Option<RetryDue>,
-    /// The claim was lost to someone else (an edit, or another instance): the job's
-    /// schedule in memory may be stale.
-    pub lost: bool,
-}
-
-/// A retry waiting for its time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RetryDue {
-    pub job_id: i64,
-    pub failed_run_id: i64,
-    pub retry_at: DateTime<Utc>,
-    /// The retry's attempt number: one past the failed one, or the same when the
-    /// failed run never started (it was no attempt).
-    pub next_attempt: u32,
-    pub first_run_id: i64,
-}
-
-impl RetryDue {
-    /// The retry of `run`, a stored run with a retry pending.
-    fn of_stored(run: &RunRecord, now: DateTime<Utc>) -> Self {
-        Self {
-            job_id: run.job_id,
-            failed_run_id: run.id,
-            retry_at: run.retry_at.unwrap_or(now),
-            next_attempt: run.attempt + u32::from(run.started_at.is_some()),
-            first_run_id: run.first_run_id.unwrap_or(run.id),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum DueKind {
-    /// A scheduled fire. `start_at` is the nominal time plus jitter; an `early` entry is
-    /// queued [`LOOKAHEAD`] before it so the claim is committed by the time it is due.
-    Fire {
-        job_id: i64,
-        nominal: DateTime<Utc>,
-        start_at: DateTime<Utc>,
-        catch_up: bool,
-        early: bool,
-    },
-    Retry(RetryKey),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct RetryKey {
-    retry_at: DateTime<Utc>,
-    failed_run_id: i64,
-    job_id: i64,
-    next_attempt: u32,
-    first_run_id: i64,
-}
-
-impl From<RetryDue> for RetryKey {
-    fn from(due: RetryDue) -> Self {
-        Self {
-            retry_at: due.retry_at,
-            failed_run_id: due.failed_run_id,
-            job_id: due.job_id,
-            next_attempt: due.next_attempt,
-            first_run_id: due.first_run_id,
-        }
-    }
-}
-
-/// An entry of the heap. Entries are never removed early: one that no longer matches
-/// its job (rescheduled, paused) is dropped when it comes up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Due {
-    at: DateTime<Utc>,
-    seq: u64,
-    kind: DueKind,
-}
+use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, Registry};
+use crate::store::{FireClaim, JobRecord, NewRun, RetryClaim, RunStatus, SharedStore, Trigger};
 
 struct JobState {
     name: String,
@@ -130,8 +50,9 @@ pub(crate) struct Core {
     shutdown_grace: chrono::Duration,
     jobs: HashMap<i64, JobState>,
     ids: HashMap<String, i64>,
-    queue: BinaryHeap<Reverse<Due>>,
-    seq: u64,
+    queue: DueQueue,
+    /// Numbers each dispatched run, so that its end is matched to its entry in `active`.
+    dispatches: u64,
     active: HashMap<i64, Vec<Active>>,
     /// Retries held back because their job's previous run is still going (`forbid`);
     /// they are queued again the moment it ends.
@@ -157,14 +78,6 @@ pub(crate) fn runnable(
     Ok((Arc::new(spec), handler))
 }
 
-/// How long before its time a fire is claimed. The claim (a compare-and-swap and the
-/// run's `running` row) is committed during this window and the handler starts at the
-/// due time itself, so database latency does not make runs late: with 10,000 jobs due
-/// at the same instant, the claims take about 150 ms on a two-core machine. A job whose
-/// previous run is still going when its window opens is decided at the due time instead,
-/// so `forbid` and `replace` see the state at the slot, not before it.
-const LOOKAHEAD: chrono::Duration = chrono::Duration::milliseconds(300);
-
 fn now_of(clock: &SharedClock) -> DateTime<Utc> {
     // Both databases keep microseconds; times are cut to that so that a value read back
     // compares equal to the one written (the fire compare-and-swap relies on it).
@@ -172,70 +85,6 @@ fn now_of(clock: &SharedClock) -> DateTime<Utc> {
 }
 
 impl Core {
-    /// Builds the scheduler's state from the store, and settles what the previous process
-    /// left behind: runs cut off while `running` become `interrupted` (and are retried
-    /// by policy), missed fires follow each job's misfire policy, and pending retries
-    /// are queued again.
-    pub(crate) async fn recover(
-        parts: SchedulerParts,
-        commands: mpsc::UnboundedSender<Command>,
-        events: EventBus,
-        live: LiveRuns,
-    ) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let SchedulerParts {
-            store,
-            writer,
-            registry,
-            clock,
-            config,
-        } = parts;
-        let exec = Arc::new(Exec::new(
-            writer.clone(),
-            clock.clone(),
-            &config,
-            live.clone(),
-            events.clone(),
-            commands,
-        ));
-        let mut core = Core {
-            store: store.clone(),
-            registry,
-            clock,
-            events,
-            live,
-            exec,
-            tracker: TaskTracker::new(),
-            shutdown_grace: chrono::Duration::from_std(config.shutdown_grace)
-                .unwrap_or(chrono::Duration::MAX),
-            jobs: HashMap::new(),
-            ids: HashMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
-            active: HashMap::new(),
-            deferred: HashMap::new(),
-        };
-        let records = store.jobs().await.context("loading jobs")?;
-        for record in &records {
-            core.ids.insert(record.name.clone(), record.id);
-            if let Some(state) = core.job_state(record) {
-                core.jobs.insert(record.id, state);
-            }
-        }
-        core.interrupt_orphans(&writer).await?;
-        for record in &records {
-            core.schedule_at_start(record).await?;
-        }
-        for run in store
-            .pending_retries()
-            .await
-            .context("loading pending retries")?
-        {
-            core.queue_retry(RetryDue::of_stored(&run, now_of(&core.clock)));
-        }
-        Ok(core)
-    }
-
     /// The job's runnable state, or `None` (with the reason logged) if it cannot run.
     fn job_state(&self, record: &JobRecord) -> Option<JobState> {
         if record.removed_at.is_some() {
@@ -256,98 +105,6 @@ impl Core {
         }
     }
 
-    async fn interrupt_orphans(&mut self, writer: &Writer) -> anyhow::Result<()> {
-        use anyhow::Context as _;
-        let now = now_of(&self.clock);
-        for run in self
-            .store
-            .running_runs()
-            .await
-            .context("loading runs left running")?
-        {
-            // A queued run never started: it was no attempt, and runs again at once.
-            let verdict = match (run.started_at, self.jobs.get(&run.job_id)) {
-                (None, _) => policy::FailureVerdict {
-                    status: RunStatus::Interrupted,
-                    retry_at: Some(now),
-                },
-                (Some(_), Some(job)) => policy::failure_verdict(
-                    &job.spec.retry,
-                    run.attempt,
-                    ErrorKind::Interrupted,
-                    RunStatus::Interrupted,
-                    None,
-                    now,
-                    rand::random(),
-                ),
-                (Some(_), None) => policy::FailureVerdict {
-                    status: RunStatus::Interrupted,
-                    retry_at: None,
-                },
-            };
-            let message = if run.started_at.is_some() {
-                "the process stopped while this run was going"
-            } else {
-                "the process stopped before this run started; it runs again now"
-            };
-            tracing::warn!(run_id = run.id, job = %run.job_name, status = %verdict.status, "a run was cut off by the previous process");
-            writer
-                .finish_run(RunFinish {
-                    run_id: run.id,
-                    status: verdict.status,
-                    started_at: run.started_at,
-                    finished_at: now,
-                    duration_ms: run
-                        .started_at
-                        .map(|started| (now - started).num_milliseconds().max(0)),
-                    items_checked: run.items_checked,
-                    items_updated: run.items_updated,
-                    items_total: run.items_total,
-                    error_kind: Some(ErrorKind::Interrupted.as_str().into()),
-                    error_message: Some(message.into()),
-                    summary: None,
-                    retry_at: verdict.retry_at,
-                })
-                .await
-                .context("marking a cut-off run as interrupted")?;
-        }
-        Ok(())
-    }
-
-    async fn schedule_at_start(&mut self, record: &JobRecord) -> anyhow::Result<()> {
-        let now = now_of(&self.clock);
-        let Some(job) = self.jobs.get(&record.id) else {
-            if record.next_run_at.is_some() {
-                self.store.set_next_run(record.id, None).await?;
-            }
-            return Ok(());
-        };
-        if job.paused || !job.spec.enabled {
-            return Ok(());
-        }
-        let schedule = &job.spec.schedule;
-        let stored = record
-            .next_run_at
-            .filter(|at| policy::stored_next_is_valid(schedule, *at, now));
-        match stored {
-            Some(at) if at > now => self.queue_fire(record.id, at, false),
-            Some(missed) if job.spec.misfire == MisfirePolicy::RunOnce => {
-                tracing::info!(job = %job.name, missed = %missed, "running a missed fire once");
-                self.queue_fire(record.id, missed, true);
-            }
-            Some(missed) => {
-                // `skip`: wait for the next slot, on the schedule's grid.
-                let next = policy::next_fire(schedule, missed, now);
-                self.set_next(record.id, next).await?;
-            }
-            None => {
-                let next = schedule.next_after(now);
-                self.set_next(record.id, next).await?;
-            }
-        }
-        Ok(())
-    }
-
     async fn set_next(
         &mut self,
         job_id: i64,
@@ -363,53 +120,17 @@ impl Core {
         Ok(())
     }
 
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
     fn queue_fire(&mut self, job_id: i64, nominal: DateTime<Utc>, catch_up: bool) {
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
         };
         job.next_run_at = Some(nominal);
-        let jitter = job.spec.jitter;
-        let start_at = if jitter.is_zero() || catch_up {
-            nominal
-        } else {
-            let offset = jitter.mul_f64(rand::random::<f64>());
-            nominal
-                + chrono::Duration::microseconds(
-                    i64::try_from(offset.as_micros()).unwrap_or(i64::MAX),
-                )
-        };
-        let early = !catch_up;
-        let at = if early {
-            start_at - LOOKAHEAD
-        } else {
-            start_at
-        };
-        let seq = self.next_seq();
-        self.queue.push(Reverse(Due {
-            at,
-            seq,
-            kind: DueKind::Fire {
-                job_id,
-                nominal,
-                start_at,
-                catch_up,
-                early,
-            },
-        }));
+        self.queue
+            .push_fire(job_id, nominal, catch_up, job.spec.jitter, rand::random);
     }
 
     fn queue_retry(&mut self, due: RetryDue) {
-        let seq = self.next_seq();
-        self.queue.push(Reverse(Due {
-            at: due.retry_at,
-            seq,
-            kind: DueKind::Retry(due.into()),
-        }));
+        self.queue.push_retry(due);
     }
 
     /// The scheduler's loop: fire what is due, then sleep until the next due time or the
@@ -417,7 +138,7 @@ impl Core {
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             self.fire_due();
-            let next_due = self.queue.peek().map(|Reverse(due)| due.at);
+            let next_due = self.queue.next_at();
             let sleep = {
                 let clock = self.clock.clone();
                 async move {
@@ -443,60 +164,26 @@ impl Core {
 
     fn fire_due(&mut self) {
         let now = now_of(&self.clock);
-        while let Some(Reverse(due)) = self.queue.peek().copied() {
-            if due.at > now {
-                break;
-            }
-            self.queue.pop();
-            match due.kind {
-                DueKind::Fire {
-                    job_id,
-                    nominal,
-                    start_at,
-                    catch_up,
-                    early,
-                } => {
-                    if early && self.is_active(job_id) {
-                        // Decide at the slot itself whether the previous run is over.
-                        let seq = self.next_seq();
-                        let kind = DueKind::Fire {
-                            job_id,
-                            nominal,
-                            start_at,
-                            catch_up,
-                            early: false,
-                        };
-                        self.queue.push(Reverse(Due {
-                            at: start_at,
-                            seq,
-                            kind,
-                        }));
-                    } else {
-                        self.fire(job_id, nominal, start_at, catch_up, now);
-                    }
+        while let Some(entry) = self.queue.pop_due(now) {
+            match entry {
+                DueEntry::Fire(fire) if fire.early && self.is_active(fire.job_id) => {
+                    // Decide at the slot itself whether the previous run is over.
+                    self.queue.push_at_start(fire);
                 }
-                DueKind::Retry(key) => self.retry(
-                    RetryDue {
-                        job_id: key.job_id,
-                        failed_run_id: key.failed_run_id,
-                        retry_at: key.retry_at,
-                        next_attempt: key.next_attempt,
-                        first_run_id: key.first_run_id,
-                    },
-                    now,
-                ),
+                DueEntry::Fire(fire) => self.fire(fire, now),
+                DueEntry::Retry(due) => self.retry(due, now),
             }
         }
     }
 
-    fn fire(
-        &mut self,
-        job_id: i64,
-        nominal: DateTime<Utc>,
-        start_at: DateTime<Utc>,
-        catch_up: bool,
-        now: DateTime<Utc>,
-    ) {
+    fn fire(&mut self, fire: FireDue, now: DateTime<Utc>) {
+        let FireDue {
+            job_id,
+            nominal,
+            start_at,
+            catch_up,
+            early: _,
+        } = fire;
         let Some(job) = self.jobs.get(&job_id) else {
             return;
         };
@@ -519,31 +206,26 @@ impl Core {
         }
         // The handler starts at the slot (plus jitter), which may be a moment away.
         let mut run = self.new_run(job_id, trigger, 1, None, nominal, start_at.max(now));
-        if self.is_active(job_id) {
-            match concurrency {
-                ConcurrencyPolicy::Allow => {}
-                ConcurrencyPolicy::Replace => self.stop_active(job_id, StopReason::Replaced),
-                ConcurrencyPolicy::Forbid => {
-                    run.status = RunStatus::Skipped;
-                    run.finished_at = Some(now);
-                    run.error_kind = Some(ErrorKind::Overlap.as_str().into());
-                    run.error_message = Some("skipped: the previous run was still going".into());
-                    let claim = FireClaim {
-                        job_id,
-                        expected: nominal,
-                        next,
-                        run: Some(run),
-                    };
-                    let exec = Arc::clone(&self.exec);
-                    self.tracker
-                        .spawn(async move { exec.record_skip(claim).await });
-                    self.events.send(SchedulerEvent::FireSkipped {
-                        job: name,
-                        scheduled_for: nominal,
-                    });
-                    return;
-                }
-            }
+        if let Some(hold) = self.make_way(job_id, concurrency, Start::Scheduled) {
+            debug_assert_eq!(hold, Hold::RecordSkipped);
+            run.status = RunStatus::Skipped;
+            run.finished_at = Some(now);
+            run.error_kind = Some(ErrorKind::Overlap.as_str().into());
+            run.error_message = Some("skipped: the previous run was still going".into());
+            let claim = FireClaim {
+                job_id,
+                expected: nominal,
+                next,
+                run: Some(run),
+            };
+            let exec = Arc::clone(&self.exec);
+            self.tracker
+                .spawn(async move { exec.record_skip(claim).await });
+            self.events.send(SchedulerEvent::FireSkipped {
+                job: name,
+                scheduled_for: nominal,
+            });
+            return;
         }
         self.dispatch(
             job_id,
@@ -563,15 +245,10 @@ impl Core {
         if job.paused {
             return; // queued again from the store when the job is resumed
         }
-        if self.is_active(due.job_id) {
-            match job.spec.concurrency {
-                ConcurrencyPolicy::Allow => {}
-                ConcurrencyPolicy::Replace => self.stop_active(due.job_id, StopReason::Replaced),
-                ConcurrencyPolicy::Forbid => {
-                    self.deferred.entry(due.job_id).or_default().push(due);
-                    return;
-                }
-            }
+        if let Some(hold) = self.make_way(due.job_id, job.spec.concurrency, Start::Retry) {
+            debug_assert_eq!(hold, Hold::DeferUntilEnded);
+            self.deferred.entry(due.job_id).or_default().push(due);
+            return;
         }
         let run = self.new_run(
             due.job_id,
@@ -619,6 +296,20 @@ impl Core {
             .is_some_and(|runs| !runs.is_empty())
     }
 
+    /// Applies the job's concurrency policy to a new run of `job_id`: stops the runs going
+    /// when they are to be replaced, and says how the new run is held when it may not
+    /// start now.
+    fn make_way(&self, job_id: i64, policy: ConcurrencyPolicy, start: Start) -> Option<Hold> {
+        match overlap::decide(policy, start, self.is_active(job_id)) {
+            Overlap::Start => None,
+            Overlap::ReplaceThenStart => {
+                self.stop_active(job_id, StopReason::Replaced);
+                None
+            }
+            Overlap::Hold(hold) => Some(hold),
+        }
+    }
+
     fn stop_active(&self, job_id: i64, reason: StopReason) {
         for run in self.active.get(&job_id).into_iter().flatten() {
             let _ = run.stop.set(reason.clone());
@@ -636,7 +327,8 @@ impl Core {
             spec: Arc::clone(&job.spec),
             handler: Arc::clone(&job.handler),
         };
-        let dispatch = self.next_seq();
+        self.dispatches += 1;
+        let dispatch = self.dispatches;
         let cancel = CancellationToken::new();
         let stop = Arc::new(OnceLock::new());
         self.active.entry(job_id).or_default().push(Active {
@@ -695,23 +387,18 @@ impl Core {
                 reason: "its settings are invalid or its handler is unknown (see the server log)"
                     .into(),
             })?;
-        if self.is_active(job_id) {
-            match job.spec.concurrency {
-                ConcurrencyPolicy::Allow => {}
-                ConcurrencyPolicy::Replace => self.stop_active(job_id, StopReason::Replaced),
-                ConcurrencyPolicy::Forbid => {
-                    let run_id = self
-                        .live
-                        .all()
-                        .into_iter()
-                        .find(|run| run.job_id == job_id)
-                        .map_or(0, |run| run.run_id);
-                    return Err(CommandError::AlreadyRunning {
-                        job: name.to_owned(),
-                        run_id,
-                    });
-                }
-            }
+        if let Some(hold) = self.make_way(job_id, job.spec.concurrency, Start::RunNow) {
+            debug_assert_eq!(hold, Hold::Refuse);
+            let run_id = self
+                .live
+                .all()
+                .into_iter()
+                .find(|run| run.job_id == job_id)
+                .map_or(0, |run| run.run_id);
+            return Err(CommandError::AlreadyRunning {
+                job: name.to_owned(),
+                run_id,
+            });
         }
         let now = now_of(&self.clock);
         Ok((
@@ -726,152 +413,6 @@ impl Core {
             .get(name)
             .ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
         Ok(job_id)
-    }
-
-    async fn set_paused(
-        &mut self,
-        name: &str,
-        paused: bool,
-        actor: &str,
-    ) -> Result<(), CommandError> {
-        let job_id = self.known_job(name)?;
-        let Some(job) = self.jobs.get(&job_id) else {
-            return Err(CommandError::Removed(name.to_owned()));
-        };
-        let next = if paused {
-            None
-        } else {
-            job.spec.schedule.next_after(now_of(&self.clock))
-        };
-        self.store
-            .set_paused_by(job_id, paused, next, actor, now_of(&self.clock))
-            .await
-            .map_err(|error| CommandError::Store(error.to_string()))?;
-        if let Some(job) = self.jobs.get_mut(&job_id) {
-            job.paused = paused;
-            job.next_run_at = None;
-        }
-        if let Some(next) = next {
-            self.queue_fire(job_id, next, false);
-            self.requeue_pending_retries(job_id).await;
-        }
-        self.events.send(SchedulerEvent::JobChanged {
-            job: name.to_owned(),
-        });
-        Ok(())
-    }
-
-    async fn requeue_pending_retries(&mut self, job_id: i64) {
-        match self.store.pending_retries().await {
-            Ok(runs) => {
-                for run in runs.into_iter().filter(|run| run.job_id == job_id) {
-                    self.queue_retry(RetryDue::of_stored(&run, now_of(&self.clock)));
-                }
-            }
-            Err(error) => tracing::error!(%error, "could not load pending retries"),
-        }
-    }
-
-    /// Plans, saves and applies an operator's edit; see `SchedulerHandle::edit_job`.
-    async fn edit(
-        &mut self,
-        name: &str,
-        edit: &Edit,
-        expected_version: i64,
-        actor: &str,
-    ) -> Result<JobRecord, EditError> {
-        let store_error = |error: StoreError| match error {
-            StoreError::Conflict => EditError::Conflict,
-            StoreError::NotFound => EditError::UnknownJob(name.to_owned()),
-            other => EditError::Store(other.to_string()),
-        };
-        let record = self
-            .store
-            .job_by_name(name)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| EditError::UnknownJob(name.to_owned()))?;
-        if record.removed_at.is_some() {
-            return Err(EditError::Removed(name.to_owned()));
-        }
-        // Checked before planning, so that a stale form is refused even when it changes
-        // nothing against what it shows: its other fields would undo the newer change.
-        if record.version != expected_version {
-            return Err(EditError::Conflict);
-        }
-        let Some(plan) = edit::plan(&record, edit, actor, &self.registry)? else {
-            return Ok(record);
-        };
-        let now = now_of(&self.clock);
-        self.store
-            .update_job_overrides(
-                record.id,
-                expected_version,
-                plan.overrides,
-                &plan.changes,
-                now,
-            )
-            .await
-            .map_err(store_error)?;
-        self.reload(name)
-            .await
-            .map_err(|error| EditError::Store(error.to_string()))?;
-        self.store
-            .job_by_name(name)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| EditError::UnknownJob(name.to_owned()))
-    }
-
-    async fn reload(&mut self, name: &str) -> Result<(), CommandError> {
-        let record = self
-            .store
-            .job_by_name(name)
-            .await
-            .map_err(|error| CommandError::Store(error.to_string()))?
-            .ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
-        self.ids.insert(record.name.clone(), record.id);
-        let old_schedule = self
-            .jobs
-            .get(&record.id)
-            .map(|job| job.spec.schedule.clone());
-        let Some(mut state) = self.job_state(&record) else {
-            self.jobs.remove(&record.id);
-            return Err(CommandError::Invalid {
-                job: name.to_owned(),
-                reason: "its settings are invalid, its handler is unknown, or it was removed"
-                    .into(),
-            });
-        };
-        let now = now_of(&self.clock);
-        let runnable = !state.paused && state.spec.enabled;
-        let keep = runnable
-            && old_schedule.as_ref() == Some(&state.spec.schedule)
-            && state
-                .next_run_at
-                .is_some_and(|at| policy::stored_next_is_valid(&state.spec.schedule, at, now));
-        let next = if !runnable {
-            None
-        } else if keep {
-            state.next_run_at
-        } else {
-            state.spec.schedule.next_after(now)
-        };
-        state.next_run_at = None;
-        self.jobs.insert(record.id, state);
-        if keep {
-            if let Some(next) = next {
-                self.queue_fire(record.id, next, false);
-            }
-        } else {
-            self.set_next(record.id, next)
-                .await
-                .map_err(|error| CommandError::Store(error.to_string()))?;
-        }
-        self.events.send(SchedulerEvent::JobChanged {
-            job: name.to_owned(),
-        });
-        Ok(())
     }
 
     async fn ended(&mut self, ended: Ended) {

@@ -6,45 +6,27 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::core::{Ended, RetryDue};
 use super::events::EventBus;
+use super::handoff::{Claim, Ended, JobSnapshot, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
-use crate::job::{
-    ErasedHandler, ErrorKind, JobContext, JobError, JobName, JobSpec, Outcome, RunCounters,
-};
+use crate::job::{ErrorKind, JobContext, JobError, JobName, Outcome, RunCounters};
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::secrets::{self, SecretMask};
 use crate::store::writer::Writer;
-use crate::store::{ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunMark, RunStatus};
+use crate::store::{ClaimResult, FireClaim, NewRun, RunFinish, RunMark, RunStatus};
 
 /// How long a run may wait for a free slot before it is marked `queued`. Shorter waits
 /// (a burst of fires sharing the pool) are not worth two writes per run: the finish
 /// records when the handler really started either way.
 pub(crate) const QUEUED_AFTER: chrono::Duration = chrono::Duration::milliseconds(250);
-
-/// How a dispatched run is to be recorded before it starts.
-pub(crate) enum Claim {
-    Fire(FireClaim),
-    Retry(RetryClaim),
-    Manual(NewRun, oneshot::Sender<Result<i64, CommandError>>),
-}
-
-/// What the executor needs of a job; a snapshot, so an edit during a run does not
-/// change the run.
-pub(crate) struct JobSnapshot {
-    pub id: i64,
-    pub name: String,
-    pub spec: Arc<JobSpec>,
-    pub handler: Arc<dyn ErasedHandler>,
-}
 
 /// Shared by every run: the pool, the writer, and where to report.
 pub(crate) struct Exec {

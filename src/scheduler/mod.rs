@@ -7,11 +7,14 @@
 //! [`SchedulerHandle::live_runs`].
 
 mod core;
+mod due_queue;
 mod edit;
 mod events;
 mod executor;
+mod handoff;
 mod live;
 pub mod metrics;
+mod overlap;
 pub mod policy;
 
 use std::sync::Arc;
@@ -158,7 +161,7 @@ enum Command {
     },
     Shutdown,
     /// From the executor: a dispatched run is over (or never started).
-    Ended(core::Ended),
+    Ended(handoff::Ended),
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.
@@ -458,7 +461,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
         instance_id: config.instance_id.clone(),
     };
     let (reply, run_id) = oneshot::channel();
-    let snapshot = executor::JobSnapshot {
+    let snapshot = handoff::JobSnapshot {
         id: record.id,
         name: record.name.clone(),
         spec,
@@ -468,7 +471,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
     let stop = Arc::new(std::sync::OnceLock::new());
     exec.execute(
         snapshot,
-        executor::Claim::Manual(run, reply),
+        handoff::Claim::Manual(run, reply),
         0,
         cancel,
         stop,

@@ -1,0 +1,177 @@
+//! Start-up recovery: building the scheduler's state from the store and settling what
+//! the previous process left behind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use super::{Core, now_of};
+use crate::job::{ErrorKind, MisfirePolicy};
+use crate::scheduler::due_queue::DueQueue;
+use crate::scheduler::events::EventBus;
+use crate::scheduler::executor::Exec;
+use crate::scheduler::handoff::RetryDue;
+use crate::scheduler::live::LiveRuns;
+use crate::scheduler::{Command, SchedulerParts, policy};
+use crate::store::writer::Writer;
+use crate::store::{JobRecord, RunFinish, RunStatus};
+
+impl Core {
+    /// Builds the scheduler's state from the store, and settles what the previous process
+    /// left behind: runs cut off while `running` become `interrupted` (and are retried
+    /// by policy), missed fires follow each job's misfire policy, and pending retries
+    /// are queued again.
+    pub(in crate::scheduler) async fn recover(
+        parts: SchedulerParts,
+        commands: mpsc::UnboundedSender<Command>,
+        events: EventBus,
+        live: LiveRuns,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let SchedulerParts {
+            store,
+            writer,
+            registry,
+            clock,
+            config,
+        } = parts;
+        let exec = Arc::new(Exec::new(
+            writer.clone(),
+            clock.clone(),
+            &config,
+            live.clone(),
+            events.clone(),
+            commands,
+        ));
+        let mut core = Core {
+            store: store.clone(),
+            registry,
+            clock,
+            events,
+            live,
+            exec,
+            tracker: TaskTracker::new(),
+            shutdown_grace: chrono::Duration::from_std(config.shutdown_grace)
+                .unwrap_or(chrono::Duration::MAX),
+            jobs: HashMap::new(),
+            ids: HashMap::new(),
+            queue: DueQueue::default(),
+            dispatches: 0,
+            active: HashMap::new(),
+            deferred: HashMap::new(),
+        };
+        let records = store.jobs().await.context("loading jobs")?;
+        for record in &records {
+            core.ids.insert(record.name.clone(), record.id);
+            if let Some(state) = core.job_state(record) {
+                core.jobs.insert(record.id, state);
+            }
+        }
+        core.interrupt_orphans(&writer).await?;
+        for record in &records {
+            core.schedule_at_start(record).await?;
+        }
+        for run in store
+            .pending_retries()
+            .await
+            .context("loading pending retries")?
+        {
+            core.queue_retry(RetryDue::of_stored(&run, now_of(&core.clock)));
+        }
+        Ok(core)
+    }
+
+    async fn interrupt_orphans(&mut self, writer: &Writer) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let now = now_of(&self.clock);
+        for run in self
+            .store
+            .running_runs()
+            .await
+            .context("loading runs left running")?
+        {
+            // A queued run never started: it was no attempt, and runs again at once.
+            let verdict = match (run.started_at, self.jobs.get(&run.job_id)) {
+                (None, _) => policy::FailureVerdict {
+                    status: RunStatus::Interrupted,
+                    retry_at: Some(now),
+                },
+                (Some(_), Some(job)) => policy::failure_verdict(
+                    &job.spec.retry,
+                    run.attempt,
+                    ErrorKind::Interrupted,
+                    RunStatus::Interrupted,
+                    None,
+                    now,
+                    rand::random(),
+                ),
+                (Some(_), None) => policy::FailureVerdict {
+                    status: RunStatus::Interrupted,
+                    retry_at: None,
+                },
+            };
+            let message = if run.started_at.is_some() {
+                "the process stopped while this run was going"
+            } else {
+                "the process stopped before this run started; it runs again now"
+            };
+            tracing::warn!(run_id = run.id, job = %run.job_name, status = %verdict.status, "a run was cut off by the previous process");
+            writer
+                .finish_run(RunFinish {
+                    run_id: run.id,
+                    status: verdict.status,
+                    started_at: run.started_at,
+                    finished_at: now,
+                    duration_ms: run
+                        .started_at
+                        .map(|started| (now - started).num_milliseconds().max(0)),
+                    items_checked: run.items_checked,
+                    items_updated: run.items_updated,
+                    items_total: run.items_total,
+                    error_kind: Some(ErrorKind::Interrupted.as_str().into()),
+                    error_message: Some(message.into()),
+                    summary: None,
+                    retry_at: verdict.retry_at,
+                })
+                .await
+                .context("marking a cut-off run as interrupted")?;
+        }
+        Ok(())
+    }
+
+    async fn schedule_at_start(&mut self, record: &JobRecord) -> anyhow::Result<()> {
+        let now = now_of(&self.clock);
+        let Some(job) = self.jobs.get(&record.id) else {
+            if record.next_run_at.is_some() {
+                self.store.set_next_run(record.id, None).await?;
+            }
+            return Ok(());
+        };
+        if job.paused || !job.spec.enabled {
+            return Ok(());
+        }
+        let schedule = &job.spec.schedule;
+        let stored = record
+            .next_run_at
+            .filter(|at| policy::stored_next_is_valid(schedule, *at, now));
+        match stored {
+            Some(at) if at > now => self.queue_fire(record.id, at, false),
+            Some(missed) if job.spec.misfire == MisfirePolicy::RunOnce => {
+                tracing::info!(job = %job.name, missed = %missed, "running a missed fire once");
+                self.queue_fire(record.id, missed, true);
+            }
+            Some(missed) => {
+                // `skip`: wait for the next slot, on the schedule's grid.
+                let next = policy::next_fire(schedule, missed, now);
+                self.set_next(record.id, next).await?;
+            }
+            None => {
+                let next = schedule.next_after(now);
+                self.set_next(record.id, next).await?;
+            }
+        }
+        Ok(())
+    }
+}

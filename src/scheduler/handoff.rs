@@ -1,0 +1,65 @@
+//! What the scheduler task and the executor hand each other: the run to claim and the
+//! job it belongs to on the way out, how it ended (and its retry) on the way back. Both
+//! sides import these from here, so neither imports the other's types.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use super::CommandError;
+use crate::job::{ErasedHandler, JobSpec};
+use crate::store::{FireClaim, NewRun, RetryClaim, RunRecord};
+
+/// How a dispatched run is to be recorded before it starts.
+pub(crate) enum Claim {
+    Fire(FireClaim),
+    Retry(RetryClaim),
+    Manual(NewRun, oneshot::Sender<Result<i64, CommandError>>),
+}
+
+/// What the executor needs of a job; a snapshot, so an edit during a run does not
+/// change the run.
+pub(crate) struct JobSnapshot {
+    pub id: i64,
+    pub name: String,
+    pub spec: Arc<JobSpec>,
+    pub handler: Arc<dyn ErasedHandler>,
+}
+
+/// A dispatched run is over: sent by the executor to the scheduler.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub job_id: i64,
+    pub dispatch: u64,
+    /// A retry to schedule.
+    pub retry: Option<RetryDue>,
+    /// The claim was lost to someone else (an edit, or another instance): the job's
+    /// schedule in memory may be stale.
+    pub lost: bool,
+}
+
+/// A retry waiting for its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryDue {
+    pub job_id: i64,
+    pub failed_run_id: i64,
+    pub retry_at: DateTime<Utc>,
+    /// The retry's attempt number: one past the failed one, or the same when the
+    /// failed run never started (it was no attempt).
+    pub next_attempt: u32,
+    pub first_run_id: i64,
+}
+
+impl RetryDue {
+    /// The retry of `run`, a stored run with a retry pending.
+    pub(crate) fn of_stored(run: &RunRecord, now: DateTime<Utc>) -> Self {
+        Self {
+            job_id: run.job_id,
+            failed_run_id: run.id,
+            retry_at: run.retry_at.unwrap_or(now),
+            next_attempt: run.attempt + u32::from(run.started_at.is_some()),
+            first_run_id: run.first_run_id.unwrap_or(run.id),
+        }
+    }
+}
