@@ -2,7 +2,8 @@
 //!
 //! Jobs are declared in `batchboard.toml` (or come from the built-in demo set), run
 //! inside this process on a fixed-rate or cron schedule, and every run is recorded with
-//! its outcome, counts and structured log in SQLite (or PostgreSQL).
+//! its outcome, counts and structured log in a SQLite file. (PostgreSQL has its
+//! migrations under `migrations/postgres`; its store is not written yet.)
 //!
 //! # Layout
 //!
@@ -11,8 +12,8 @@
 //!   ([`job::JobSpec`]) and the [`job::Registry`] of handlers by name.
 //! - [`schedule`]: intervals, cron lines with time zones, and next-fire maths.
 //! - [`config`]: the settings file and environment, validated at start-up.
-//! - [`store`]: the one [`store::Store`] trait and its SQLite and PostgreSQL backends,
-//!   plus the group-commit writer that batches the scheduler's writes.
+//! - [`store`]: the one [`store::Store`] trait and its SQLite backend, plus the
+//!   group-commit writer that batches the scheduler's writes.
 //! - [`scheduler`]: the scheduler task (a min-heap of due times), the executor (bounded
 //!   pool, timeouts, cancellation), retry and misfire policy, and shutdown.
 //! - [`runlog`]: the tracing layer that captures each run's events into its log.
@@ -21,8 +22,11 @@
 //! - [`jobs`]: the handlers that ship (`command`, `http`, `prune_history`, demo handlers).
 //! - [`clock`]: wall-clock time, injectable so that tests control it.
 //! - [`app`]: builds the whole application from settings, as `main` and tests do.
+//! - [`users`]: console users: the first admin, password hashing and checking.
 //! - [`password_checks`]: the bound on simultaneous password checks.
-//! - [`web`]: the HTTP surface.
+//! - [`telemetry`]: the tracing subscriber (stdout with secrets redacted, plus the
+//!   run-log layer).
+//! - [`web`]: the HTTP surface: the console, the JSON API, sign-in, metrics and health.
 //!
 //! Dependencies point one way: `web` → `scheduler` → `store`; `job` and `schedule`
 //! know nothing of either.

@@ -57,7 +57,8 @@ mod env;
 
 pub use env::{INHERITED_BY_DEFAULT, VariableName};
 
-/// Runs a program; see the [module documentation](self).
+/// Runs a program: no shell, a clean environment, output into the run log, counts from
+/// `BATCHBOARD checked=N updated=M` lines (the README's `command` section says more).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommandHandler;
 

@@ -25,7 +25,7 @@ use crate::job::{JobContext, JobError, JobHandler, Outcome};
 use crate::schedule::parse_duration;
 use crate::secrets::{RedactionList, loggable_url};
 
-/// Sends HTTP requests; see the [module documentation](self). Holds one connection
+/// Sends HTTP requests (the README's `http` section says how). Holds one connection
 /// pool for all the runs of all `http` jobs.
 pub struct HttpHandler {
     // Building a client only fails when TLS cannot be set up; keeping the error lets

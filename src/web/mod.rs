@@ -1,5 +1,5 @@
 //! The HTTP surface: the operator console (server-rendered with askama, htmx for
-//! partial updates) and, later, the JSON API.
+//! partial updates), the JSON API under `/api/v1`, sign-in, `/metrics` and health.
 //!
 //! Every page module exposes `routes()`; [`router`] merges them behind the login guard,
 //! with sessions, CSRF checks and security headers around everything.
