@@ -22,6 +22,8 @@
 //! - [`clock`]: wall-clock time, injectable so that tests control it.
 //! - [`app`]: builds the whole application from settings, as `main` and tests do.
 //! - [`password_checks`]: the bound on simultaneous password checks.
+//! - [`users`] and [`tokens`]: console users and API tokens outside HTTP (first admin,
+//!   the CLI's `user` and `token` commands).
 //! - [`web`]: the HTTP surface.
 //!
 //! Dependencies point one way: `web` → `scheduler` → `store`; `job` and `schedule`
@@ -39,5 +41,6 @@ pub mod scheduler;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod users;
 pub mod web;
