@@ -27,8 +27,8 @@ impl JobState {
     /// The state of `job`, given the status of its latest run and of a run of it that is
     /// going (queued or running), if any.
     pub fn of(job: &JobRecord, latest: Option<RunStatus>, going: Option<RunStatus>) -> Self {
-        // Unreadable overrides do not hide a job: it shows as its file made it, enabled
-        // unless shown otherwise (the job page names the unreadable settings).
+        // Unreadable overrides count as enabled rather than hiding the job among the
+        // disabled ones; the job page names the unreadable settings.
         let enabled = job
             .effective_settings()
             .map(|settings| settings.enabled.unwrap_or(true))
