@@ -171,8 +171,7 @@ async fn main() -> anyhow::Result<()> {
         ..Options::default()
     };
     let application = Application::build(settings, options).await?;
-    if let Some(address) = application.address() {
-        info!(%address, jobs = application.jobs_source(), "batchboard is running");
-    }
+    let address = application.address();
+    info!(%address, jobs = application.jobs_source(), "batchboard is running");
     application.run_until_stopped(shutdown_signal()).await
 }

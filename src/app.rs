@@ -17,20 +17,25 @@ use crate::store::writer::Writer;
 use crate::store::{self, SharedStore};
 use crate::{jobs, web};
 
+mod one_off;
+
+pub use one_off::{JobOverview, job_overviews, run_job_once};
+
 /// The parts of a running application that the outside may need.
 pub struct Application {
     store: SharedStore,
     scheduler: SchedulerHandle,
     scheduler_task: JoinHandle<()>,
     writer_task: JoinHandle<()>,
+    /// Taken by [`Application::run_until_stopped`] when it starts serving.
     listener: Option<tokio::net::TcpListener>,
     router: Option<axum::Router>,
-    address: Option<SocketAddr>,
+    address: SocketAddr,
     /// `[metrics] bind`: its listener and open `/metrics` router, and its address.
     metrics_server: Option<(tokio::net::TcpListener, axum::Router)>,
     metrics_address: Option<SocketAddr>,
     /// Deletes expired sessions in the background; cancelled at shutdown.
-    session_cleanup: Option<(tokio_util::sync::CancellationToken, JoinHandle<()>)>,
+    session_cleanup: (tokio_util::sync::CancellationToken, JoinHandle<()>),
     jobs_source: String,
 }
 
@@ -40,8 +45,6 @@ pub struct Options {
     pub handlers: Box<dyn FnOnce(RegistryBuilder) -> RegistryBuilder + Send>,
     /// The clock; tests pass a manual one.
     pub clock: SharedClock,
-    /// Whether to open the HTTP listener (the CLI's one-off commands do not).
-    pub serve_http: bool,
     /// Static files. Its cookie and header settings are replaced by the settings'
     /// `[web]` table.
     pub web: web::WebConfig,
@@ -52,7 +55,6 @@ impl Default for Options {
         Self {
             handlers: Box::new(|builder| builder),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
-            serve_http: true,
             web: web::WebConfig::default(),
         }
     }
@@ -92,10 +94,8 @@ impl Application {
     /// When a job is invalid (before the database is touched), the database cannot be
     /// opened or migrated, or the address cannot be bound.
     pub async fn build(mut settings: Settings, options: Options) -> anyhow::Result<Self> {
-        if options.serve_http {
-            // Before the scheduler starts, so the first runs are counted too.
-            web::metrics::install_recorder();
-        }
+        // Before the scheduler starts, so the first runs are counted too.
+        web::metrics::install_recorder();
         let store = store::open(&settings.database_url).context("opening the database")?;
         let registry = (options.handlers)(jobs::builtins(store.clone())).build();
         let jobs_source = use_demo_jobs_without_file(&mut settings);
@@ -128,75 +128,67 @@ impl Application {
             .context("starting the scheduler")?;
         let mut metrics_server = None;
         let mut metrics_address = None;
-        let mut session_cleanup = None;
-        let (listener, router, address) = if options.serve_http {
-            let signer = web::signing::Signer::load(&store, options.clock.now())
-                .await
-                .context("loading the cookie signing key")?;
-            let sessions = web::sessions::Sessions::open(store.clone())
-                .await
-                .context("preparing the session store")?;
-            let stop_cleanup = tokio_util::sync::CancellationToken::new();
-            let cleanup = sessions
-                .clone()
-                .spawn_cleanup(web::sessions::CLEANUP_PERIOD, stop_cleanup.clone());
-            session_cleanup = Some((stop_cleanup, cleanup));
-            let mut web_config = web::WebConfig {
-                secure_cookies: settings.web.secure_cookies,
-                hsts: settings.web.hsts,
-                ..options.web
-            };
-            // The settings file's proxies, next to any the embedding code set.
-            web_config
-                .trusted_proxies
-                .extend(settings.web.trusted_proxies.iter().copied());
-            let state = web::AppState {
-                signer,
-                sessions,
-                store: store.clone(),
-                scheduler: scheduler.clone(),
-                registry,
-                config: std::sync::Arc::new(web_config),
-                throttle: std::sync::Arc::new(web::throttle::LoginThrottle::new(
-                    options.clock.clone(),
-                )),
-                password_checks: std::sync::Arc::new(
-                    crate::password_checks::PasswordCheckLimit::for_this_machine(),
-                ),
-                clock: options.clock,
-                dashboard: std::sync::Arc::default(),
-                metrics: std::sync::Arc::new(settings.metrics.clone()),
-                redaction: std::sync::Arc::new(RedactionList::new(&settings.runlog.redact)),
-            };
-            let router = web::router(state.clone())
-                .await
-                .context("preparing the web server")?;
-            let listener = tokio::net::TcpListener::bind(settings.bind)
-                .await
-                .with_context(|| format!("binding {}", settings.bind))?;
-            let address = listener.local_addr().context("reading the bound address")?;
-            if let Some(bind) = settings.metrics.bind {
-                let metrics_listener = tokio::net::TcpListener::bind(bind)
-                    .await
-                    .with_context(|| format!("binding {bind} for the metrics"))?;
-                let address = metrics_listener
-                    .local_addr()
-                    .context("reading the metrics address")?;
-                tracing::info!(%address, "serving /metrics without credentials");
-                metrics_address = Some(address);
-                metrics_server = Some((metrics_listener, web::metrics::open_router(state)));
-            }
-            (Some(listener), Some(router), Some(address))
-        } else {
-            (None, None, None)
+        let signer = web::signing::Signer::load(&store, options.clock.now())
+            .await
+            .context("loading the cookie signing key")?;
+        let sessions = web::sessions::Sessions::open(store.clone())
+            .await
+            .context("preparing the session store")?;
+        let stop_cleanup = tokio_util::sync::CancellationToken::new();
+        let cleanup = sessions
+            .clone()
+            .spawn_cleanup(web::sessions::CLEANUP_PERIOD, stop_cleanup.clone());
+        let session_cleanup = (stop_cleanup, cleanup);
+        let mut web_config = web::WebConfig {
+            secure_cookies: settings.web.secure_cookies,
+            hsts: settings.web.hsts,
+            ..options.web
         };
+        // The settings file's proxies, next to any the embedding code set.
+        web_config
+            .trusted_proxies
+            .extend(settings.web.trusted_proxies.iter().copied());
+        let state = web::AppState {
+            signer,
+            sessions,
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            registry,
+            config: std::sync::Arc::new(web_config),
+            throttle: std::sync::Arc::new(web::throttle::LoginThrottle::new(options.clock.clone())),
+            password_checks: std::sync::Arc::new(
+                crate::password_checks::PasswordCheckLimit::for_this_machine(),
+            ),
+            clock: options.clock,
+            dashboard: std::sync::Arc::default(),
+            metrics: std::sync::Arc::new(settings.metrics.clone()),
+            redaction: std::sync::Arc::new(RedactionList::new(&settings.runlog.redact)),
+        };
+        let router = web::router(state.clone())
+            .await
+            .context("preparing the web server")?;
+        let listener = tokio::net::TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        if let Some(bind) = settings.metrics.bind {
+            let metrics_listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding {bind} for the metrics"))?;
+            let address = metrics_listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            tracing::info!(%address, "serving /metrics without credentials");
+            metrics_address = Some(address);
+            metrics_server = Some((metrics_listener, web::metrics::open_router(state)));
+        }
         Ok(Self {
             store,
             scheduler,
             scheduler_task,
             writer_task,
-            listener,
-            router,
+            listener: Some(listener),
+            router: Some(router),
             address,
             metrics_server,
             metrics_address,
@@ -206,7 +198,7 @@ impl Application {
     }
 
     /// The address the HTTP server listens on (useful with port 0).
-    pub fn address(&self) -> Option<SocketAddr> {
+    pub fn address(&self) -> SocketAddr {
         self.address
     }
 
@@ -290,11 +282,10 @@ impl Application {
 
     /// Stops the session cleanup, the scheduler (with its grace period) and the writer.
     pub async fn stop(self) {
-        if let Some((stop_cleanup, cleanup)) = self.session_cleanup {
-            stop_cleanup.cancel();
-            if let Err(error) = cleanup.await {
-                tracing::error!(%error, "the session cleanup task failed");
-            }
+        let (stop_cleanup, cleanup) = self.session_cleanup;
+        stop_cleanup.cancel();
+        if let Err(error) = cleanup.await {
+            tracing::error!(%error, "the session cleanup task failed");
         }
         self.scheduler.shutdown();
         if let Err(error) = self.scheduler_task.await {

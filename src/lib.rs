@@ -24,6 +24,7 @@
 //! - [`app`]: builds the whole application from settings, as `main` and tests do.
 //! - [`users`]: console users: the first admin, password hashing and checking.
 //! - [`password_checks`]: the bound on simultaneous password checks.
+//! - [`tokens`]: API tokens outside HTTP (the CLI's `token` commands).
 //! - [`telemetry`]: the tracing subscriber (stdout with secrets redacted, plus the
 //!   run-log layer).
 //! - [`web`]: the HTTP surface: the console, the JSON API, sign-in, metrics and health.
@@ -43,5 +44,6 @@ pub mod scheduler;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod users;
 pub mod web;

@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use batchboard::app::{self, Application, Options};
+use batchboard::app::{self, Application, JobOverview, Options};
 use batchboard::config::Settings;
-use batchboard::scheduler::{self, SchedulerParts};
 use batchboard::store;
-use batchboard::store::writer::Writer;
-use batchboard::{jobs, telemetry};
+use batchboard::{jobs, telemetry, tokens};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -141,20 +139,8 @@ async fn token(settings: Settings, command: TokenCommand) -> anyhow::Result<Exit
             role,
             expires,
         } => {
-            let owner = store
-                .user_by_name(&user)
-                .await?
-                .with_context(|| format!("no user named {user:?}"))?;
-            let role = role.unwrap_or(owner.role);
             let (token, secret) =
-                store::NewApiToken::issue(&owner, &name, role, expires.as_deref(), now)?;
-            match store.create_token(&token, now).await {
-                Ok(_) => {}
-                Err(store::StoreError::Conflict) => {
-                    anyhow::bail!("{user} already has a token named {name:?}")
-                }
-                Err(error) => return Err(error.into()),
-            }
+                tokens::issue(&store, &user, &name, role, expires.as_deref(), now).await?;
             // On stdout with `println!`, never through `tracing`: the token must not land
             // in the logs.
             println!("{}", secret.expose());
@@ -163,24 +149,13 @@ async fn token(settings: Settings, command: TokenCommand) -> anyhow::Result<Exit
                 |at| format!("until {}", at.to_rfc3339()),
             );
             eprintln!(
-                "created token {name} for {user} ({role}, valid {until}); it is shown only this once"
+                "created token {name} for {user} ({}, valid {until}); it is shown only this once",
+                token.role
             );
         }
         TokenCommand::Revoke { name, user } => {
-            let owner = store
-                .user_by_name(&user)
-                .await?
-                .with_context(|| format!("no user named {user:?}"))?;
-            match store
-                .revoke_token(owner.id, store::TokenRef::Name(&name), now)
-                .await
-            {
-                Ok(_) => println!("revoked token {name} of {user}"),
-                Err(store::StoreError::NotFound) => {
-                    anyhow::bail!("{user} has no live token named {name:?}")
-                }
-                Err(error) => return Err(error.into()),
-            }
+            tokens::revoke(&store, &user, &name, now).await?;
+            println!("revoked token {name} of {user}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -228,9 +203,8 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let application = Application::build(settings, Options::default()).await?;
-    if let Some(address) = application.address() {
-        tracing::info!(%address, jobs = application.jobs_source(), "batchboard is running");
-    }
+    let address = application.address();
+    tracing::info!(%address, jobs = application.jobs_source(), "batchboard is running");
     application
         .run_until_stopped(app::shutdown_signal())
         .await?;
@@ -239,34 +213,26 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 
 async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
     let store = store::connect(&settings.database_url).await?;
-    let jobs = store.jobs().await?;
-    let latest = store.latest_runs().await?;
     println!(
         "{:<28} {:<10} {:<22} {:<28} LAST RUN",
         "JOB", "STATE", "SCHEDULE", "NEXT RUN"
     );
-    for job in jobs {
-        let settings = job
-            .effective_settings()
-            .unwrap_or_else(|_| job.defaults.clone());
+    for JobOverview {
+        job,
+        settings,
+        state,
+        last_run,
+    } in app::job_overviews(&store).await?
+    {
         let schedule = match (&settings.every, &settings.cron) {
             (Some(every), _) => format!("every {every}"),
             (None, Some(cron)) => format!("cron {cron}"),
             (None, None) => "-".into(),
         };
-        let state = if job.removed_at.is_some() {
-            "removed"
-        } else if job.paused {
-            "paused"
-        } else if settings.enabled == Some(false) {
-            "disabled"
-        } else {
-            "enabled"
-        };
         let next = job
             .next_run_at
             .map_or_else(|| "-".into(), |at| at.to_rfc3339());
-        let last = latest.get(&job.id).map_or_else(
+        let last = last_run.map_or_else(
             || "never".into(),
             |run| {
                 format!(
@@ -279,44 +245,17 @@ async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
         );
         println!(
             "{:<28} {:<10} {:<22} {:<28} {last}",
-            job.name, state, schedule, next
+            job.name,
+            state.as_str(),
+            schedule,
+            next
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_job(mut settings: Settings, job: &str) -> anyhow::Result<ExitCode> {
-    let store = store::open(&settings.database_url)?;
-    let registry = jobs::builtins(store.clone()).build();
-    app::use_demo_jobs_without_file(&mut settings);
-    settings.job_specs(&registry)?;
-    store.migrate().await?;
-    let clock = std::sync::Arc::new(batchboard::clock::SystemClock);
-    // Syncing the settings file here would mark every job missing from it as removed,
-    // behind the back of a server that may use another file. Only a database that has
-    // no jobs at all is seeded from the settings.
-    if store.jobs().await?.is_empty() {
-        store.sync_jobs(&settings.jobs, chrono::Utc::now()).await?;
-    } else if store.job_by_name(job).await?.is_none() && settings.jobs.iter().any(|j| j.name == job)
-    {
-        anyhow::bail!(
-            "job {job:?} is in the settings file but not in the database yet: start `batchboard serve` with this file once"
-        );
-    }
-    let (writer, writer_task) = Writer::start(store.clone());
-    let parts = SchedulerParts {
-        store: store.clone(),
-        writer,
-        registry,
-        clock,
-        config: app::scheduler_config(&settings),
-    };
-    let run_id = scheduler::run_once(parts, job).await?;
-    writer_task.await.context("the writer task failed")?;
-    let run = store
-        .run(run_id)
-        .await?
-        .context("the run's row is missing")?;
+async fn run_job(settings: Settings, job: &str) -> anyhow::Result<ExitCode> {
+    let run = app::run_job_once(settings, job).await?;
     println!(
         "run {} of {}: {} in {} ms, {} checked, {} updated",
         run.id,

@@ -4,6 +4,7 @@
 //! SQL sticks to the subset both databases share (`$1` placeholders, `RETURNING`,
 //! `UPDATE … FROM (VALUES …)`); each backend has its own migrations under `migrations/`.
 
+mod job_state;
 mod model;
 mod reads;
 pub mod sqlite;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
+pub use job_state::{JobRuns, JobState};
 pub use model::*;
 pub use reads::*;
 pub use tokens::*;

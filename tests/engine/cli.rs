@@ -114,3 +114,64 @@ fn run_records_one_run_and_jobs_lists_it() {
         text(&unknown.stderr)
     );
 }
+
+const STATES: &str = r#"
+[[jobs]]
+name = "say-hello"
+handler = "command"
+every = "1h"
+params = { program = "true" }
+
+[[jobs]]
+name = "switched-off"
+handler = "command"
+every = "1h"
+enabled = false
+params = { program = "true" }
+
+[[jobs]]
+name = "gives-up"
+handler = "command"
+every = "1h"
+max_attempts = 1
+params = { program = "false" }
+"#;
+
+#[test]
+fn jobs_lists_each_jobs_state_as_the_console_and_the_api_name_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("batchboard.toml"), STATES).expect("written");
+    let run = batchboard(dir.path(), &["run", "gives-up"]);
+    assert!(!run.status.success(), "{}", text(&run.stdout));
+    assert!(
+        text(&run.stdout).contains("run 1 of gives-up: dead"),
+        "{}",
+        text(&run.stdout)
+    );
+
+    let jobs = batchboard(dir.path(), &["jobs"]);
+    assert!(jobs.status.success(), "{}", text(&jobs.stderr));
+    let listing = text(&jobs.stdout);
+    let state_of = |job: &str| {
+        listing
+            .lines()
+            .find(|line| line.starts_with(&format!("{job} ")))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        state_of("say-hello").as_deref(),
+        Some("enabled"),
+        "{listing}"
+    );
+    assert_eq!(
+        state_of("switched-off").as_deref(),
+        Some("disabled"),
+        "{listing}"
+    );
+    assert_eq!(
+        state_of("gives-up").as_deref(),
+        Some("attention"),
+        "{listing}"
+    );
+}

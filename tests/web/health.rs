@@ -44,7 +44,7 @@ impl LiveApp {
         let application = Application::build(settings, options)
             .await
             .expect("the application starts");
-        let address = application.address().expect("an HTTP address");
+        let address = application.address();
         let metrics_address = application.metrics_address();
         let scheduler = application.scheduler().clone();
         let store = application.store().clone();

@@ -104,7 +104,7 @@ pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir) -> TestA
     let application = Application::build(settings, options)
         .await
         .expect("the application starts");
-    let address = application.address().expect("an HTTP address");
+    let address = application.address();
     let store = application.store().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async move {

@@ -85,7 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..Options::default()
     };
     let app = Application::build(settings, options).await?;
-    let address = app.address().context("the server has an address")?;
+    let address = app.address();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;

@@ -1,7 +1,7 @@
 //! `/api/v1/jobs…`: list and read jobs, change their settings, reset them to the file,
 //! run, pause and resume them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
@@ -15,10 +15,9 @@ use super::runs::RunJson;
 use super::{ApiError, ApiJson, ApiOperator, ApiPath, ApiResult, ApiUser, ErrorBody};
 use crate::job::JobSettings;
 use crate::scheduler::{CommandError, EditError, JobPatch};
-use crate::store::{JobRecord, RunRecord};
+use crate::store::{JobRecord, JobRuns, JobState, RunRecord};
 use crate::web::AppState;
 use crate::web::error::WebError;
-use crate::web::pages::dashboard::JobFacts;
 use crate::web::redacted::ShownSettings;
 
 /// A job's schedule: `{"every": "5m"}` or `{"cron": "0 3 * * *", "timezone": "UTC"}`.
@@ -208,10 +207,10 @@ pub async fn list_jobs(State(state): State<AppState>, _user: ApiUser) -> ApiResu
     let jobs = state.store.jobs().await?;
     let latest = state.store.latest_runs().await?;
     let running = state.store.running_runs().await?;
-    let facts = JobFacts::new(&latest, &running);
+    let runs = JobRuns::new(&latest, &running);
     let jobs = jobs
         .iter()
-        .map(|job| JobJson::new(job, facts.state(job).0, latest.get(&job.id)))
+        .map(|job| JobJson::new(job, runs.state(job).as_str(), latest.get(&job.id)))
         .collect();
     Ok(Json(JobList { jobs }))
 }
@@ -431,20 +430,13 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
             ..Default::default()
         })
         .await?;
-    let latest: HashMap<i64, RunRecord> = recent
-        .first()
-        .map(|run| (job.id, run.clone()))
-        .into_iter()
-        .collect();
-    let running: Vec<RunRecord> = recent
-        .iter()
-        .filter(|run| !run.status.is_final())
-        .cloned()
-        .collect();
-    let facts = JobFacts::new(&latest, &running);
     let shown = ShownSettings::of(job, &state.redaction);
     Ok(JobDetailJson {
-        job: JobJson::new(job, facts.state(job).0, recent.first()),
+        job: JobJson::new(
+            job,
+            JobState::from_latest(job, recent.first()).as_str(),
+            recent.first(),
+        ),
         defaults: shown.defaults,
         overrides: shown.overrides,
         effective: shown.effective,

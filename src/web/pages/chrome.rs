@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::store::RunStatus;
+use crate::store::{JobState, RunStatus};
 use crate::web::auth::{CurrentUser, Role};
 use crate::web::csrf::CsrfToken;
 
@@ -63,6 +63,20 @@ impl Badge {
         Self {
             label: label.into(),
             tone,
+        }
+    }
+
+    /// The badge of a job's state. A queued job is told apart from a running one here,
+    /// though both are filtered as running.
+    pub fn job_state(state: JobState) -> Self {
+        match state {
+            JobState::Removed => Self::new("removed", "muted"),
+            JobState::Running { queued: true } => Self::new("queued", "muted"),
+            JobState::Running { queued: false } => Self::new("running", "live"),
+            JobState::NeedsAttention => Self::new("needs attention", "bad"),
+            JobState::Paused => Self::new("paused", "warn"),
+            JobState::Disabled => Self::new("disabled", "muted"),
+            JobState::Enabled => Self::new("enabled", "ok"),
         }
     }
 
@@ -160,6 +174,30 @@ pub fn non_empty(value: &Option<String>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_job_is_badged_queued_though_it_is_filtered_as_running() {
+        let badge = |state| {
+            let Badge { label, tone } = Badge::job_state(state);
+            (label, tone)
+        };
+        assert_eq!(
+            badge(JobState::Running { queued: true }),
+            ("queued".into(), "muted")
+        );
+        assert_eq!(
+            badge(JobState::Running { queued: false }),
+            ("running".into(), "live")
+        );
+        assert_eq!(
+            badge(JobState::NeedsAttention),
+            ("needs attention".into(), "bad")
+        );
+        assert_eq!(badge(JobState::Paused), ("paused".into(), "warn"));
+        assert_eq!(badge(JobState::Disabled), ("disabled".into(), "muted"));
+        assert_eq!(badge(JobState::Removed), ("removed".into(), "muted"));
+        assert_eq!(badge(JobState::Enabled), ("enabled".into(), "ok"));
+    }
 
     #[test]
     fn durations_read_naturally_at_every_scale() {

@@ -5,7 +5,7 @@
 //! A constant number of queries whatever the number of jobs: jobs, latest runs, running
 //! runs, the day's status counts, and the outcome buckets of the jobs on this page.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use askama::Template;
@@ -22,11 +22,15 @@ use super::chrome::{
 use super::svg::{BucketCounts, outcome_strip};
 use crate::schedule::Schedule;
 use crate::scheduler::Generation;
-use crate::store::{JobQuery, JobRecord, RunRecord, RunStatus};
+use crate::store::{JobRecord, JobRuns, JobState, RunStatus};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::WebResult;
+
+mod listing;
+
+use listing::{Listing, list_by_state, list_page};
 
 /// Jobs per page.
 pub const PAGE_SIZE: usize = 50;
@@ -45,14 +49,14 @@ pub struct DashboardQuery {
     pub after: Option<String>,
 }
 
-/// The state filter's choices: value, text.
-pub const STATES: [(&str, &str); 6] = [
-    ("enabled", "Enabled"),
-    ("paused", "Paused"),
-    ("running", "Running"),
-    ("attention", "Needs attention"),
-    ("disabled", "Disabled"),
-    ("removed", "Removed"),
+/// The state filter's choices: the state (its value is [`JobState::as_str`]), text.
+pub const STATES: [(JobState, &str); 6] = [
+    (JobState::Enabled, "Enabled"),
+    (JobState::Paused, "Paused"),
+    (JobState::Running { queued: false }, "Running"),
+    (JobState::NeedsAttention, "Needs attention"),
+    (JobState::Disabled, "Disabled"),
+    (JobState::Removed, "Removed"),
 ];
 
 /// The counts at the top.
@@ -174,7 +178,10 @@ pub(super) async fn dashboard(
             .collect(),
         states: STATES
             .iter()
-            .map(|(value, text)| (*value, *text, Some(*value) == state_filter))
+            .map(|(state, text)| {
+                let value = state.as_str();
+                (value, *text, Some(value) == state_filter)
+            })
             .collect(),
     };
     Ok(DashboardPage {
@@ -270,7 +277,7 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
         Some(_) => list_by_state(state, query, &running).await?,
         None => list_page(state, query).await?,
     };
-    let facts = JobFacts::new(&latest, &running);
+    let runs = JobRuns::new(&latest, &running);
     let counts = Counts {
         running: running
             .iter()
@@ -308,14 +315,14 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
     let rows = page
         .iter()
         .map(|job| {
-            let progress = facts.running.get(&job.id).and_then(|run| {
+            let progress = runs.going(job.id).and_then(|run| {
                 let progress = live.get(run.id)?.progress();
                 Some(progress_view(progress))
             });
             let strip = strips
                 .remove(&job.id)
                 .unwrap_or_else(|| vec![BucketCounts::default(); STRIP_BUCKETS]);
-            job_row(job, &facts, progress, outcome_strip(&strip, since, 60))
+            job_row(job, &runs, progress, outcome_strip(&strip, since, 60))
         })
         .collect();
 
@@ -350,142 +357,10 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
     })
 }
 
-/// One page of jobs and what the page needs to know about all of them.
-struct Listing {
-    /// Up to one more than a page, so the caller knows whether a next page exists.
-    page: Vec<JobRecord>,
-    latest: HashMap<i64, RunRecord>,
-    attention: usize,
-    handlers: Vec<String>,
-}
-
-/// The usual case, without a state filter: the page's jobs come straight from the
-/// store's index on names, so a page costs the same with ten jobs or ten thousand.
-async fn list_page(state: &AppState, query: &DashboardQuery) -> WebResult<Listing> {
-    let filter = JobQuery {
-        name_contains: non_empty(&query.q).map(str::to_owned),
-        handler: non_empty(&query.handler).map(str::to_owned),
-        after: non_empty(&query.after).map(str::to_owned),
-        limit: u32::try_from(PAGE_SIZE + 1).unwrap_or(u32::MAX),
-    };
-    let page = state.store.jobs_matching(&filter).await?;
-    let ids: Vec<i64> = page.iter().map(|job| job.id).collect();
-    Ok(Listing {
-        latest: state.store.latest_runs_of(&ids).await?,
-        attention: usize::try_from(state.store.count_needing_attention().await?)
-            .unwrap_or(usize::MAX),
-        handlers: state.store.job_handlers().await?,
-        page,
-    })
-}
-
-/// With a state filter: a job's state depends on its runs and on what is live, so every
-/// job is looked at. Filtering by state is the rare case that reads all jobs.
-async fn list_by_state(
-    state: &AppState,
-    query: &DashboardQuery,
-    running: &[RunRecord],
-) -> WebResult<Listing> {
-    let jobs = state.store.jobs().await?;
-    let latest = state.store.latest_runs().await?;
-    let facts = JobFacts::new(&latest, running);
-    let attention = jobs
-        .iter()
-        .filter(|job| job.removed_at.is_none() && facts.needs_attention(job.id))
-        .count();
-    let handlers: BTreeSet<String> = jobs
-        .iter()
-        .map(|job| job.defaults.handler.clone())
-        .collect();
-    let page = select_page(&jobs, query, &facts)
-        .into_iter()
-        .cloned()
-        .collect();
-    Ok(Listing {
-        page,
-        latest,
-        attention,
-        handlers: handlers.into_iter().collect(),
-    })
-}
-
 /// The strip's window: the 24 whole hours up to the end of the current hour.
 fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
     let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
     hour - Duration::hours(STRIP_BUCKETS as i64 - 1)
-}
-
-/// What the store says about each job's runs.
-pub struct JobFacts<'a> {
-    latest: &'a HashMap<i64, RunRecord>,
-    running: HashMap<i64, &'a RunRecord>,
-}
-
-impl<'a> JobFacts<'a> {
-    pub fn new(latest: &'a HashMap<i64, RunRecord>, running: &'a [RunRecord]) -> Self {
-        Self {
-            latest,
-            running: running.iter().map(|run| (run.job_id, run)).collect(),
-        }
-    }
-
-    /// Whether the job's latest run is dead (retries exhausted).
-    pub fn needs_attention(&self, job_id: i64) -> bool {
-        self.latest
-            .get(&job_id)
-            .is_some_and(|run| run.status == RunStatus::Dead)
-    }
-
-    /// The job's state: its filter value and badge.
-    pub fn state(&self, job: &JobRecord) -> (&'static str, Badge) {
-        let enabled = job
-            .effective_settings()
-            .map(|settings| settings.enabled.unwrap_or(true))
-            .unwrap_or(true);
-        if job.removed_at.is_some() {
-            ("removed", Badge::new("removed", "muted"))
-        } else if let Some(run) = self.running.get(&job.id) {
-            // A job whose run waits for a free slot is filtered with the running ones.
-            let badge = if run.status == RunStatus::Queued {
-                Badge::new("queued", "muted")
-            } else {
-                Badge::new("running", "live")
-            };
-            ("running", badge)
-        } else if self.needs_attention(job.id) {
-            ("attention", Badge::new("needs attention", "bad"))
-        } else if job.paused {
-            ("paused", Badge::new("paused", "warn"))
-        } else if !enabled {
-            ("disabled", Badge::new("disabled", "muted"))
-        } else {
-            ("enabled", Badge::new("enabled", "ok"))
-        }
-    }
-}
-
-/// The jobs matching the query, by name, from the keyset on: one more than a page, so
-/// the caller knows whether a next page exists.
-pub fn select_page<'a>(
-    jobs: &'a [JobRecord],
-    query: &DashboardQuery,
-    facts: &JobFacts<'_>,
-) -> Vec<&'a JobRecord> {
-    let needle = non_empty(&query.q).map(str::to_lowercase);
-    let handler = non_empty(&query.handler);
-    let state = non_empty(&query.state);
-    let after = non_empty(&query.after);
-    jobs.iter()
-        .filter(|job| after.is_none_or(|after| job.name.as_str() > after))
-        .filter(|job| {
-            needle
-                .as_deref()
-                .is_none_or(|n| job.name.to_lowercase().contains(n))
-        })
-        .filter(|job| handler.is_none_or(|h| job.defaults.handler == h))
-        .filter(|job| state.is_none_or(|s| facts.state(job).0 == s))
-        .take(PAGE_SIZE + 1)
-        .collect()
 }
 
 fn progress_view(progress: crate::job::Progress) -> ProgressView {
@@ -521,11 +396,11 @@ pub fn describe_schedule(job: &JobRecord) -> String {
 
 fn job_row(
     job: &JobRecord,
-    facts: &JobFacts<'_>,
+    runs: &JobRuns<'_>,
     progress: Option<ProgressView>,
     strip_svg: String,
 ) -> JobRow {
-    let last = facts.latest.get(&job.id).map(|run| LastRunView {
+    let last = runs.latest(job.id).map(|run| LastRunView {
         run_id: run.id,
         badge: Badge::status(run.status),
         // A queued run, or one that never started, is placed at its slot.
@@ -539,7 +414,7 @@ fn job_row(
         name_url: encode(&job.name),
         handler: job.defaults.handler.clone(),
         schedule: describe_schedule(job),
-        state: facts.state(job).1,
+        state: Badge::job_state(runs.state(job)),
         last,
         next: job.next_run_at.map(TimeView::new),
         progress,
@@ -587,48 +462,11 @@ mod tests {
     }
 
     #[test]
-    fn the_page_keysets_by_name_and_filters_by_name_handler_and_state() {
-        let mut jobs: Vec<JobRecord> = (0..60)
-            .map(|i| record(i, &format!("job-{i:02}"), "demo"))
-            .collect();
-        jobs[3].paused = true;
-        jobs[4].defaults.handler = "http".into();
-        let latest = HashMap::new();
-        let facts = JobFacts::new(&latest, &[]);
-        let all = select_page(&jobs, &DashboardQuery::default(), &facts);
-        assert_eq!(all.len(), PAGE_SIZE + 1);
-        let after = DashboardQuery {
-            after: Some("job-49".into()),
-            ..Default::default()
-        };
-        let rest = select_page(&jobs, &after, &facts);
-        assert_eq!(rest.first().map(|j| j.name.as_str()), Some("job-50"));
-        assert_eq!(rest.len(), 10);
-        let paused = DashboardQuery {
-            state: Some("paused".into()),
-            ..Default::default()
-        };
-        assert_eq!(select_page(&jobs, &paused, &facts).len(), 1);
-        let http = DashboardQuery {
-            handler: Some("http".into()),
-            q: Some("JOB-0".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            select_page(&jobs, &http, &facts)
-                .iter()
-                .map(|j| j.id)
-                .collect::<Vec<_>>(),
-            vec![4]
-        );
-    }
-
-    #[test]
     fn the_dashboard_escapes_job_names_handlers_and_filters() {
         let job = record(1, HOSTILE, HOSTILE);
         let latest = HashMap::new();
-        let facts = JobFacts::new(&latest, &[]);
-        let row = job_row(&job, &facts, None, String::new());
+        let runs = JobRuns::new(&latest, &[]);
+        let row = job_row(&job, &runs, None, String::new());
         let page = DashboardPage {
             chrome: chrome(),
             counts: Counts::default(),

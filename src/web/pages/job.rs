@@ -11,11 +11,11 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
-use super::dashboard::{JobFacts, describe_schedule};
+use super::dashboard::describe_schedule;
 use super::schedule::{FieldErrors, FormValues, render_form};
 use super::svg::duration_chart;
 use crate::secrets::RedactionList;
-use crate::store::{JobRecord, RunFilter, RunRecord, RunStatus, Trigger};
+use crate::store::{JobRecord, JobState, RunFilter, RunRecord, RunStatus, Trigger};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
@@ -256,17 +256,6 @@ fn summarise(
     recent: &[RunRecord],
     chrome: &Chrome,
 ) -> JobSummary {
-    let latest: std::collections::HashMap<i64, RunRecord> = recent
-        .first()
-        .map(|run| (job.id, run.clone()))
-        .into_iter()
-        .collect();
-    let running: Vec<RunRecord> = recent
-        .iter()
-        .filter(|r| !r.status.is_final())
-        .cloned()
-        .collect();
-    let facts = JobFacts::new(&latest, &running);
     // The scheduler knows what runs in this process; the store may lag a moment.
     let live_run = state
         .scheduler
@@ -275,7 +264,8 @@ fn summarise(
         .into_iter()
         .find(|run| run.job_id == job.id)
         .map(|run| run.run_id);
-    summary_of(job, facts.state(job).1, live_run, chrome)
+    let state = JobState::from_latest(job, recent.first());
+    summary_of(job, Badge::job_state(state), live_run, chrome)
 }
 
 /// The summary of `job` in `state`, with `live_run` in progress, as seen by `chrome`'s user.
