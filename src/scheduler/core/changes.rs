@@ -108,6 +108,7 @@ impl Core {
             .await
             .map_err(store_error)?;
         state.next_run_at = None;
+        self.ids.insert(record.name.clone(), record.id);
         self.jobs.insert(record.id, state);
         if let Some(next) = next_run_at {
             self.queue_fire(record.id, next, false);

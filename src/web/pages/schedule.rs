@@ -229,7 +229,6 @@ pub(super) async fn reset(
 ) -> WebResult<Response> {
     user.require(Role::Operator)?;
     let chrome = Chrome::new(user.clone(), csrf);
-    let job = load_job(&state, &name).await?;
     let field = Some(form.field.trim()).filter(|field| !field.is_empty());
     match state
         .scheduler
@@ -241,6 +240,8 @@ pub(super) async fn reset(
             Ok(changed_response(&headers, &saved, &notice, &chrome.csrf))
         }
         Err(error) => {
+            // Read only when refused: a reset that succeeds returns the job as saved.
+            let job = load_job(&state, &name).await?;
             let values = FormValues::of_job(&job);
             refused(&state, &headers, &job, &values, error, &chrome).await
         }
