@@ -3,7 +3,8 @@
 //! An edit becomes new operator overrides on top of the file defaults. It is checked as a
 //! whole (the merged settings must make a valid [`JobSpec`] whose handler accepts its
 //! params), saved with a compare-and-swap on the job's `version` together with one
-//! history row per changed field, and then applied by the scheduler at once.
+//! history row per changed field and the next fire, in one transaction, and then applied
+//! by the scheduler's memory once the save succeeded.
 //!
 //! The planning here is pure; the scheduler task runs it (see `Core::edit`) so that an
 //! edit and the rescheduling it causes happen in order with every other command.
@@ -50,6 +51,9 @@ pub struct JobPatch {
     pub concurrency: Option<String>,
     pub misfire: Option<String>,
     pub enabled: Option<bool>,
+    /// Pauses or resumes the job in the same change (one version, one save); not a
+    /// setting, so never an override.
+    pub paused: Option<bool>,
 }
 
 /// Why an edit was refused. Nothing was saved in any case.
@@ -83,11 +87,23 @@ pub(crate) enum Edit {
     Reset(Option<String>),
 }
 
-/// The overrides to save and the history rows that go with them.
+/// The overrides and paused state to save and the history rows that go with them.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EditPlan {
     pub overrides: serde_json::Map<String, serde_json::Value>,
+    pub paused: bool,
     pub changes: Vec<JobChange>,
+}
+
+impl EditPlan {
+    /// `record` as it stands once the plan is saved (version and times aside).
+    pub(crate) fn applied_to(&self, record: &JobRecord) -> JobRecord {
+        JobRecord {
+            overrides: self.overrides.clone(),
+            paused: self.paused,
+            ..record.clone()
+        }
+    }
 }
 
 /// Works out what `edit` does to `record`: `Ok(None)` when nothing would change.
@@ -105,17 +121,33 @@ pub(crate) fn plan(
         Edit::Patch(patch) => patched(record, &before, patch)?,
         Edit::Reset(field) => reset(record, field.as_deref())?,
     };
+    let paused = match edit {
+        Edit::Patch(patch) => patch.paused.unwrap_or(record.paused),
+        Edit::Reset(_) => record.paused,
+    };
     let after_record = JobRecord {
         overrides: overrides.clone(),
         ..record.clone()
     };
     let after = effective(&after_record)?;
     validate(&after, registry)?;
-    let changes = changed_fields(&before, &after, actor)?;
-    Ok((!changes.is_empty()).then_some(EditPlan { overrides, changes }))
+    let mut changes = changed_fields(&before, &after, actor)?;
+    if paused != record.paused {
+        changes.push(JobChange {
+            actor: actor.to_owned(),
+            field: "paused".into(),
+            old_value: Some(record.paused.into()),
+            new_value: Some(paused.into()),
+        });
+    }
+    Ok((!changes.is_empty()).then_some(EditPlan {
+        overrides,
+        paused,
+        changes,
+    }))
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> EditError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> EditError {
     let mut error = SettingsError::default();
     error.fields.insert(field, message.into());
     EditError::Invalid(error)

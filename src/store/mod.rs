@@ -147,19 +147,19 @@ pub trait Store: Send + Sync + 'static {
     async fn run_chain(&self, first_run_id: i64) -> StoreResult<Vec<RunRecord>>;
     // job edits
 
-    /// Replaces a job's operator overrides if its `version` is still `expected_version`,
-    /// bumping the version, and records `changes` in `job_changes` at `now`: all in one
-    /// transaction. Returns the job as saved.
+    /// Saves an operator's edit if the job's `version` is still `expected_version`: its
+    /// overrides, paused state and next fire, a version bump, and its `changes` in
+    /// `job_changes` at `now`, all in one transaction. Returns the job as saved.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] (and nothing written) when the version moved on;
-    /// [`StoreError::NotFound`] when there is no such job.
+    /// [`StoreError::NotFound`] when there is no such job; any other error leaves the job
+    /// and its history as they were.
     async fn update_job_overrides(
         &self,
         job_id: i64,
         expected_version: i64,
-        overrides: serde_json::Map<String, serde_json::Value>,
-        changes: &[JobChange],
+        edit: &JobEdit,
         now: DateTime<Utc>,
     ) -> StoreResult<JobRecord>;
 

@@ -333,6 +333,20 @@ pub struct JobChange {
     pub new_value: Option<serde_json::Value>,
 }
 
+/// Everything an operator's edit writes to a job, saved in one transaction by
+/// [`crate::store::Store::update_job_overrides`]: the scheduler plans it whole, so a
+/// failed write leaves neither a half-saved change nor an unscheduled job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEdit {
+    pub overrides: serde_json::Map<String, serde_json::Value>,
+    pub paused: bool,
+    /// The next fire worked out from the edited settings; `None` leaves the job
+    /// unscheduled (paused or disabled).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// One history row per changed field, `paused` included.
+    pub changes: Vec<JobChange>,
+}
+
 /// A recorded [`JobChange`], with its job's name and when it was made.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobChangeRecord {

@@ -363,19 +363,10 @@ impl Store for SqliteStore {
         &self,
         job_id: i64,
         expected_version: i64,
-        overrides: serde_json::Map<String, serde_json::Value>,
-        changes: &[JobChange],
+        edit: &JobEdit,
         now: DateTime<Utc>,
     ) -> StoreResult<JobRecord> {
-        edits::update_job_overrides(
-            &self.pool,
-            job_id,
-            expected_version,
-            overrides,
-            changes,
-            now,
-        )
-        .await
+        edits::update_job_overrides(&self.pool, job_id, expected_version, edit, now).await
     }
 
     async fn set_paused_by(

@@ -65,6 +65,111 @@ async fn a_valid_interval_change_moves_the_next_fire_at_once_and_is_recorded() {
     engine.stop().await;
 }
 
+/// Runs `sql` on the engine's database file beside the store's own pool, as a second
+/// process would.
+async fn execute_on_the_database(engine: &Engine, sql: &str) {
+    let url = format!("sqlite://{}", engine.dir.path().join("test.db").display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("the database opens");
+    sqlx::query(sql)
+        .execute(&pool)
+        .await
+        .expect("the statement runs");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_schedule_save_that_fails_saves_nothing_and_the_job_keeps_its_old_schedule() {
+    let mut engine = Engine::start(&[job("sync", "1h", serde_json::json!({"action": "ok"}))]).await;
+    let before = load(&engine, "sync").await;
+    // Refuses the write of the next fire: saved in a statement of its own, the change
+    // would already be committed by then, with the job left unscheduled.
+    execute_on_the_database(
+        &engine,
+        "CREATE TRIGGER refuse_next_fire BEFORE UPDATE OF next_run_at ON jobs \
+         BEGIN SELECT RAISE(ABORT, 'next_run_at is read-only'); END",
+    )
+    .await;
+    let refused = engine
+        .handle
+        .edit_job("sync", every("5m"), before.version, "ada")
+        .await;
+    assert!(matches!(refused, Err(EditError::Store(_))), "{refused:?}");
+    execute_on_the_database(&engine, "DROP TRIGGER refuse_next_fire").await;
+
+    let after = load(&engine, "sync").await;
+    assert_eq!(
+        after, before,
+        "overrides, version and next fire as they were"
+    );
+    assert!(history(&engine).await.is_empty());
+
+    engine.advance(5 * 60).await;
+    engine.advance(55 * 60).await;
+    engine.finished("sync").await;
+    let runs = engine.runs("sync").await;
+    let fired_for: Vec<_> = runs.iter().map(|run| run.scheduled_for).collect();
+    assert_eq!(
+        fired_for,
+        [t0() + Duration::hours(1)],
+        "the refused interval never took effect"
+    );
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_of_settings_and_paused_together_is_one_version_and_one_save() {
+    let engine = Engine::start(&[job("sync", "1h", serde_json::json!({"action": "ok"}))]).await;
+    let before = load(&engine, "sync").await;
+    let paused = engine
+        .handle
+        .edit_job(
+            "sync",
+            JobPatch {
+                paused: Some(true),
+                ..every("5m")
+            },
+            before.version,
+            "ada",
+        )
+        .await
+        .expect("the edit is accepted");
+    assert_eq!(paused.version, before.version + 1);
+    assert!(paused.paused);
+    assert_eq!(paused.next_run_at, None, "a paused job is not scheduled");
+    assert_eq!(load(&engine, "sync").await, paused);
+    let fields: Vec<_> = history(&engine)
+        .await
+        .iter()
+        .map(|c| (c.field.clone(), c.new_value.clone()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("paused".to_owned(), Some(true.into())),
+            ("every".to_owned(), Some("5m".into())),
+        ]
+    );
+
+    let resumed = engine
+        .handle
+        .edit_job(
+            "sync",
+            JobPatch {
+                paused: Some(false),
+                ..JobPatch::default()
+            },
+            paused.version,
+            "ada",
+        )
+        .await
+        .expect("the resume is accepted");
+    assert_eq!(resumed.version, paused.version + 1);
+    assert_eq!(resumed.next_run_at, Some(t0() + Duration::minutes(5)));
+    engine.stop().await;
+}
+
 #[tokio::test]
 async fn an_invalid_change_is_refused_with_the_field_named_and_nothing_changes() {
     let engine = Engine::start(&[job("sync", "1h", serde_json::json!({"action": "ok"}))]).await;

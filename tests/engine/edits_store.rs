@@ -2,7 +2,7 @@
 
 use batchboard::job::JobSettings;
 use batchboard::store::sqlite::SqliteStore;
-use batchboard::store::{ChangeFilter, JobChange, JobRecord, Store, StoreError};
+use batchboard::store::{ChangeFilter, JobChange, JobEdit, JobRecord, Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 
 struct TestStore {
@@ -48,8 +48,14 @@ fn change(field: &str, old: serde_json::Value, new: serde_json::Value) -> JobCha
     }
 }
 
-fn overrides(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    value.as_object().cloned().expect("an object")
+/// An edit of `job` that keeps its paused state and next fire.
+fn edit_of(job: &JobRecord, overrides: serde_json::Value, changes: Vec<JobChange>) -> JobEdit {
+    JobEdit {
+        overrides: overrides.as_object().cloned().expect("an object"),
+        paused: job.paused,
+        next_run_at: job.next_run_at,
+        changes,
+    }
 }
 
 #[tokio::test]
@@ -61,11 +67,14 @@ async fn an_edit_saves_the_overrides_bumps_the_version_and_records_each_change()
         .update_job_overrides(
             job.id,
             job.version,
-            overrides(serde_json::json!({"every": "10m", "max_attempts": 5})),
-            &[
-                change("every", "5m".into(), "10m".into()),
-                change("max_attempts", serde_json::Value::Null, 5.into()),
-            ],
+            &edit_of(
+                &job,
+                serde_json::json!({"every": "10m", "max_attempts": 5}),
+                vec![
+                    change("every", "5m".into(), "10m".into()),
+                    change("max_attempts", serde_json::Value::Null, 5.into()),
+                ],
+            ),
             at(60),
         )
         .await
@@ -92,6 +101,55 @@ async fn an_edit_saves_the_overrides_bumps_the_version_and_records_each_change()
 }
 
 #[tokio::test]
+async fn an_edit_saves_its_paused_state_and_next_fire_with_its_overrides() {
+    let db = open_store().await;
+    let job = synced(&db.store, &["sync"]).await.remove(0);
+    let edit = JobEdit {
+        paused: true,
+        next_run_at: None,
+        ..edit_of(
+            &job,
+            serde_json::json!({"every": "10m"}),
+            vec![
+                change("every", "5m".into(), "10m".into()),
+                change("paused", false.into(), true.into()),
+            ],
+        )
+    };
+    let saved = db
+        .store
+        .update_job_overrides(job.id, job.version, &edit, at(60))
+        .await
+        .expect("the edit saves");
+    assert_eq!(
+        (saved.paused, saved.next_run_at, saved.version),
+        (true, None, job.version + 1)
+    );
+    let resumed = JobEdit {
+        paused: false,
+        next_run_at: Some(at(660)),
+        changes: vec![change("paused", true.into(), false.into())],
+        ..edit
+    };
+    let saved = db
+        .store
+        .update_job_overrides(job.id, saved.version, &resumed, at(60))
+        .await
+        .expect("the edit saves");
+    assert_eq!(
+        (saved.paused, saved.next_run_at, saved.version),
+        (false, Some(at(660)), job.version + 2)
+    );
+    let reread = db
+        .store
+        .job_by_name("sync")
+        .await
+        .expect("loads")
+        .expect("exists");
+    assert_eq!(reread, saved, "what is returned is what was saved");
+}
+
+#[tokio::test]
 async fn an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing() {
     let db = open_store().await;
     let job = synced(&db.store, &["sync"]).await.remove(0);
@@ -100,8 +158,11 @@ async fn an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing() {
         .update_job_overrides(
             job.id,
             job.version - 1,
-            overrides(serde_json::json!({"every": "10m"})),
-            &[change("every", "5m".into(), "10m".into())],
+            &edit_of(
+                &job,
+                serde_json::json!({"every": "10m"}),
+                vec![change("every", "5m".into(), "10m".into())],
+            ),
             at(60),
         )
         .await;
@@ -129,7 +190,17 @@ async fn an_edit_of_a_missing_job_is_not_found() {
     let db = open_store().await;
     let result = db
         .store
-        .update_job_overrides(42, 1, serde_json::Map::new(), &[], at(0))
+        .update_job_overrides(
+            42,
+            1,
+            &JobEdit {
+                overrides: serde_json::Map::new(),
+                paused: false,
+                next_run_at: None,
+                changes: Vec::new(),
+            },
+            at(0),
+        )
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
@@ -180,12 +251,15 @@ async fn the_history_pages_by_keyset_and_filters_by_job() {
             .update_job_overrides(
                 job.id,
                 current.version,
-                overrides(serde_json::json!({ "max_attempts": attempts })),
-                &[change(
-                    "max_attempts",
-                    serde_json::Value::Null,
-                    attempts.into(),
-                )],
+                &edit_of(
+                    &current,
+                    serde_json::json!({ "max_attempts": attempts }),
+                    vec![change(
+                        "max_attempts",
+                        serde_json::Value::Null,
+                        attempts.into(),
+                    )],
+                ),
                 at(i64::from(attempts)),
             )
             .await

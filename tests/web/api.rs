@@ -395,6 +395,56 @@ async fn a_patch_changes_the_schedule_and_policies_and_is_recorded_in_the_histor
 }
 
 #[tokio::test]
+async fn a_patch_of_settings_and_paused_together_is_one_change_with_one_version() {
+    let app = app().await;
+    let operator = signed_in(&app, "olga", Role::Operator).await;
+    let version = version_of(&app, JOB).await;
+    let (status, job) = send(
+        &operator,
+        Method::PATCH,
+        &format!("/api/v1/jobs/{JOB}"),
+        Some(json!({"version": version, "every": "15m", "paused": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(
+        job["version"],
+        json!(version + 1),
+        "one version bump: {job}"
+    );
+    assert_eq!(
+        (job["paused"].clone(), job["next_run_at"].clone()),
+        (json!(true), json!(null))
+    );
+    assert_eq!(version_of(&app, JOB).await, version + 1);
+
+    let (status, history) = get(&operator, &format!("/api/v1/history?job={JOB}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let changes: Vec<_> = history["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["field"].clone(),
+                c["new_value"].clone(),
+                c["changed_at"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(
+        (&changes[0].0, &changes[0].1),
+        (&json!("paused"), &json!(true))
+    );
+    assert_eq!(
+        (&changes[1].0, &changes[1].1),
+        (&json!("every"), &json!("15m"))
+    );
+    assert_eq!(changes[0].2, changes[1].2, "saved together");
+}
+
+#[tokio::test]
 async fn a_patch_with_a_stale_version_is_a_conflict_and_changes_nothing() {
     let app = app().await;
     let operator = signed_in(&app, "olga", Role::Operator).await;

@@ -2,7 +2,7 @@
 //! of what is configured stay visible; a run's log and error have them masked.
 
 use batchboard::job::JobSettings;
-use batchboard::store::{JobChange, Role};
+use batchboard::store::{JobChange, JobEdit, Role};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -141,7 +141,17 @@ async fn the_history_of_a_params_change_shows_no_secret_on_the_page_or_in_the_ap
         new_value: Some(new),
     };
     app.store
-        .update_job_overrides(job.id, job.version, overrides, &[change], start_time())
+        .update_job_overrides(
+            job.id,
+            job.version,
+            &JobEdit {
+                overrides,
+                paused: job.paused,
+                next_run_at: job.next_run_at,
+                changes: vec![change],
+            },
+            start_time(),
+        )
         .await
         .expect("the change is saved");
 

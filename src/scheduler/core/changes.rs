@@ -1,11 +1,13 @@
 //! The commands that change a job while the scheduler runs: pause, resume, an
 //! operator's edit, and reloading a job from the store.
 
-use super::{Core, now_of};
+use chrono::{DateTime, Utc};
+
+use super::{Core, JobState, now_of};
 use crate::scheduler::edit::{self, Edit, EditError};
 use crate::scheduler::handoff::RetryDue;
 use crate::scheduler::{CommandError, SchedulerEvent, policy};
-use crate::store::{JobRecord, StoreError};
+use crate::store::{JobEdit, JobRecord, StoreError};
 
 impl Core {
     pub(super) async fn set_paused(
@@ -53,6 +55,10 @@ impl Core {
     }
 
     /// Plans, saves and applies an operator's edit; see `SchedulerHandle::edit_job`.
+    ///
+    /// One read and one write: the next fire is worked out from the planned settings
+    /// before the save, which writes it with the change, and memory follows only once
+    /// the save succeeded, so a failed save leaves the job firing on its old schedule.
     pub(super) async fn edit(
         &mut self,
         name: &str,
@@ -82,25 +88,64 @@ impl Core {
         let Some(plan) = edit::plan(&record, edit, actor, &self.registry)? else {
             return Ok(record);
         };
+        // The plan was validated against the registry, so this only fails if the
+        // settings cannot be read back; `job_state` has logged why.
+        let mut state = self
+            .job_state(&plan.applied_to(&record))
+            .ok_or_else(|| edit::invalid("settings", "the edited job cannot run"))?;
         let now = now_of(&self.clock);
-        self.store
-            .update_job_overrides(
-                record.id,
-                expected_version,
-                plan.overrides,
-                &plan.changes,
-                now,
-            )
+        let next_run_at = self.next_fire_after_change(record.id, &state, now);
+        let resumed = record.paused && !plan.paused;
+        let change = JobEdit {
+            overrides: plan.overrides,
+            paused: plan.paused,
+            next_run_at,
+            changes: plan.changes,
+        };
+        let saved = self
+            .store
+            .update_job_overrides(record.id, expected_version, &change, now)
             .await
             .map_err(store_error)?;
-        self.reload(name)
-            .await
-            .map_err(|error| EditError::Store(error.to_string()))?;
-        self.store
-            .job_by_name(name)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| EditError::UnknownJob(name.to_owned()))
+        state.next_run_at = None;
+        self.ids.insert(record.name.clone(), record.id);
+        self.jobs.insert(record.id, state);
+        if let Some(next) = next_run_at {
+            self.queue_fire(record.id, next, false);
+            if resumed {
+                self.requeue_pending_retries(record.id).await;
+            }
+        }
+        self.events.send(SchedulerEvent::JobChanged {
+            job: name.to_owned(),
+        });
+        Ok(saved)
+    }
+
+    /// When a job whose settings just changed (to `state`) fires next: its stored next
+    /// fire when its schedule is the one it already had and that time is still valid, so
+    /// that changing another setting does not move it; a fresh one otherwise; none while
+    /// it is paused or disabled.
+    fn next_fire_after_change(
+        &self,
+        job_id: i64,
+        state: &JobState,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if state.paused || !state.spec.enabled {
+            return None;
+        }
+        let same_schedule = self
+            .jobs
+            .get(&job_id)
+            .is_some_and(|job| job.spec.schedule == state.spec.schedule);
+        let stored = state
+            .next_run_at
+            .filter(|at| policy::stored_next_is_valid(&state.spec.schedule, *at, now));
+        match stored {
+            Some(at) if same_schedule => Some(at),
+            _ => state.spec.schedule.next_after(now),
+        }
     }
 
     pub(super) async fn reload(&mut self, name: &str) -> Result<(), CommandError> {
@@ -111,10 +156,6 @@ impl Core {
             .map_err(|error| CommandError::Store(error.to_string()))?
             .ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
         self.ids.insert(record.name.clone(), record.id);
-        let old_schedule = self
-            .jobs
-            .get(&record.id)
-            .map(|job| job.spec.schedule.clone());
         let Some(mut state) = self.job_state(&record) else {
             self.jobs.remove(&record.id);
             return Err(CommandError::Invalid {
@@ -123,23 +164,10 @@ impl Core {
                     .into(),
             });
         };
-        let now = now_of(&self.clock);
-        let runnable = !state.paused && state.spec.enabled;
-        let keep = runnable
-            && old_schedule.as_ref() == Some(&state.spec.schedule)
-            && state
-                .next_run_at
-                .is_some_and(|at| policy::stored_next_is_valid(&state.spec.schedule, at, now));
-        let next = if !runnable {
-            None
-        } else if keep {
-            state.next_run_at
-        } else {
-            state.spec.schedule.next_after(now)
-        };
-        state.next_run_at = None;
+        let next = self.next_fire_after_change(record.id, &state, now_of(&self.clock));
+        let stored = state.next_run_at.take();
         self.jobs.insert(record.id, state);
-        if keep {
+        if next == stored {
             if let Some(next) = next {
                 self.queue_fire(record.id, next, false);
             }

@@ -1,32 +1,36 @@
 //! Operator edits of jobs and their audit trail (`job_changes`).
 //!
-//! An edit is a compare-and-swap on `jobs.version` plus the rows saying what changed,
-//! written in one transaction: either both land or neither does, so the history never
+//! An edit is a compare-and-swap on `jobs.version` (with the new overrides, paused state
+//! and next fire) plus the rows saying what changed, written in one transaction: either both land or neither does, so the history never
 //! shows a change that was refused, nor misses one that was saved.
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::{JOB_COLUMNS, JobRow, micros, opt_micros, to_json};
-use crate::store::{ChangeFilter, JobChange, JobChangeRecord, JobRecord, StoreError, StoreResult};
+use crate::store::{
+    ChangeFilter, JobChange, JobChangeRecord, JobEdit, JobRecord, StoreError, StoreResult,
+};
 
 /// See [`crate::store::Store::update_job_overrides`].
 pub(super) async fn update_job_overrides(
     pool: &SqlitePool,
     job_id: i64,
     expected_version: i64,
-    overrides: serde_json::Map<String, serde_json::Value>,
-    changes: &[JobChange],
+    edit: &JobEdit,
     now: DateTime<Utc>,
 ) -> StoreResult<JobRecord> {
-    let overrides = to_json("jobs.overrides", &overrides)?;
+    let overrides = to_json("jobs.overrides", &edit.overrides)?;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let sql = format!(
-        "UPDATE jobs SET overrides = $1, version = version + 1, updated_at = $2 \
-         WHERE id = $3 AND version = $4 RETURNING {JOB_COLUMNS}"
+        "UPDATE jobs SET overrides = $1, paused = $2, next_run_at = $3, \
+         version = version + 1, updated_at = $4 \
+         WHERE id = $5 AND version = $6 RETURNING {JOB_COLUMNS}"
     );
     let row = sqlx::query_as::<_, JobRow>(&sql)
         .bind(&overrides)
+        .bind(edit.paused)
+        .bind(opt_micros(edit.next_run_at))
         .bind(micros(now))
         .bind(job_id)
         .bind(expected_version)
@@ -43,7 +47,7 @@ pub(super) async fn update_job_overrides(
             None => StoreError::NotFound,
         });
     };
-    insert_changes(&mut tx, job_id, changes, now).await?;
+    insert_changes(&mut tx, job_id, &edit.changes, now).await?;
     tx.commit().await?;
     JobRecord::try_from(row)
 }

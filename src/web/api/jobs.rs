@@ -260,28 +260,13 @@ pub async fn patch_job(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<JobDetailJson>> {
+    // Settings and `paused` travel in one patch: one change, one version.
     let request = PatchRequest::parse(body)?;
-    let job = load_job(&state, &name).await?;
-    refuse_removed(&job)?;
-    // The edit checks the version itself; this also covers a change of `paused` alone.
-    if job.version != request.version {
-        return Err(edit_error(EditError::Conflict, false));
-    }
-    if request.patch != JobPatch::default() {
-        state
-            .scheduler
-            .edit_job(&name, request.patch, request.version, &user.name)
-            .await
-            .map_err(|error| edit_error(error, request.nested_schedule))?;
-    }
-    // Pausing is not an override: it goes through the scheduler's own command.
-    match request.paused {
-        Some(true) if !job.paused => state.scheduler.pause_as(&name, &user.name).await,
-        Some(false) if job.paused => state.scheduler.resume_as(&name, &user.name).await,
-        _ => Ok(()),
-    }
-    .map_err(command_error)?;
-    let job = load_job(&state, &name).await?;
+    let job = state
+        .scheduler
+        .edit_job(&name, request.patch, request.version, &user.name)
+        .await
+        .map_err(|error| edit_error(error, request.nested_schedule))?;
     Ok(Json(detail(&state, &job).await?))
 }
 
@@ -448,7 +433,6 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
 struct PatchRequest {
     version: i64,
     patch: JobPatch,
-    paused: Option<bool>,
     /// The schedule came as `"schedule": {...}`: its errors are named `schedule.…`.
     nested_schedule: bool,
 }
@@ -458,7 +442,6 @@ impl PatchRequest {
         let mut errors = BTreeMap::new();
         let mut version = None;
         let mut patch = JobPatch::default();
-        let mut paused = None;
         let mut schedule: Option<ScheduleJson> = None;
         for (field, value) in body {
             let errors = &mut errors;
@@ -476,7 +459,7 @@ impl PatchRequest {
                 "concurrency" => patch.concurrency = take(errors, field, value),
                 "misfire" => patch.misfire = take(errors, field, value),
                 "enabled" => patch.enabled = take(errors, field, value),
-                "paused" => paused = take(errors, field, value),
+                "paused" => patch.paused = take(errors, field, value),
                 _ => {
                     errors.insert(field, "this is not a setting that can be changed".into());
                 }
@@ -511,7 +494,6 @@ impl PatchRequest {
             Some(version) if errors.is_empty() => Ok(Self {
                 version,
                 patch,
-                paused,
                 nested_schedule,
             }),
             _ => Err(ApiError(WebError::Invalid {
