@@ -5,18 +5,7 @@ use batchboard::store::sqlite::SqliteStore;
 use batchboard::store::{ChangeFilter, JobChange, JobEdit, JobRecord, Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 
-struct TestStore {
-    store: SqliteStore,
-    _dir: tempfile::TempDir,
-}
-
-async fn open_store() -> TestStore {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
-    let store = SqliteStore::connect(&url).await.expect("the store opens");
-    store.migrate().await.expect("migrations apply");
-    TestStore { store, _dir: dir }
-}
+use crate::support::open_store;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)

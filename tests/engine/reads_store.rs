@@ -7,16 +7,10 @@ use batchboard::store::sqlite::SqliteStore;
 use batchboard::store::{NewRun, OutcomeBucket, RunFinish, RunStatus, Store, Trigger, WriteBatch};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-struct TestStore {
-    store: SqliteStore,
-    _dir: tempfile::TempDir,
-}
+use crate::support::{TestStore, open_store};
 
 async fn store_with_jobs(names: &[&str]) -> (TestStore, Vec<i64>) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("reads.db").display());
-    let store = SqliteStore::connect(&url).await.expect("the store opens");
-    store.migrate().await.expect("migrations apply");
+    let store = open_store().await;
     let jobs: Vec<JobSettings> = names
         .iter()
         .map(|name| JobSettings {
@@ -37,7 +31,7 @@ async fn store_with_jobs(names: &[&str]) -> (TestStore, Vec<i64>) {
                 .id
         })
         .collect();
-    (TestStore { store, _dir: dir }, ids)
+    (store, ids)
 }
 
 fn at(minutes: i64) -> DateTime<Utc> {

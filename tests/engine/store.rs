@@ -8,27 +8,7 @@ use batchboard::store::{
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-/// A migrated store on a fresh file that lives as long as the value.
-struct TestStore {
-    store: SqliteStore,
-    _dir: tempfile::TempDir,
-}
-
-impl std::ops::Deref for TestStore {
-    type Target = SqliteStore;
-
-    fn deref(&self) -> &SqliteStore {
-        &self.store
-    }
-}
-
-async fn open_store() -> TestStore {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
-    let store = SqliteStore::connect(&url).await.expect("the store opens");
-    store.migrate().await.expect("migrations apply");
-    TestStore { store, _dir: dir }
-}
+use crate::support::{TestStore, open_store};
 
 /// 2026-01-01T00:00:00Z plus `seconds`, with a microsecond part so that precision is
 /// exercised everywhere.

@@ -259,3 +259,30 @@ impl Engine {
         (self.dir, self.clock)
     }
 }
+
+/// A migrated store on a fresh SQLite file that lives as long as the value.
+pub struct TestStore {
+    pub store: batchboard::store::sqlite::SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = batchboard::store::sqlite::SqliteStore;
+
+    fn deref(&self) -> &Self::Target {
+        &self.store
+    }
+}
+
+/// A fresh, migrated store in a temporary directory.
+pub async fn open_store() -> TestStore {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
+    let store = batchboard::store::sqlite::SqliteStore::connect(&url)
+        .await
+        .expect("the store opens");
+    batchboard::store::Store::migrate(&store)
+        .await
+        .expect("migrations apply");
+    TestStore { store, _dir: dir }
+}

@@ -1,16 +1,9 @@
 //! Users in the SQLite store against real temporary database files.
 
-use batchboard::store::sqlite::SqliteStore;
 use batchboard::store::{NewUser, Role, Store, StoreError, UserUpdate};
 use chrono::{DateTime, Duration, Utc};
 
-async fn open_store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
-    let store = SqliteStore::connect(&url).await.expect("the store opens");
-    store.migrate().await.expect("migrations apply");
-    (store, dir)
-}
+use crate::support::open_store;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 123_457_000).expect("a valid time")
@@ -28,7 +21,7 @@ fn new_user(name: &str, role: Role) -> NewUser {
 
 #[tokio::test]
 async fn a_created_user_is_found_by_name_and_by_id() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     let created = store
         .create_user(&new_user("ann", Role::Operator), at(0))
         .await
@@ -58,7 +51,7 @@ async fn a_created_user_is_found_by_name_and_by_id() {
 
 #[tokio::test]
 async fn a_taken_name_is_a_conflict() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     store
         .create_user(&new_user("ann", Role::Viewer), at(0))
         .await
@@ -71,7 +64,7 @@ async fn a_taken_name_is_a_conflict() {
 
 #[tokio::test]
 async fn users_are_listed_by_name_and_counted() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     assert_eq!(store.count_users().await.expect("count"), 0);
     for name in ["zoe", "ann", "mia"] {
         store
@@ -92,7 +85,7 @@ async fn users_are_listed_by_name_and_counted() {
 
 #[tokio::test]
 async fn an_update_changes_only_the_given_fields() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     let ann = store
         .create_user(&new_user("ann", Role::Viewer), at(0))
         .await
@@ -131,7 +124,7 @@ async fn an_update_changes_only_the_given_fields() {
 
 #[tokio::test]
 async fn a_forced_password_change_is_kept_until_cleared() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     let told = NewUser {
         must_change_password: true,
         ..new_user("ann", Role::Viewer)
@@ -161,14 +154,14 @@ async fn a_forced_password_change_is_kept_until_cleared() {
 
 #[tokio::test]
 async fn updating_a_missing_user_is_not_found() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     let result = store.update_user(42, &UserUpdate::default(), at(0)).await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
 
 #[tokio::test]
 async fn the_debug_form_of_a_user_hides_the_password_hash() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     let ann = store
         .create_user(&new_user("ann", Role::Viewer), at(0))
         .await
@@ -180,13 +173,13 @@ async fn the_debug_form_of_a_user_hides_the_password_hash() {
 
 #[tokio::test]
 async fn the_sqlite_store_shares_its_pool_for_sessions() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     assert!(store.sqlite_pool().is_some());
 }
 
 #[tokio::test]
 async fn a_server_key_is_created_once_and_then_kept() {
-    let (store, _dir) = open_store().await;
+    let store = open_store().await;
     let now = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
     let first = store
         .server_key("cookies", &[7; 32], now)
