@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_PASSWORD, TestApp, TestClient, spawn_app_with, test_settings};
-use crate::pages::{app_with_jobs, capture_run_logs, job, signed_in};
+use crate::helpers::{app_with_jobs, capture_run_logs, job, signed_in};
 
 const JOB: &str = "inventory-sync";
 const SLOW: &str = "slow-sync";

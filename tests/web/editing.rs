@@ -8,7 +8,7 @@ use batchboard::store::{ChangeFilter, JobChangeRecord, JobRecord, Role};
 use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, TestClient, assert_redirect_to};
-use crate::pages::{app_with_jobs, job, signed_in};
+use crate::helpers::{app_with_jobs, job, signed_in};
 
 const JOB: &str = "inventory-sync";
 

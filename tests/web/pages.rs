@@ -4,74 +4,14 @@
 use std::time::Duration;
 
 use batchboard::job::JobSettings;
-use batchboard::store::{Role, RunStatus};
+use batchboard::store::Role;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    TestApp, TestClient, USER_PASSWORD, assert_redirect_to, spawn_app_with, test_settings,
+    app_with_jobs, assert_redirect_to, capture_run_logs, job, run_to_the_end, signed_in,
 };
 
 const HOSTILE: &str = "<script>alert(1)</script>";
-
-/// A demo job that runs quickly and never fails.
-pub fn job(name: &str, every: &str) -> JobSettings {
-    JobSettings {
-        name: name.into(),
-        handler: "demo_inventory".into(),
-        every: Some(every.into()),
-        // Fast and certain: three items, no delay, never fails.
-        params: Some(serde_json::json!({"items": 3, "item_delay_ms": 0, "fail_chance": 0})),
-        ..JobSettings::default()
-    }
-}
-
-/// An app whose jobs are `jobs`.
-pub async fn app_with_jobs(jobs: Vec<JobSettings>) -> TestApp {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut settings = test_settings(dir.path());
-    settings.jobs = jobs;
-    spawn_app_with(settings, dir).await
-}
-
-/// A client signed in as a new user named `name` with `role`.
-pub async fn signed_in(app: &TestApp, name: &str, role: Role) -> TestClient {
-    app.create_user(name, role).await;
-    let client = app.with_new_client();
-    client.login_ok(name, USER_PASSWORD).await;
-    client
-}
-
-/// Starts a run of `job` through the console as `client` and waits (with a deadline)
-/// until the store has it finished; returns its id.
-pub async fn run_to_the_end(app: &TestApp, client: &TestClient, job: &str) -> i64 {
-    let token = client.csrf_token().await;
-    let response = client
-        .post_form(&format!("/jobs/{job}/run"), &[("csrf_token", &token)])
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|value| value.to_str().ok())
-        .expect("a Location");
-    let id: i64 = location
-        .strip_prefix("/runs/")
-        .and_then(|id| id.parse().ok())
-        .expect("a run URL");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let run = app.store.run(id).await.expect("store").expect("the run");
-        if run.status != RunStatus::Running {
-            assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
-            return id;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not finish in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Every page a signed-in user can GET, with a run to point at.
 fn page_routes(run: i64) -> Vec<String> {
@@ -245,19 +185,6 @@ async fn the_dashboard_pages_by_name_after_the_last_one_shown() {
         dashboard_jobs(&second),
         ["job-050", "job-051", "job-052", "job-053", "job-054"]
     );
-}
-
-/// Captures runs' log lines, as the binary does at start-up: the run-log layer over the
-/// process's global subscriber (once for the whole test binary).
-pub fn capture_run_logs() {
-    use tracing_subscriber::layer::SubscriberExt;
-    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let subscriber =
-            tracing_subscriber::registry().with(batchboard::runlog::RunLogLayer::filtered());
-        // Another test may have installed one first; then runs are captured by that one.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
 }
 
 #[tokio::test]

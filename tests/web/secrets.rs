@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::helpers::{
     ADMIN_PASSWORD, TestApp, TestClient, spawn_app_with, start_time, test_settings,
 };
-use crate::pages::{capture_run_logs, run_to_the_end, signed_in};
+use crate::helpers::{capture_run_logs, run_to_the_end, signed_in};
 
 const BEARER: &str = "Bearer s3cr3t-bearer-token-1";
 const URL_PASSWORD: &str = "url-s3cr3t-pw";
