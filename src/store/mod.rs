@@ -78,14 +78,6 @@ pub trait Store: Send + Sync + 'static {
     /// and returns whether the job exists.
     async fn set_next_run(&self, job_id: i64, next: Option<DateTime<Utc>>) -> StoreResult<bool>;
 
-    /// Pauses or resumes a job, setting `next_run_at` at the same time, bumping `version`.
-    async fn set_paused(
-        &self,
-        job_id: i64,
-        paused: bool,
-        next: Option<DateTime<Utc>>,
-    ) -> StoreResult<JobRecord>;
-
     /// Applies `batch` in one transaction; see [`WriteBatch`] for the order.
     async fn write_batch(&self, batch: WriteBatch) -> StoreResult<BatchResult>;
 
@@ -163,8 +155,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<JobRecord>;
 
-    /// [`Store::set_paused`], and when `paused` differs from the stored state, a
-    /// `paused` change by `actor` at `now`, in one transaction.
+    /// Pauses or resumes a job, setting `next_run_at` and bumping `version`, and when
+    /// `paused` differs from the stored state, records a `paused` change by `actor` at
+    /// `now`: all in one transaction.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such job.

@@ -231,28 +231,6 @@ impl Store for SqliteStore {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn set_paused(
-        &self,
-        job_id: i64,
-        paused: bool,
-        next: Option<DateTime<Utc>>,
-    ) -> StoreResult<JobRecord> {
-        // The trait gives no `now` here, so the edit time is the system clock's.
-        let sql = format!(
-            "UPDATE jobs SET paused = $1, next_run_at = $2, version = version + 1, \
-             updated_at = $3 WHERE id = $4 RETURNING {JOB_COLUMNS}"
-        );
-        let row = sqlx::query_as::<_, JobRow>(&sql)
-            .bind(paused)
-            .bind(opt_micros(next))
-            .bind(micros(Utc::now()))
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        JobRecord::try_from(row)
-    }
-
     async fn write_batch(&self, batch: WriteBatch) -> StoreResult<BatchResult> {
         batch::write_batch(&self.pool, batch).await
     }

@@ -193,7 +193,7 @@ async fn sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_
 
     // Removed: marked, unscheduled, history and pause state kept.
     let paused = store
-        .set_paused(beta, true, Some(at(300)))
+        .set_paused_by(beta, true, Some(at(300)), "olga", at(25))
         .await
         .expect("pause");
     assert_eq!(paused.version, 2);
@@ -232,11 +232,11 @@ async fn sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_
 }
 
 #[tokio::test]
-async fn set_paused_and_set_next_run_report_a_missing_job() {
+async fn pausing_and_setting_the_next_run_report_a_missing_job() {
     let store = open_store().await;
     assert!(!store.set_next_run(42, Some(at(0))).await.expect("query"));
     assert!(matches!(
-        store.set_paused(42, true, None).await,
+        store.set_paused_by(42, true, None, "olga", at(0)).await,
         Err(StoreError::NotFound)
     ));
 }
