@@ -917,3 +917,84 @@ async fn an_empty_batch_writes_nothing_and_returns_empty_results() {
         .expect("empty batch");
     assert_eq!(result, batchboard::store::BatchResult::default());
 }
+
+/// The rebuild of `runs` in migration 0011 on a database that has history: every run and
+/// log line survives, a pruned run's id is never handed out again, and the new states
+/// are accepted.
+#[tokio::test]
+async fn upgrading_to_queued_runs_keeps_every_run_log_line_and_used_id() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let before_0011 = dir.path().join("migrations");
+    std::fs::create_dir(&before_0011).expect("a folder");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&shipped).expect("the migrations") {
+        let path = entry.expect("an entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.as_bytes().first().is_some_and(u8::is_ascii_digit) && name < "0011" {
+            std::fs::copy(&path, before_0011.join(name)).expect("copied");
+        }
+    }
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let store = SqliteStore::connect(&url).await.expect("the store opens");
+    sqlx::migrate::Migrator::new(before_0011.as_path())
+        .await
+        .expect("the older migrations load")
+        .run(store.pool())
+        .await
+        .expect("the older migrations apply");
+
+    let jobs = store
+        .sync_jobs(&[settings("alpha", "1m")], at(0))
+        .await
+        .expect("sync");
+    let job = jobs[0].id;
+    let runs = insert_runs(&store, &[job, job, job], 0).await;
+    add_logs(&store, &runs, 2).await;
+    finish_all(&store, &runs, RunStatus::Succeeded).await;
+    // The oldest run is pruned as history, and the newest is deleted, so the highest id
+    // ever used is above every stored one.
+    let pruned = store.prune_runs(None, Some(2), 100).await.expect("prune");
+    assert_eq!(pruned.runs_deleted, 1);
+    let kept_before = store.run(runs[1]).await.expect("loads").expect("kept");
+    sqlx::query("DELETE FROM run_logs WHERE run_id = $1")
+        .bind(runs[2])
+        .execute(store.pool())
+        .await
+        .expect("logs of the last run go");
+    sqlx::query("DELETE FROM runs WHERE id = $1")
+        .bind(runs[2])
+        .execute(store.pool())
+        .await
+        .expect("the last run goes");
+
+    store.migrate().await.expect("0011 applies over history");
+
+    assert_eq!(store.run(runs[0]).await.expect("loads"), None);
+    assert_eq!(
+        store.run(runs[1]).await.expect("loads"),
+        Some(kept_before),
+        "a run survives the rebuild unchanged"
+    );
+    assert_eq!(
+        store
+            .run_logs(runs[1], None, 100)
+            .await
+            .expect("logs")
+            .len(),
+        2,
+        "its log lines survive and still point at it"
+    );
+    let next = insert_runs(&store, &[job], 10).await;
+    assert!(
+        next[0] > runs[2],
+        "no used id is handed out again: {next:?}"
+    );
+    sqlx::query("UPDATE runs SET status = 'queued', started_at = NULL WHERE id = $1")
+        .bind(next[0])
+        .execute(store.pool())
+        .await
+        .expect("a queued run with no start is accepted");
+}
