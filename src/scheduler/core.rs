@@ -28,6 +28,8 @@ struct JobState {
     name: String,
     spec: Arc<JobSpec>,
     handler: Arc<dyn ErasedHandler>,
+    /// See [`JobSnapshot::secrets`].
+    secrets: Arc<[String]>,
     next_run_at: Option<DateTime<Utc>>,
     paused: bool,
 }
@@ -93,6 +95,7 @@ impl Core {
         match runnable(record, &self.registry) {
             Ok((spec, handler)) => Some(JobState {
                 name: record.name.clone(),
+                secrets: self.exec.secrets_of(&spec),
                 spec,
                 handler,
                 next_run_at: record.next_run_at,
@@ -326,6 +329,7 @@ impl Core {
             name: job.name.clone(),
             spec: Arc::clone(&job.spec),
             handler: Arc::clone(&job.handler),
+            secrets: Arc::clone(&job.secrets),
         };
         self.dispatches += 1;
         let dispatch = self.dispatches;

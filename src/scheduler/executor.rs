@@ -85,6 +85,11 @@ impl Exec {
         }
     }
 
+    /// The values `spec`'s params declare secret, to mask in each of its runs' output.
+    pub(crate) fn secrets_of(&self, spec: &crate::job::JobSpec) -> Arc<[String]> {
+        secrets::secret_values(&spec.params, self.runlog.redaction()).into()
+    }
+
     pub(crate) fn instance_id(&self) -> &str {
         &self.instance_id
     }
@@ -202,10 +207,7 @@ impl Exec {
             self.clock.clone(),
         ));
         let secrets = Arc::clone(sink.secrets());
-        secrets.register_all(secrets::secret_values(
-            &job.spec.params,
-            self.runlog.redaction(),
-        ));
+        secrets.register_all(job.secrets.iter().cloned());
         if !runlog::attach(&span, Arc::clone(&sink)) && self.capture_warned.set(()).is_ok() {
             tracing::warn!("run logs are not captured: the tracing subscriber has no RunLogLayer");
         }

@@ -25,6 +25,8 @@ pub(crate) struct JobSnapshot {
     pub name: String,
     pub spec: Arc<JobSpec>,
     pub handler: Arc<dyn ErasedHandler>,
+    /// The values its params declare secret, found once when the job was loaded.
+    pub secrets: Arc<[String]>,
 }
 
 /// A dispatched run is over: sent by the executor to the scheduler.

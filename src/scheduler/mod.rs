@@ -464,6 +464,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
     let snapshot = handoff::JobSnapshot {
         id: record.id,
         name: record.name.clone(),
+        secrets: exec.secrets_of(&spec),
         spec,
         handler,
     };
