@@ -23,6 +23,9 @@ pub trait Clock: Send + Sync + 'static {
 /// A cheaply cloneable, shared clock.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// The longest a [`SystemClock`] sleeps before reading the wall clock again.
+pub const WALL_CLOCK_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -44,7 +47,10 @@ impl Clock for SystemClock {
                 if remaining.is_zero() {
                     return;
                 }
-                tokio::time::sleep(remaining).await;
+                // Tokio sleeps on the monotonic clock, which a wall-clock step or a
+                // suspend does not move: waking every few seconds to read the wall
+                // clock again bounds how late such a jump can make a fire.
+                tokio::time::sleep(remaining.min(WALL_CLOCK_RECHECK)).await;
             }
         })
     }

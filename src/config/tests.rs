@@ -499,3 +499,24 @@ fn secure_cookies_come_from_the_environment_too() {
         "{text}"
     );
 }
+
+#[test]
+fn grace_periods_longer_than_their_bound_are_refused_not_overflowed() {
+    let text = r#"
+[scheduler]
+shutdown_grace = "100000d"
+timeout_grace = "2h"
+"#;
+    let text = problems(Settings::from_toml(text, path()).expect_err("too long"));
+    let expected = [
+        "batchboard.toml: scheduler.shutdown_grace: \"100000d\" is too long: at most 1d",
+        "batchboard.toml: scheduler.timeout_grace: \"2h\" is too long: at most 1h",
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+    let bounds = "[scheduler]\nshutdown_grace = \"1d\"\ntimeout_grace = \"1h\"\n";
+    let settings = Settings::from_toml(bounds, path()).expect("the bounds themselves are fine");
+    assert_eq!(
+        settings.scheduler.shutdown_grace,
+        Duration::from_secs(86_400)
+    );
+}

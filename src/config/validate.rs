@@ -14,6 +14,8 @@ use crate::schedule::parse_duration;
 
 const MAX_CONCURRENT_RUNS: std::ops::RangeInclusive<usize> = 1..=100_000;
 const MAX_LINES_PER_RUN: std::ops::RangeInclusive<usize> = 1..=10_000_000;
+const MAX_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_TIMEOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Checks the file's values and the environment's overrides, collecting every problem.
 pub(super) fn build(
@@ -170,21 +172,33 @@ fn scheduler_settings(
             ),
         }
     }
-    for (key, text, slot) in [
+    // Bounded so that `now + grace` can never overflow, and a typo (`30d` for `30s`)
+    // cannot hold a shutdown for weeks.
+    for (key, text, slot, longest) in [
         (
             "scheduler.shutdown_grace",
             &raw.shutdown_grace,
             &mut scheduler.shutdown_grace,
+            MAX_SHUTDOWN_GRACE,
         ),
         (
             "scheduler.timeout_grace",
             &raw.timeout_grace,
             &mut scheduler.timeout_grace,
+            MAX_TIMEOUT_GRACE,
         ),
     ] {
         if let Some(text) = text {
             match parse_duration(text) {
-                Ok(duration) => *slot = duration,
+                Ok(duration) if duration <= longest => *slot = duration,
+                Ok(_) => problem(
+                    file_origin,
+                    Some(key),
+                    format!(
+                        "{text:?} is too long: at most {}",
+                        crate::schedule::format_duration(longest)
+                    ),
+                ),
                 Err(error) => problem(file_origin, Some(key), error.to_string()),
             }
         }

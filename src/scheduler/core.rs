@@ -16,7 +16,7 @@ mod recovery;
 use super::due_queue::{DueEntry, DueQueue, FireDue};
 use super::events::EventBus;
 use super::executor::Exec;
-use super::handoff::{Claim, Ended, JobSnapshot, RetryDue};
+use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
 use super::live::{LiveRuns, StopReason};
 use super::overlap::{self, Hold, Overlap, Start};
 use super::{Command, CommandError, SchedulerEvent, policy};
@@ -59,6 +59,15 @@ pub(crate) struct Core {
     /// Retries held back because their job's previous run is still going (`forbid`);
     /// they are queued again the moment it ends.
     deferred: HashMap<i64, Vec<RetryDue>>,
+    /// Claims the database refused in a row, by job: the next try waits longer.
+    refusals: HashMap<i64, u32>,
+}
+
+/// The wait before a refused claim is tried again: a second, doubled at each further
+/// refusal of the same job, up to a minute.
+fn refusal_backoff(refusals: u32) -> chrono::Duration {
+    let doublings = refusals.saturating_sub(1).min(6);
+    chrono::Duration::seconds(1_i64 << doublings).min(chrono::Duration::minutes(1))
 }
 
 /// The validated settings and the handler of a stored job.
@@ -242,7 +251,21 @@ impl Core {
     }
 
     fn retry(&mut self, due: RetryDue, now: DateTime<Utc>) {
-        let Some(job) = self.jobs.get(&due.job_id) else {
+        let Some(job) = self.jobs.get(&due.job_id).filter(|job| job.spec.enabled) else {
+            // Removed, disabled, or unable to run: the chain ends here rather than
+            // waiting to fire the moment the job comes back.
+            tracing::info!(
+                job_id = due.job_id,
+                run_id = due.failed_run_id,
+                "dropping the retry of a job that no longer runs"
+            );
+            let claim = RetryClaim {
+                failed_run_id: due.failed_run_id,
+                expected: due.retry_at,
+                run: None,
+            };
+            let exec = Arc::clone(&self.exec);
+            self.tracker.spawn(exec.drop_retry(claim));
             return;
         };
         if job.paused {
@@ -264,7 +287,7 @@ impl Core {
         let claim = RetryClaim {
             failed_run_id: due.failed_run_id,
             expected: due.retry_at,
-            run,
+            run: Some(run),
         };
         self.dispatch(due.job_id, Claim::Retry(claim));
     }
@@ -434,6 +457,13 @@ impl Core {
                 });
             }
         }
+        match ended.refused {
+            Some(refused) => self.back_off(ended.job_id, refused),
+            None if !ended.lost => {
+                self.refusals.remove(&ended.job_id);
+            }
+            None => {}
+        }
         if ended.lost {
             let name = self.jobs.get(&ended.job_id).map(|job| job.name.clone());
             if let Some(name) = name {
@@ -442,6 +472,32 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Tries a claim the database refused again after a backoff, instead of at once: the
+    /// refused write would most likely be refused again, in a loop.
+    fn back_off(&mut self, job_id: i64, refused: Refused) {
+        let refusals = self.refusals.entry(job_id).or_insert(0);
+        *refusals += 1;
+        let refusals = *refusals;
+        let at = now_of(&self.clock) + refusal_backoff(refusals);
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        match refused {
+            Refused::Fire { nominal } => {
+                // The store still has this slot as the next fire; the later slot queued
+                // when it was dispatched would lose its claim, so it is dropped as stale.
+                job.next_run_at = Some(nominal);
+                self.queue.push_refire(job_id, nominal, at);
+            }
+            Refused::Retry(due) => self.queue.push_retry_at(at, due),
+        }
+        self.events.send(SchedulerEvent::ClaimRefused {
+            job: job.name.clone(),
+            refusals,
+            retry_at: at,
+        });
     }
 
     /// Stops firing, gives running runs the grace period, then cancels what is left

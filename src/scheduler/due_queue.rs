@@ -169,6 +169,27 @@ impl DueQueue {
         self.push(due.retry_at, DueKind::Retry(due.into()));
     }
 
+    /// Queues the retry `due` for `at` rather than its own time: its claim still expects
+    /// the stored `retry_at`.
+    pub(crate) fn push_retry_at(&mut self, at: DateTime<Utc>, due: RetryDue) {
+        self.push(at, DueKind::Retry(due.into()));
+    }
+
+    /// Queues the fire of slot `nominal` again for `at`, after its claim was refused: it
+    /// starts late, as a catch-up.
+    pub(crate) fn push_refire(&mut self, job_id: i64, nominal: DateTime<Utc>, at: DateTime<Utc>) {
+        self.push(
+            at,
+            DueKind::Fire(FireDue {
+                job_id,
+                nominal,
+                start_at: at,
+                catch_up: true,
+                early: false,
+            }),
+        );
+    }
+
     fn push(&mut self, at: DateTime<Utc>, kind: DueKind) {
         self.seq += 1;
         self.heap.push(Reverse(Due {

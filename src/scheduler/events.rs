@@ -41,7 +41,8 @@ impl EventBus {
         let counter = match event {
             SchedulerEvent::RunStarted { .. }
             | SchedulerEvent::RunFinished { .. }
-            | SchedulerEvent::FireSkipped { .. } => &self.runs,
+            | SchedulerEvent::FireSkipped { .. }
+            | SchedulerEvent::ClaimRefused { .. } => &self.runs,
             SchedulerEvent::JobChanged { .. } | SchedulerEvent::ShuttingDown => &self.jobs,
         };
         counter.fetch_add(1, Ordering::AcqRel);

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::events::EventBus;
-use super::handoff::{Claim, Ended, JobSnapshot, RetryDue};
+use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
@@ -40,6 +40,15 @@ pub(crate) struct Exec {
     timeout_grace: chrono::Duration,
     instance_id: String,
     capture_warned: OnceLock<()>,
+}
+
+/// Why a dispatched run got no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missed {
+    /// Someone else claimed the fire first.
+    Lost,
+    /// The database refused the write.
+    Refused,
 }
 
 /// How the handler's task ended.
@@ -98,21 +107,23 @@ impl Exec {
         self.clock.now().trunc_subsecs(6)
     }
 
-    fn ended(&self, job_id: i64, dispatch: u64, retry: Option<RetryDue>, lost: bool) {
+    fn ended(&self, ended: Ended) {
         // The scheduler task is gone only at the very end of shutdown, when nobody needs
         // to hear about this run any more.
-        let _ = self.commands.send(Command::Ended(Ended {
-            job_id,
-            dispatch,
-            retry,
-            lost,
-        }));
+        let _ = self.commands.send(Command::Ended(ended));
     }
 
     /// Writes a skipped fire: the schedule moves on and the skip is on record.
     pub(crate) async fn record_skip(self: Arc<Self>, claim: FireClaim) {
         if let Err(error) = self.writer.claim_fire(claim).await {
             tracing::error!(%error, "could not record a skipped fire");
+        }
+    }
+
+    /// Ends a retry chain without a run: its job was removed or disabled.
+    pub(crate) async fn drop_retry(self: Arc<Self>, claim: crate::store::RetryClaim) {
+        if let Err(error) = self.writer.claim_retry(claim).await {
+            tracing::error!(%error, "could not drop the retry of a job that no longer runs");
         }
     }
 
@@ -125,23 +136,34 @@ impl Exec {
         cancel: CancellationToken,
         stop: Arc<OnceLock<StopReason>>,
     ) {
-        let Some((run_id, row)) = self.claim(&job, claim).await else {
-            self.ended(job.id, dispatch, None, true);
-            return;
+        let refused = Refused::of(&claim);
+        let ended = |retry, missed| Ended {
+            job_id: job.id,
+            dispatch,
+            retry,
+            lost: missed == Some(Missed::Lost),
+            refused: refused.filter(|_| missed == Some(Missed::Refused)),
+        };
+        let (run_id, row) = match self.claim(&job, claim).await {
+            Ok(claimed) => claimed,
+            Err(missed) => {
+                self.ended(ended(None, Some(missed)));
+                return;
+            }
         };
         let retry = self.run(&job, run_id, &row, cancel, stop).await;
-        self.ended(job.id, dispatch, retry, false);
+        self.ended(ended(retry, None));
     }
 
-    /// Records the run's `running` row; `None` if the fire is not ours or the write failed.
-    async fn claim(&self, job: &JobSnapshot, claim: Claim) -> Option<(i64, NewRun)> {
+    /// Records the run's `running` row.
+    async fn claim(&self, job: &JobSnapshot, claim: Claim) -> Result<(i64, NewRun), Missed> {
         let (result, row) = match claim {
             Claim::Fire(claim) => {
-                let row = claim.run.clone()?;
+                let row = claim.run.clone().ok_or(Missed::Lost)?;
                 (self.writer.claim_fire(claim).await, row)
             }
             Claim::Retry(claim) => {
-                let row = claim.run.clone();
+                let row = claim.run.clone().ok_or(Missed::Lost)?;
                 (self.writer.claim_retry(claim).await, row)
             }
             Claim::Manual(row, reply) => {
@@ -155,14 +177,14 @@ impl Exec {
             }
         };
         match result {
-            Ok(ClaimResult::Run(run_id)) => Some((run_id, row)),
+            Ok(ClaimResult::Run(run_id)) => Ok((run_id, row)),
             Ok(ClaimResult::Lost | ClaimResult::Claimed) => {
                 tracing::debug!(job = %job.name, "fire claimed elsewhere");
-                None
+                Err(Missed::Lost)
             }
             Err(error) => {
                 tracing::error!(job = %job.name, %error, "could not record the start of a run");
-                None
+                Err(Missed::Refused)
             }
         }
     }

@@ -39,6 +39,40 @@ pub(crate) struct Ended {
     /// The claim was lost to someone else (an edit, or another instance): the job's
     /// schedule in memory may be stale.
     pub lost: bool,
+    /// The database refused the claim: it is tried again after a backoff.
+    pub refused: Option<Refused>,
+}
+
+/// A claim the database refused (a write error, not a claim lost to someone else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The fire of this slot, which is still the job's stored next fire.
+    Fire {
+        nominal: DateTime<Utc>,
+    },
+    Retry(RetryDue),
+}
+
+impl Refused {
+    /// What to try again if `claim` is refused; a manual run is not tried again (its
+    /// caller is told).
+    pub(crate) fn of(claim: &Claim) -> Option<Self> {
+        match claim {
+            Claim::Fire(claim) => Some(Refused::Fire {
+                nominal: claim.expected,
+            }),
+            Claim::Retry(claim) => claim.run.as_ref().map(|run| {
+                Refused::Retry(RetryDue {
+                    job_id: run.job_id,
+                    failed_run_id: claim.failed_run_id,
+                    retry_at: claim.expected,
+                    next_attempt: run.attempt,
+                    first_run_id: run.first_run_id.unwrap_or(claim.failed_run_id),
+                })
+            }),
+            Claim::Manual(..) => None,
+        }
+    }
 }
 
 /// A retry waiting for its time.

@@ -100,6 +100,13 @@ pub enum SchedulerEvent {
         status: RunStatus,
         retry_at: Option<DateTime<Utc>>,
     },
+    /// The database refused to record the start of a run of `job` (`refusals` times in a
+    /// row); the claim is tried again at `retry_at`.
+    ClaimRefused {
+        job: String,
+        refusals: u32,
+        retry_at: DateTime<Utc>,
+    },
     /// A fire was recorded as skipped because the previous run was still going.
     FireSkipped {
         job: String,

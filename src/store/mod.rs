@@ -9,6 +9,7 @@ mod model;
 mod reads;
 pub mod sqlite;
 mod tokens;
+mod transient;
 mod user;
 pub mod writer;
 

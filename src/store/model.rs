@@ -184,7 +184,8 @@ pub struct FireClaim {
 pub struct RetryClaim {
     pub failed_run_id: i64,
     pub expected: DateTime<Utc>,
-    pub run: NewRun,
+    /// `None` ends the retry chain without a run (its job was removed or disabled).
+    pub run: Option<NewRun>,
 }
 
 /// A change of a run's state between its claim and its end, written only when a run

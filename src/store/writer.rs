@@ -4,15 +4,22 @@
 //! While one batch is being committed, new requests queue up; the next batch takes them
 //! all. Under load this turns thousands of tiny transactions a second into a few dozen
 //! large ones, and when idle a lone request is written at once, with no timer to wait for.
+//!
+//! A batch that fails is never dropped as a whole: a busy, unreachable or full database
+//! is waited out with backoff (a lost finish would have its run executed again after the
+//! next start), and a batch the database refuses is split until the refused write is
+//! found, so that one bad request fails alone instead of taking everybody's claims and
+//! finishes with it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark, SharedStore,
-    StoreError, WriteBatch,
+    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark,
+    SharedStore, StoreError, WriteBatch,
 };
 
 /// A batch could not be written. Shared by every request of that batch.
@@ -23,7 +30,18 @@ pub struct WriteFailed(Arc<StoreError>);
 /// How many requests one transaction takes at most; more wait for the next one.
 const MAX_BATCH: usize = 8192;
 
+/// The wait after a batch failed on a transient error, doubled at each further failure
+/// up to [`RETRY_WAIT_MAX`].
+const RETRY_WAIT_FIRST: Duration = Duration::from_millis(100);
+const RETRY_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Once every handle is dropped (the process is stopping), how long a failing batch is
+/// still retried. Past it, what is left is given up with an error in the log: the runs
+/// it would have ended stay `running` and are interrupted and retried at the next start.
+const RETRY_WHILE_STOPPING: Duration = Duration::from_secs(30);
+
 enum Request {
+    Log(LogLine),
     Fire(FireClaim, oneshot::Sender<Result<ClaimResult, WriteFailed>>),
     Retry(
         RetryClaim,
@@ -104,15 +122,6 @@ impl Writer {
     }
 }
 
-#[derive(Default)]
-struct Replies {
-    fires: Vec<oneshot::Sender<Result<ClaimResult, WriteFailed>>>,
-    retries: Vec<oneshot::Sender<Result<ClaimResult, WriteFailed>>>,
-    inserts: Vec<oneshot::Sender<Result<i64, WriteFailed>>>,
-    marks: Vec<oneshot::Sender<Result<(), WriteFailed>>>,
-    finishes: Vec<oneshot::Sender<Result<(), WriteFailed>>>,
-}
-
 async fn run(
     store: SharedStore,
     mut requests: mpsc::UnboundedReceiver<Request>,
@@ -121,115 +130,181 @@ async fn run(
     let mut requests_open = true;
     let mut logs_open = true;
     while requests_open || logs_open {
-        let mut batch = WriteBatch::default();
-        let mut replies = Replies::default();
+        let mut pending = Vec::new();
         // Wait for the first piece of work, then take everything else already waiting.
         tokio::select! {
             request = requests.recv(), if requests_open => match request {
-                Some(request) => add(&mut batch, &mut replies, request),
+                Some(request) => pending.push(request),
                 None => requests_open = false,
             },
             line = logs.recv(), if logs_open => match line {
-                Some(line) => batch.logs.push(line),
+                Some(line) => pending.push(Request::Log(line)),
                 None => logs_open = false,
             },
         }
-        let mut taken = 1;
-        while taken < MAX_BATCH {
+        while pending.len() < MAX_BATCH {
             let Ok(request) = requests.try_recv() else {
                 break;
             };
-            add(&mut batch, &mut replies, request);
-            taken += 1;
+            pending.push(request);
         }
         // Logs are taken after requests so that a run's lines, sent before its finish,
         // are always in the same batch as the finish or an earlier one.
-        while taken < MAX_BATCH * 2 {
+        while pending.len() < MAX_BATCH * 2 {
             let Ok(line) = logs.try_recv() else { break };
-            batch.logs.push(line);
-            taken += 1;
+            pending.push(Request::Log(line));
         }
-        if batch.is_empty() {
+        if pending.is_empty() {
             continue;
         }
-        commit(&store, batch, replies).await;
+        commit(&store, pending, !requests_open).await;
     }
 }
 
-fn add(batch: &mut WriteBatch, replies: &mut Replies, request: Request) {
-    match request {
-        Request::Fire(claim, reply) => {
-            batch.fires.push(claim);
-            replies.fires.push(reply);
-        }
-        Request::Retry(claim, reply) => {
-            batch.retries.push(claim);
-            replies.retries.push(reply);
-        }
-        Request::Insert(run, reply) => {
-            batch.inserts.push(run);
-            replies.inserts.push(reply);
-        }
-        Request::Mark(mark, reply) => {
-            batch.marks.push(mark);
-            replies.marks.push(reply);
-        }
-        Request::Finish(finish, reply) => {
-            batch.finishes.push(finish);
-            replies.finishes.push(reply);
+/// Writes `pending`, splitting it around writes the database refuses; see the module
+/// documentation.
+async fn commit(store: &SharedStore, pending: Vec<Request>, stopping: bool) {
+    // Halves still to write, the next one last; applying the first half before the
+    // second does what the whole batch would have done, as each kind of write keeps its
+    // order.
+    let mut halves = vec![pending];
+    while let Some(mut pending) = halves.pop() {
+        match write_until_done(store, &pending, stopping).await {
+            Ok(result) => answer(pending, result),
+            Err(error) if pending.len() > 1 => {
+                tracing::warn!(%error, writes = pending.len(), "the database refused a batch; writing it in halves to find the refused write");
+                let second = pending.split_off(pending.len() / 2);
+                halves.push(second);
+                halves.push(pending);
+            }
+            Err(error) => refuse(pending, error),
         }
     }
 }
 
-async fn commit(store: &SharedStore, batch: WriteBatch, replies: Replies) {
-    let lines = batch.logs.len();
-    let sizes = [
-        batch.fires.len(),
-        batch.retries.len(),
-        batch.inserts.len(),
-        batch.marks.len(),
-        lines,
-        batch.finishes.len(),
-    ];
+/// Writes the batch of `pending`, waiting out transient errors with backoff. Returns the
+/// first error that is not transient (or any error, once stopping has lasted too long).
+async fn write_until_done(
+    store: &SharedStore,
+    pending: &[Request],
+    stopping: bool,
+) -> Result<BatchResult, StoreError> {
     let started = std::time::Instant::now();
-    let written = store.write_batch(batch).await;
-    tracing::debug!(
-        fires = sizes[0],
-        retries = sizes[1],
-        inserts = sizes[2],
-        marks = sizes[3],
-        logs = sizes[4],
-        finishes = sizes[5],
-        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        "batch committed"
-    );
-    match written {
-        Ok(result) => {
-            // A receiver that is gone stopped caring (its task ended); nothing to do.
-            for (reply, claim) in replies.fires.into_iter().zip(result.fires) {
-                let _ = reply.send(Ok(claim));
+    let mut wait = RETRY_WAIT_FIRST;
+    let mut failures: u32 = 0;
+    loop {
+        let batch = batch_of(pending);
+        let sizes = [
+            batch.fires.len(),
+            batch.retries.len(),
+            batch.inserts.len(),
+            batch.marks.len(),
+            batch.logs.len(),
+            batch.finishes.len(),
+        ];
+        let attempt_started = std::time::Instant::now();
+        let written = store.write_batch(batch).await;
+        tracing::debug!(
+            fires = sizes[0],
+            retries = sizes[1],
+            inserts = sizes[2],
+            marks = sizes[3],
+            logs = sizes[4],
+            finishes = sizes[5],
+            elapsed_us = u64::try_from(attempt_started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "batch written"
+        );
+        let error = match written {
+            Ok(result) => {
+                if failures > 0 {
+                    tracing::info!(failures, "writes go through again");
+                }
+                return Ok(result);
             }
-            for (reply, claim) in replies.retries.into_iter().zip(result.retries) {
-                let _ = reply.send(Ok(claim));
+            Err(error) => error,
+        };
+        if !error.is_transient() || (stopping && started.elapsed() > RETRY_WHILE_STOPPING) {
+            return Err(error);
+        }
+        failures += 1;
+        // Loud at first, then at each doubling: an outage of an hour logs a dozen lines.
+        if failures.is_power_of_two() {
+            tracing::error!(%error, failures, writes = pending.len(), retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "writing to the database failed; retrying");
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_WAIT_MAX);
+    }
+}
+
+/// The writes of `pending` as one batch. Cloned so that the batch can be sent again.
+fn batch_of(pending: &[Request]) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    for request in pending {
+        match request {
+            Request::Fire(claim, _) => batch.fires.push(claim.clone()),
+            Request::Retry(claim, _) => batch.retries.push(claim.clone()),
+            Request::Insert(run, _) => batch.inserts.push(run.clone()),
+            Request::Mark(mark, _) => batch.marks.push(*mark),
+            Request::Log(line) => batch.logs.push(line.clone()),
+            Request::Finish(finish, _) => batch.finishes.push(finish.clone()),
+        }
+    }
+    batch
+}
+
+fn answer(pending: Vec<Request>, result: BatchResult) {
+    let mut fires = result.fires.into_iter();
+    let mut retries = result.retries.into_iter();
+    let mut inserts = result.inserts.into_iter();
+    let missing = || {
+        WriteFailed(Arc::new(StoreError::Decode(
+            "the store answered fewer writes than it was sent".into(),
+        )))
+    };
+    // A receiver that is gone stopped caring (its task ended); nothing to do.
+    for request in pending {
+        match request {
+            Request::Fire(_, reply) => {
+                let _ = reply.send(fires.next().ok_or_else(missing));
             }
-            for (reply, id) in replies.inserts.into_iter().zip(result.inserts) {
-                let _ = reply.send(Ok(id));
+            Request::Retry(_, reply) => {
+                let _ = reply.send(retries.next().ok_or_else(missing));
             }
-            for reply in replies.marks.into_iter().chain(replies.finishes) {
+            Request::Insert(_, reply) => {
+                let _ = reply.send(inserts.next().ok_or_else(missing));
+            }
+            Request::Mark(_, reply) | Request::Finish(_, reply) => {
                 let _ = reply.send(Ok(()));
             }
+            Request::Log(_) => {}
         }
-        Err(error) => {
-            tracing::error!(%error, log_lines_lost = lines, "a batch of scheduler writes failed");
-            let failed = WriteFailed(Arc::new(error));
-            for reply in replies.fires.into_iter().chain(replies.retries) {
+    }
+}
+
+/// Tells the one write the database refused (or, when stopping, every write left)
+/// that it failed.
+fn refuse(pending: Vec<Request>, error: StoreError) {
+    let failed = WriteFailed(Arc::new(error));
+    for request in pending {
+        match request {
+            Request::Fire(_, reply) | Request::Retry(_, reply) => {
+                tracing::error!(error = %failed, "a claim could not be written");
                 let _ = reply.send(Err(failed.clone()));
             }
-            for reply in replies.inserts {
+            Request::Insert(_, reply) => {
+                tracing::error!(error = %failed, "a run could not be inserted");
                 let _ = reply.send(Err(failed.clone()));
             }
-            for reply in replies.marks.into_iter().chain(replies.finishes) {
+            Request::Mark(mark, reply) => {
+                tracing::error!(error = %failed, run_id = mark.run_id, "a run's start could not be recorded");
                 let _ = reply.send(Err(failed.clone()));
+            }
+            Request::Finish(finish, reply) => {
+                tracing::error!(error = %failed, run_id = finish.run_id, "a run's end could not be recorded");
+                let _ = reply.send(Err(failed.clone()));
+            }
+            Request::Log(line) => {
+                tracing::warn!(error = %failed, run_id = line.run_id, "a run's log line was dropped");
             }
         }
     }

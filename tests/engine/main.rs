@@ -4,6 +4,7 @@
 mod cli;
 mod edits;
 mod edits_store;
+mod faults;
 mod queued;
 mod reads_store;
 mod restart;

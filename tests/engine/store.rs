@@ -437,7 +437,7 @@ async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt() {
     let claim = RetryClaim {
         failed_run_id: first,
         expected: pending[0].retry_at.expect("retry_at"),
-        run: retry_run,
+        run: Some(retry_run),
     };
     let result = store
         .write_batch(WriteBatch {

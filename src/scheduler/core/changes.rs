@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Core, JobState, now_of};
+use crate::job::MisfirePolicy;
 use crate::scheduler::edit::{self, Edit, EditError};
 use crate::scheduler::handoff::RetryDue;
 use crate::scheduler::{CommandError, SchedulerEvent, policy};
@@ -125,7 +126,8 @@ impl Core {
     /// When a job whose settings just changed (to `state`) fires next: its stored next
     /// fire when its schedule is the one it already had and that time is still valid, so
     /// that changing another setting does not move it; a fresh one otherwise; none while
-    /// it is paused or disabled.
+    /// it is paused or disabled. A job that was not firing (disabled, or unable to run)
+    /// and whose stored slot has passed follows its misfire policy, as at start-up.
     fn next_fire_after_change(
         &self,
         job_id: i64,
@@ -135,16 +137,20 @@ impl Core {
         if state.paused || !state.spec.enabled {
             return None;
         }
-        let same_schedule = self
-            .jobs
-            .get(&job_id)
-            .is_some_and(|job| job.spec.schedule == state.spec.schedule);
+        let before = self.jobs.get(&job_id);
+        let same_schedule = before.is_some_and(|job| job.spec.schedule == state.spec.schedule);
+        let was_firing = before.is_some_and(|job| job.spec.enabled && !job.paused);
+        let schedule = &state.spec.schedule;
         let stored = state
             .next_run_at
-            .filter(|at| policy::stored_next_is_valid(&state.spec.schedule, *at, now));
+            .filter(|at| policy::stored_next_is_valid(schedule, *at, now));
         match stored {
-            Some(at) if same_schedule => Some(at),
-            _ => state.spec.schedule.next_after(now),
+            Some(at) if same_schedule && (was_firing || at > now) => Some(at),
+            Some(missed) if same_schedule && state.spec.misfire == MisfirePolicy::RunOnce => {
+                Some(missed)
+            }
+            Some(missed) if same_schedule => policy::next_fire(schedule, missed, now),
+            _ => schedule.next_after(now),
         }
     }
 
@@ -166,16 +172,19 @@ impl Core {
         };
         let next = self.next_fire_after_change(record.id, &state, now_of(&self.clock));
         let stored = state.next_run_at.take();
-        self.jobs.insert(record.id, state);
-        if next == stored {
-            if let Some(next) = next {
-                self.queue_fire(record.id, next, false);
-            }
+        // The new next fire is written before memory follows it: if the write fails, the
+        // job keeps firing on what the store holds, never on nothing.
+        let written = if next == stored {
+            Ok(())
         } else {
-            self.set_next(record.id, next)
-                .await
-                .map_err(|error| CommandError::Store(error.to_string()))?;
+            self.store.set_next_run(record.id, next).await.map(|_| ())
+        };
+        let next = if written.is_ok() { next } else { stored };
+        self.jobs.insert(record.id, state);
+        if let Some(next) = next {
+            self.queue_fire(record.id, next, false);
         }
+        written.map_err(|error| CommandError::Store(error.to_string()))?;
         self.events.send(SchedulerEvent::JobChanged {
             job: name.to_owned(),
         });

@@ -61,6 +61,7 @@ impl Core {
             dispatches: 0,
             active: HashMap::new(),
             deferred: HashMap::new(),
+            refusals: HashMap::new(),
         };
         let records = store.jobs().await.context("loading jobs")?;
         for record in &records {

@@ -71,7 +71,7 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreRe
         .iter()
         .zip(&retries_won)
         .filter(|(_, won)| **won)
-        .map(|(claim, _)| &claim.run);
+        .filter_map(|(claim, _)| claim.run.as_ref());
     let new_runs: Vec<&NewRun> = fire_runs.chain(retry_runs).chain(&batch.inserts).collect();
     let first_id = insert_runs(&mut tx, &new_runs).await?;
 
@@ -97,14 +97,14 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreRe
             (true, Some(_)) => ClaimResult::Run(next_id()),
         })
         .collect();
-    let retries = retries_won
-        .into_iter()
-        .map(|won| {
-            if won {
-                ClaimResult::Run(next_id())
-            } else {
-                ClaimResult::Lost
-            }
+    let retries = batch
+        .retries
+        .iter()
+        .zip(retries_won)
+        .map(|(claim, won)| match (won, &claim.run) {
+            (false, _) => ClaimResult::Lost,
+            (true, None) => ClaimResult::Claimed,
+            (true, Some(_)) => ClaimResult::Run(next_id()),
         })
         .collect();
     let inserts = batch.inserts.iter().map(|_| next_id()).collect();
@@ -266,16 +266,18 @@ fn last_per_run<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
 }
 
 /// Appends log lines; their ids follow batch order, which is the order they are read in.
+/// Lines of a run that is gone (pruned while a task it spawned still logged) are left
+/// out rather than failing the batch on the foreign key.
 async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult<()> {
     let fields = logs
         .iter()
         .map(|line| to_json("run_logs.fields", &line.fields))
         .collect::<StoreResult<Vec<_>>>()?;
     let rows: Vec<(&LogLine, &String)> = logs.iter().zip(&fields).collect();
+    let mut written = 0;
     for chunk in chunks(&rows) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO run_logs (run_id, ts, level, message, fields) ",
-        );
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("WITH v(run_id, ts, level, message, fields) AS (");
         sql.push_values(chunk, |mut row, (line, fields)| {
             row.push_bind(line.run_id)
                 .push_bind(micros(line.ts))
@@ -283,7 +285,19 @@ async fn insert_logs(tx: &mut SqliteConnection, logs: &[LogLine]) -> StoreResult
                 .push_bind(line.message.as_str())
                 .push_bind(fields.as_str());
         });
-        sql.build().execute(&mut *tx).await?;
+        sql.push(
+            ") INSERT INTO run_logs (run_id, ts, level, message, fields) \
+             SELECT run_id, ts, level, message, fields FROM v \
+             WHERE run_id IN (SELECT id FROM runs)",
+        );
+        written += sql.build().execute(&mut *tx).await?.rows_affected();
+    }
+    let dropped = logs.len() as u64 - written;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "log lines of runs that no longer exist were dropped"
+        );
     }
     Ok(())
 }

@@ -1,0 +1,384 @@
+//! The engine under faults on a real SQLite file: a database that is locked by another
+//! process, writes it refuses, a job removed or disabled while its retry waits. Faults are
+//! real: a second connection holding the write lock, or a trigger refusing an update.
+
+use std::time::Duration;
+
+use batchboard::job::JobSettings;
+use batchboard::scheduler::{JobPatch, SchedulerEvent};
+use batchboard::store::writer::Writer;
+use batchboard::store::{LogLine, NewRun, RunStatus, Store as _, Trigger};
+use chrono::DateTime;
+use chrono::Utc;
+use sqlx::{Connection as _, SqliteConnection};
+
+use crate::support::{Engine, config, job, open_store, t0};
+
+/// A connection of its own to the engine's database file, as another process would have.
+async fn second_connection(engine: &Engine) -> SqliteConnection {
+    let url = format!("sqlite://{}", engine.dir.path().join("test.db").display());
+    SqliteConnection::connect(&url)
+        .await
+        .expect("a second connection opens")
+}
+
+/// Makes the database refuse every change of a job's next fire (its fire claims and
+/// schedule writes) until [`accept_claims`].
+async fn refuse_claims(db: &mut SqliteConnection) {
+    sqlx::query(
+        "CREATE TRIGGER refuse_claims BEFORE UPDATE OF next_run_at ON jobs \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(db)
+    .await
+    .expect("the trigger is created");
+}
+
+async fn accept_claims(db: &mut SqliteConnection) {
+    sqlx::query("DROP TRIGGER refuse_claims")
+        .execute(db)
+        .await
+        .expect("the trigger is dropped");
+}
+
+fn failing(name: &str) -> JobSettings {
+    JobSettings {
+        max_attempts: Some(3),
+        backoff: Some("10s".into()),
+        max_backoff: Some("10s".into()),
+        ..job(name, "1h", serde_json::json!({"action": "fail"}))
+    }
+}
+
+#[tokio::test]
+async fn a_finish_written_while_another_process_holds_the_lock_waits_for_it_and_is_not_lost() {
+    let mut engine = Engine::start(&[job(
+        "copy",
+        "10s",
+        serde_json::json!({"action": "sleep", "secs": 5}),
+    )])
+    .await;
+    engine.advance(10).await;
+    let run_id = engine.started("copy").await;
+
+    // Another process takes the write lock for longer than the store's busy timeout
+    // (5 s), so the batch with the run's finish fails at least once.
+    let mut other = second_connection(&engine).await;
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .expect("the lock is taken");
+    engine.clock.advance(chrono::Duration::seconds(5));
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    assert_eq!(engine.run(run_id).await.status, RunStatus::Running);
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("the lock is released");
+
+    let (finished, status) = engine.finished("copy").await;
+    assert_eq!((finished, status), (run_id, RunStatus::Succeeded));
+    let runs = engine.runs("copy").await;
+    assert_eq!(runs.len(), 1, "one fire, one run: {runs:#?}");
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn a_write_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_written() {
+    let store = open_store().await;
+    let jobs = store
+        .sync_jobs(&[job("a", "1h", serde_json::json!({"action": "ok"}))], t0())
+        .await
+        .expect("the job is saved");
+    let shared: batchboard::store::SharedStore = std::sync::Arc::new(store.store.clone());
+    let (writer, task) = Writer::start(shared.clone());
+    let run = |job_id| NewRun {
+        job_id,
+        trigger: Trigger::Manual,
+        attempt: 1,
+        first_run_id: None,
+        status: RunStatus::Running,
+        scheduled_for: t0(),
+        started_at: t0(),
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: "test".into(),
+    };
+    let job_id = jobs[0].id;
+    // All sent before the writer task first runs (this runtime has one thread), so they
+    // are one batch; the run of a job that does not exist breaks its foreign key.
+    let (first, refused, second, third) = tokio::join!(
+        writer.insert_run(run(job_id)),
+        writer.insert_run(run(job_id + 1000)),
+        writer.insert_run(run(job_id)),
+        writer.insert_run(run(job_id)),
+    );
+    assert!(refused.is_err(), "the run of a missing job is refused");
+    let ids = [first, second, third].map(|id| id.expect("the other runs are written"));
+    for id in ids {
+        let stored = shared
+            .run(id)
+            .await
+            .expect("reads")
+            .expect("the run exists");
+        assert_eq!(stored.job_id, job_id);
+    }
+    drop(writer);
+    task.await.expect("the writer ends");
+}
+
+#[tokio::test]
+async fn log_lines_of_a_run_that_is_gone_are_dropped_without_failing_their_batch() {
+    let store = open_store().await;
+    let jobs = store
+        .sync_jobs(&[job("a", "1h", serde_json::json!({"action": "ok"}))], t0())
+        .await
+        .expect("the job is saved");
+    let shared: batchboard::store::SharedStore = std::sync::Arc::new(store.store.clone());
+    let (writer, task) = Writer::start(shared.clone());
+    let run_id = writer
+        .insert_run(NewRun {
+            job_id: jobs[0].id,
+            trigger: Trigger::Manual,
+            attempt: 1,
+            first_run_id: None,
+            status: RunStatus::Running,
+            scheduled_for: t0(),
+            started_at: t0(),
+            finished_at: None,
+            error_kind: None,
+            error_message: None,
+            instance_id: "test".into(),
+        })
+        .await
+        .expect("the run is written");
+    let line = |run_id, message: &str| LogLine {
+        run_id,
+        ts: t0(),
+        level: "INFO".into(),
+        message: message.into(),
+        fields: serde_json::json!({}),
+    };
+    writer.log(line(run_id + 1, "from a pruned run"));
+    writer.log(line(run_id, "kept"));
+    // The lines wait in the channel and go into the mark's batch.
+    writer
+        .mark_run(batchboard::store::RunMark {
+            run_id,
+            status: RunStatus::Running,
+            started_at: Some(t0()),
+        })
+        .await
+        .expect("the batch with the orphan line is written");
+    let lines = shared.run_logs(run_id, None, 10).await.expect("logs load");
+    let messages: Vec<&str> = lines.iter().map(|(_, l)| l.message.as_str()).collect();
+    assert_eq!(messages, ["kept"]);
+    drop(writer);
+    task.await.expect("the writer ends");
+}
+
+/// The next `ClaimRefused` event of `job`: how many refusals in a row, and when the
+/// claim is tried again.
+async fn refusal(engine: &mut Engine, job: &str) -> (u32, DateTime<Utc>) {
+    match engine
+        .wait_for(|event| matches!(event, SchedulerEvent::ClaimRefused { job: j, .. } if j == job))
+        .await
+    {
+        SchedulerEvent::ClaimRefused {
+            refusals, retry_at, ..
+        } => (refusals, retry_at),
+        _ => unreachable!("filtered above"),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_fire_claim_is_tried_again_with_a_doubling_wait_and_then_runs_its_slot() {
+    let mut engine =
+        Engine::start(&[job("tick", "10s", serde_json::json!({"action": "ok"}))]).await;
+    let mut db = second_connection(&engine).await;
+    refuse_claims(&mut db).await;
+
+    engine.advance(10).await;
+    let slot = t0() + chrono::Duration::seconds(10);
+    let mut tries = vec![refusal(&mut engine, "tick").await];
+    for _ in 0..3 {
+        let (_, retry_at) = *tries.last().expect("one try");
+        engine.clock.set(retry_at);
+        engine.handle.sync().await;
+        tries.push(refusal(&mut engine, "tick").await);
+    }
+    let waits: Vec<(u32, i64)> = tries
+        .windows(2)
+        .map(|pair| (pair[1].0, (pair[1].1 - pair[0].1).num_seconds()))
+        .collect();
+    assert_eq!(tries[0], (1, slot + chrono::Duration::seconds(1)));
+    assert_eq!(waits, [(2, 2), (3, 4), (4, 8)]);
+    // Nothing else is tried before the next wait is over.
+    engine.advance(7).await;
+    assert!(
+        engine.events.try_recv().is_err(),
+        "no claim is tried during the wait"
+    );
+
+    accept_claims(&mut db).await;
+    engine.advance(1).await;
+    let run_id = engine.started("tick").await;
+    let run = engine.run(run_id).await;
+    assert_eq!(
+        (run.trigger, run.scheduled_for),
+        (Trigger::CatchUp, slot),
+        "the refused slot runs once, late"
+    );
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_whose_schedule_write_fails_keeps_the_job_firing_on_its_stored_slot() {
+    let mut engine =
+        Engine::start(&[job("tick", "10s", serde_json::json!({"action": "ok"}))]).await;
+    let mut db = second_connection(&engine).await;
+    // The schedule changed in the database; the reload wants to write a new next fire.
+    sqlx::query("UPDATE jobs SET overrides = '{\"every\":\"7s\"}' WHERE name = 'tick'")
+        .execute(&mut db)
+        .await
+        .expect("the override is written");
+    refuse_claims(&mut db).await;
+    let reloaded = engine.handle.reload("tick").await;
+    assert!(reloaded.is_err(), "the reload reports the failed write");
+    accept_claims(&mut db).await;
+
+    engine.advance(10).await;
+    let run_id = engine.started("tick").await;
+    assert_eq!(
+        engine.run(run_id).await.scheduled_for,
+        t0() + chrono::Duration::seconds(10),
+        "the job still fires at the slot the store holds"
+    );
+    engine.stop().await;
+}
+
+/// Run `run_id` once its pending retry is gone (the drop is written in the background),
+/// within 10 real seconds.
+async fn retry_dropped(engine: &Engine, run_id: i64) -> batchboard::store::RunRecord {
+    let dropped = async {
+        loop {
+            let run = engine.run(run_id).await;
+            if run.retry_at.is_none() {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), dropped)
+        .await
+        .expect("the retry is dropped within 10 s")
+}
+
+#[tokio::test]
+async fn the_pending_retry_of_a_disabled_job_is_dropped_and_does_not_fire_when_it_returns() {
+    let mut engine = Engine::start(&[failing("flaky")]).await;
+    engine.advance(3600).await;
+    let (first, status) = engine.finished("flaky").await;
+    assert_eq!(status, RunStatus::Retrying);
+    let version = engine
+        .store
+        .job_by_name("flaky")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .version;
+    let disable = JobPatch {
+        enabled: Some(false),
+        ..JobPatch::default()
+    };
+    let disabled = engine
+        .handle
+        .edit_job("flaky", disable, version, "ada")
+        .await
+        .expect("the job is disabled");
+
+    engine.advance(10).await;
+    let dropped = retry_dropped(&engine, first).await;
+    assert_eq!(
+        (dropped.status, dropped.retry_at),
+        (RunStatus::Failed, None),
+        "the chain ends with the failed attempt"
+    );
+
+    let enable = JobPatch {
+        enabled: Some(true),
+        ..JobPatch::default()
+    };
+    engine
+        .handle
+        .edit_job("flaky", enable, disabled.version, "ada")
+        .await
+        .expect("the job is enabled again");
+    engine.advance(10).await;
+    assert_eq!(engine.runs("flaky").await.len(), 1, "no retry fired");
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn the_pending_retry_of_a_removed_job_is_dropped_at_its_time_and_not_run_when_it_returns() {
+    let mut engine = Engine::start(&[failing("flaky")]).await;
+    engine.advance(3600).await;
+    let (first, status) = engine.finished("flaky").await;
+    assert_eq!(status, RunStatus::Retrying);
+    let (dir, clock) = engine.stop().await;
+
+    let engine = Engine::boot(dir, clock, &[], config()).await;
+    engine.advance(10).await;
+    let dropped = retry_dropped(&engine, first).await;
+    assert_eq!(dropped.status, RunStatus::Failed);
+    let (dir, clock) = engine.stop().await;
+
+    let engine = Engine::boot(dir, clock, &[failing("flaky")], config()).await;
+    engine.advance(1).await;
+    assert_eq!(engine.runs("flaky").await.len(), 1, "no retry fired");
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn re_enabling_a_job_whose_slot_passed_follows_its_misfire_policy() {
+    let skip = JobSettings {
+        misfire: Some("skip".into()),
+        ..job("nightly", "1h", serde_json::json!({"action": "ok"}))
+    };
+    let engine = Engine::start(std::slice::from_ref(&skip)).await;
+    let (dir, clock) = engine.stop().await;
+    // Disabled in the file while its stored next fire (t0 + 1h) passes.
+    let disabled = JobSettings {
+        enabled: Some(false),
+        ..skip.clone()
+    };
+    clock.advance(chrono::Duration::minutes(90));
+    let engine = Engine::boot(dir, clock, &[disabled], config()).await;
+    let stored = engine
+        .store
+        .job_by_name("nightly")
+        .await
+        .expect("loads")
+        .expect("exists");
+    assert_eq!(stored.next_run_at, Some(t0() + chrono::Duration::hours(1)));
+
+    let enable = JobPatch {
+        enabled: Some(true),
+        ..JobPatch::default()
+    };
+    let enabled = engine
+        .handle
+        .edit_job("nightly", enable, stored.version, "ada")
+        .await
+        .expect("the job is enabled");
+    assert_eq!(
+        enabled.next_run_at,
+        Some(t0() + chrono::Duration::hours(2)),
+        "skip waits for the next slot instead of firing the missed one"
+    );
+    engine.advance(1).await;
+    assert!(engine.runs("nightly").await.is_empty());
+    engine.stop().await;
+}
