@@ -9,12 +9,13 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::instance::{Registration, ServeLock};
 use crate::job::RegistryBuilder;
 use crate::runlog::RunLogPolicy;
 use crate::scheduler::{self, SchedulerConfig, SchedulerHandle, SchedulerParts};
 use crate::secrets::RedactionList;
 use crate::store::writer::Writer;
-use crate::store::{self, SharedStore};
+use crate::store::{self, InstanceKind, SharedStore};
 use crate::{jobs, web};
 
 mod one_off;
@@ -37,6 +38,10 @@ pub struct Application {
     /// Deletes expired sessions in the background; cancelled at shutdown.
     session_cleanup: (tokio_util::sync::CancellationToken, JoinHandle<()>),
     jobs_source: String,
+    /// This process among the instances sharing the database.
+    registration: Registration,
+    /// On SQLite, proof that no other `serve` uses the file; released when dropped.
+    _serve_lock: Option<ServeLock>,
 }
 
 /// How to build an [`Application`] besides its settings.
@@ -100,6 +105,7 @@ impl Application {
         let registry = (options.handlers)(jobs::builtins(store.clone())).build();
         let jobs_source = use_demo_jobs_without_file(&mut settings);
         settings.job_specs(&registry)?;
+        let serve_lock = ServeLock::acquire(&settings.database_url)?;
         store.migrate().await.context("migrating the database")?;
         store
             .sync_jobs(&settings.jobs, options.clock.now())
@@ -114,13 +120,30 @@ impl Application {
         {
             crate::users::announce_first_admin(&first_admin);
         }
+        let config = scheduler_config(&settings);
+        let registration = Registration::register(
+            store.clone(),
+            options.clock.clone(),
+            &config.instance_id,
+            InstanceKind::Serve,
+        )
+        .await
+        .context("registering this instance")?;
+        if serve_lock.is_some() {
+            // The lock proves that every other server on this file is gone, so their runs
+            // are recovered now rather than when their leases run out.
+            store
+                .stop_other_instances(InstanceKind::Serve, registration.id(), options.clock.now())
+                .await
+                .context("recording that earlier servers stopped")?;
+        }
         let (writer, writer_task) = Writer::start(store.clone());
         let parts = SchedulerParts {
             store: store.clone(),
             writer,
             registry: registry.clone(),
             clock: options.clock.clone(),
-            config: scheduler_config(&settings),
+            config,
         };
         crate::telemetry::redact_on_stdout(std::sync::Arc::clone(&parts.config.runlog));
         let (scheduler, scheduler_task) = scheduler::start(parts)
@@ -194,6 +217,8 @@ impl Application {
             metrics_address,
             session_cleanup,
             jobs_source,
+            registration,
+            _serve_lock: serve_lock,
         })
     }
 
@@ -296,6 +321,7 @@ impl Application {
         if let Err(error) = self.writer_task.await {
             tracing::error!(%error, "the writer task failed");
         }
+        self.registration.deregister().await;
     }
 }
 

@@ -35,6 +35,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod instance;
 pub mod job;
 pub mod jobs;
 pub mod password_checks;

@@ -5,10 +5,13 @@ use anyhow::Context as _;
 
 use super::{scheduler_config, use_demo_jobs_without_file};
 use crate::config::Settings;
+use crate::instance::Registration;
 use crate::job::JobSettings;
 use crate::scheduler::{self, SchedulerParts};
 use crate::store::writer::Writer;
-use crate::store::{self, JobRecord, JobRuns, JobState, RunRecord, SharedStore, StoreResult};
+use crate::store::{
+    self, InstanceKind, JobRecord, JobRuns, JobState, RunRecord, SharedStore, StoreResult,
+};
 
 /// A job as the CLI's `jobs` listing shows it.
 pub struct JobOverview {
@@ -64,15 +67,27 @@ pub async fn run_job_once(mut settings: Settings, job: &str) -> anyhow::Result<R
             "job {job:?} is in the settings file but not in the database yet: start `batchboard serve` with this file once"
         );
     }
+    let config = scheduler_config(&settings);
+    // Registered, so that a server starting meanwhile leaves this run alone.
+    let registration = Registration::register(
+        store.clone(),
+        clock.clone(),
+        &config.instance_id,
+        InstanceKind::Run,
+    )
+    .await
+    .context("registering this instance")?;
     let (writer, writer_task) = Writer::start(store.clone());
     let parts = SchedulerParts {
         store: store.clone(),
         writer,
         registry,
         clock,
-        config: scheduler_config(&settings),
+        config,
     };
-    let run_id = scheduler::run_once(parts, job).await?;
+    let run_id = scheduler::run_once(parts, job).await;
     writer_task.await.context("the writer task failed")?;
+    registration.deregister().await;
+    let run_id = run_id?;
     store.run(run_id).await?.context("the run's row is missing")
 }

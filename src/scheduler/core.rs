@@ -148,18 +148,22 @@ impl Core {
     /// The scheduler's loop: fire what is due, then sleep until the next due time or the
     /// next command, whichever comes first.
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let lease_check_every = chrono::Duration::from_std(crate::instance::HEARTBEAT_EVERY)
+            .unwrap_or(chrono::Duration::seconds(5));
+        let mut next_lease_check = now_of(&self.clock) + lease_check_every;
         loop {
             self.fire_due();
-            let next_due = self.queue.next_at();
-            let sleep = {
-                let clock = self.clock.clone();
-                async move {
-                    match next_due {
-                        Some(at) => clock.sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                }
-            };
+            let now = now_of(&self.clock);
+            if now >= next_lease_check {
+                // Off this task: the check reads the database.
+                tokio::spawn(Arc::clone(&self.exec).check_leases(self.store.clone()));
+                next_lease_check = now + lease_check_every;
+            }
+            let wake = self
+                .queue
+                .next_at()
+                .map_or(next_lease_check, |due| due.min(next_lease_check));
+            let sleep = self.clock.sleep_until(wake);
             tokio::select! {
                 // Commands first: an operator's pause must win over a fire due at the
                 // same moment.
@@ -399,6 +403,14 @@ impl Core {
                 let _ = reply.send(());
             }
             Command::Ended(ended) => self.ended(ended).await,
+            Command::Orphaned(runs) => {
+                for run in runs {
+                    let (finish, retry) = self.interruption(&run);
+                    let exec = Arc::clone(&self.exec);
+                    self.tracker.spawn(exec.interrupt(finish, retry));
+                }
+            }
+            Command::QueueRetry(due) => self.queue_retry(due),
             Command::Shutdown => {}
         }
     }

@@ -120,6 +120,47 @@ impl Exec {
         }
     }
 
+    /// Records that a run of an instance that is gone was interrupted, then has its
+    /// retry (if any) queued.
+    pub(crate) async fn interrupt(self: Arc<Self>, finish: RunFinish, retry: Option<RetryDue>) {
+        let run_id = finish.run_id;
+        match self.writer.finish_run(finish).await {
+            Ok(()) => {
+                if let Some(retry) = retry {
+                    let _ = self.commands.send(Command::QueueRetry(retry));
+                }
+            }
+            Err(error) => {
+                tracing::error!(run_id, %error, "could not record that a run was cut off");
+            }
+        }
+    }
+
+    /// Looks for runs of instances that are gone and hands them to the scheduler.
+    pub(crate) async fn check_leases(self: Arc<Self>, store: crate::store::SharedStore) {
+        let live = match crate::instance::live_instance_ids(&store, &self.clock).await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(%error, "could not check the instances' leases");
+                return;
+            }
+        };
+        let orphans: Vec<_> = match store.running_runs().await {
+            Ok(runs) => runs
+                .into_iter()
+                .filter(|run| run.instance_id != self.instance_id)
+                .filter(|run| !live.contains(&run.instance_id))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not check the runs going");
+                return;
+            }
+        };
+        if !orphans.is_empty() {
+            let _ = self.commands.send(Command::Orphaned(orphans));
+        }
+    }
+
     /// Ends a retry chain without a run: its job was removed or disabled.
     pub(crate) async fn drop_retry(self: Arc<Self>, claim: crate::store::RetryClaim) {
         if let Err(error) = self.writer.claim_retry(claim).await {

@@ -169,6 +169,10 @@ enum Command {
     Shutdown,
     /// From the executor: a dispatched run is over (or never started).
     Ended(handoff::Ended),
+    /// From the lease check: runs of instances that are gone.
+    Orphaned(Vec<crate::store::RunRecord>),
+    /// A retry of a run interrupted by the lease check, once its end is written.
+    QueueRetry(handoff::RetryDue),
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.

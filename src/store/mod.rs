@@ -4,6 +4,7 @@
 //! SQL sticks to the subset both databases share (`$1` placeholders, `RETURNING`,
 //! `UPDATE … FROM (VALUES …)`); each backend has its own migrations under `migrations/`.
 
+mod instance;
 mod job_state;
 mod model;
 mod reads;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
+pub use instance::{InstanceKind, InstanceRecord, NewInstance};
 pub use job_state::{JobRuns, JobState};
 pub use model::*;
 pub use reads::*;
@@ -292,6 +294,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes every live token of user `user_id` at `now`; returns how many.
     async fn revoke_tokens_of_user(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    // instances: the processes sharing the database
+
+    /// The database's current time, the clock every instance's liveness is judged by;
+    /// `None` for a database with no clock of its own (SQLite, which only this machine
+    /// uses): the caller's clock is the one.
+    async fn database_now(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Registers a process, alive from `now`.
+    async fn register_instance(
+        &self,
+        instance: &NewInstance,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Renews `id`'s heartbeat at `now`; false when it is unknown or marked stopped (by
+    /// itself, or by a process that proved it gone).
+    async fn heartbeat_instance(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Marks `id` stopped at `now`.
+    async fn stop_instance(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Marks every instance of `kind` but `except` stopped at `now`, and returns how
+    /// many were not yet: for a process that holds proof that they are gone (on SQLite,
+    /// the lock only one `serve` can hold).
+    async fn stop_other_instances(
+        &self,
+        kind: InstanceKind,
+        except: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Instances not stopped, and those stopped since `since`, newest first, each with
+    /// its count of runs going.
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceRecord>>;
 
     // server keys
 

@@ -9,6 +9,7 @@
 
 mod batch;
 mod edits;
+mod instances;
 mod prune;
 mod reads;
 mod rows;
@@ -475,6 +476,39 @@ impl Store for SqliteStore {
     }
 
     // server keys
+
+    async fn database_now(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+
+    async fn register_instance(
+        &self,
+        instance: &NewInstance,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        instances::register(&self.pool, instance, now).await
+    }
+
+    async fn heartbeat_instance(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        instances::heartbeat(&self.pool, id, now).await
+    }
+
+    async fn stop_instance(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        instances::stop(&self.pool, id, now).await
+    }
+
+    async fn stop_other_instances(
+        &self,
+        kind: InstanceKind,
+        except: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        instances::stop_others(&self.pool, kind, except, now).await
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceRecord>> {
+        instances::list(&self.pool, since).await
+    }
 
     async fn server_key(
         &self,

@@ -382,3 +382,80 @@ async fn re_enabling_a_job_whose_slot_passed_follows_its_misfire_policy() {
     assert!(engine.runs("nightly").await.is_empty());
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn the_runs_of_an_instance_whose_lease_ran_out_are_interrupted_and_retried_by_policy() {
+    let settings = JobSettings {
+        max_attempts: Some(2),
+        backoff: Some("1s".into()),
+        max_backoff: Some("1s".into()),
+        ..job("copy", "1h", serde_json::json!({"action": "ok"}))
+    };
+    let mut engine = Engine::start(&[settings]).await;
+    let ghost = batchboard::store::NewInstance {
+        id: "ghost".into(),
+        kind: batchboard::store::InstanceKind::Run,
+        host: "elsewhere".into(),
+        pid: 7,
+    };
+    engine
+        .store
+        .register_instance(&ghost, t0())
+        .await
+        .expect("the other instance registers");
+    let job_id = engine
+        .store
+        .job_by_name("copy")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .id;
+    let (writer, writer_task) = Writer::start(engine.store.clone());
+    let orphan = writer
+        .insert_run(NewRun {
+            job_id,
+            trigger: Trigger::Manual,
+            attempt: 1,
+            first_run_id: None,
+            status: RunStatus::Running,
+            scheduled_for: t0(),
+            started_at: t0(),
+            finished_at: None,
+            error_kind: None,
+            error_message: None,
+            instance_id: "ghost".into(),
+        })
+        .await
+        .expect("its run is written");
+    drop(writer);
+    writer_task.await.expect("the writer ends");
+
+    // Within its lease the run is the other instance's.
+    engine.advance(10).await;
+    assert_eq!(engine.run(orphan).await.status, RunStatus::Running);
+
+    engine.advance(10).await;
+    let interrupted = async {
+        loop {
+            let run = engine.run(orphan).await;
+            if run.status != RunStatus::Running {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let interrupted = tokio::time::timeout(Duration::from_secs(10), interrupted)
+        .await
+        .expect("the run is interrupted within 10 s");
+    assert_eq!(interrupted.status, RunStatus::Interrupted);
+    assert!(interrupted.retry_at.is_some(), "a retry is due");
+
+    engine.advance(2).await;
+    let retry = engine.started("copy").await;
+    let retry = engine.run(retry).await;
+    assert_eq!(
+        (retry.trigger, retry.attempt, retry.first_run_id),
+        (Trigger::Retry, 2, Some(orphan))
+    );
+    engine.stop().await;
+}

@@ -5,6 +5,7 @@ mod cli;
 mod edits;
 mod edits_store;
 mod faults;
+mod instances;
 mod queued;
 mod reads_store;
 mod restart;

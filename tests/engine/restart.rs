@@ -22,7 +22,7 @@ max_backoff = "1s"
 params = { program = "sleep", args = ["3"] }
 "#;
 
-fn start(dir: &Path) -> Child {
+pub(crate) fn start(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_batchboard"))
         .arg("--config")
         .arg(dir.join("batchboard.toml"))
@@ -41,7 +41,10 @@ fn start(dir: &Path) -> Child {
 
 /// Polls the database (a real process is running on its own clock) until `found`
 /// returns something, for at most 30 seconds.
-async fn wait_until<T>(store: &SharedStore, mut found: impl FnMut(&[RunRecord]) -> Option<T>) -> T {
+pub(crate) async fn wait_until<T>(
+    store: &SharedStore,
+    mut found: impl FnMut(&[RunRecord]) -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let runs = store

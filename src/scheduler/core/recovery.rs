@@ -16,7 +16,7 @@ use crate::scheduler::handoff::RetryDue;
 use crate::scheduler::live::LiveRuns;
 use crate::scheduler::{Command, SchedulerParts, policy};
 use crate::store::writer::Writer;
-use crate::store::{JobRecord, RunFinish, RunStatus};
+use crate::store::{JobRecord, RunFinish, RunRecord, RunStatus};
 
 impl Core {
     /// Builds the scheduler's state from the store, and settles what the previous process
@@ -84,62 +84,84 @@ impl Core {
         Ok(core)
     }
 
+    /// Interrupts the runs left `queued` or `running` by instances that are gone. Runs
+    /// of a live instance (a `batchboard run` going beside this server) are theirs.
     async fn interrupt_orphans(&mut self, writer: &Writer) -> anyhow::Result<()> {
         use anyhow::Context as _;
-        let now = now_of(&self.clock);
+        let live = crate::instance::live_instance_ids(&self.store, &self.clock)
+            .await
+            .context("loading the live instances")?;
         for run in self
             .store
             .running_runs()
             .await
             .context("loading runs left running")?
         {
-            // A queued run never started: it was no attempt, and runs again at once.
-            let verdict = match (run.started_at, self.jobs.get(&run.job_id)) {
-                (None, _) => policy::FailureVerdict {
-                    status: RunStatus::Interrupted,
-                    retry_at: Some(now),
-                },
-                (Some(_), Some(job)) => policy::failure_verdict(
-                    &job.spec.retry,
-                    run.attempt,
-                    ErrorKind::Interrupted,
-                    RunStatus::Interrupted,
-                    None,
-                    now,
-                    rand::random(),
-                ),
-                (Some(_), None) => policy::FailureVerdict {
-                    status: RunStatus::Interrupted,
-                    retry_at: None,
-                },
-            };
-            let message = if run.started_at.is_some() {
-                "the process stopped while this run was going"
-            } else {
-                "the process stopped before this run started; it runs again now"
-            };
-            tracing::warn!(run_id = run.id, job = %run.job_name, status = %verdict.status, "a run was cut off by the previous process");
+            if live.contains(&run.instance_id) {
+                continue;
+            }
+            let (finish, _) = self.interruption(&run);
             writer
-                .finish_run(RunFinish {
-                    run_id: run.id,
-                    status: verdict.status,
-                    started_at: run.started_at,
-                    finished_at: now,
-                    duration_ms: run
-                        .started_at
-                        .map(|started| (now - started).num_milliseconds().max(0)),
-                    items_checked: run.items_checked,
-                    items_updated: run.items_updated,
-                    items_total: run.items_total,
-                    error_kind: Some(ErrorKind::Interrupted.as_str().into()),
-                    error_message: Some(message.into()),
-                    summary: None,
-                    retry_at: verdict.retry_at,
-                })
+                .finish_run(finish)
                 .await
                 .context("marking a cut-off run as interrupted")?;
         }
         Ok(())
+    }
+
+    /// How `run`, cut off with its instance, ends: `interrupted`, with a retry by the
+    /// job's policy; one that never started was no attempt and runs again at once.
+    pub(super) fn interruption(&self, run: &RunRecord) -> (RunFinish, Option<RetryDue>) {
+        let now = now_of(&self.clock);
+        let verdict = match (run.started_at, self.jobs.get(&run.job_id)) {
+            (None, _) => policy::FailureVerdict {
+                status: RunStatus::Interrupted,
+                retry_at: Some(now),
+            },
+            (Some(_), Some(job)) => policy::failure_verdict(
+                &job.spec.retry,
+                run.attempt,
+                ErrorKind::Interrupted,
+                RunStatus::Interrupted,
+                None,
+                now,
+                rand::random(),
+            ),
+            (Some(_), None) => policy::FailureVerdict {
+                status: RunStatus::Interrupted,
+                retry_at: None,
+            },
+        };
+        let message = if run.started_at.is_some() {
+            "the process stopped while this run was going"
+        } else {
+            "the process stopped before this run started; it runs again now"
+        };
+        tracing::warn!(run_id = run.id, job = %run.job_name, instance = %run.instance_id, status = %verdict.status, "a run was cut off by the end of its process");
+        let finish = RunFinish {
+            run_id: run.id,
+            status: verdict.status,
+            started_at: run.started_at,
+            finished_at: now,
+            duration_ms: run
+                .started_at
+                .map(|started| (now - started).num_milliseconds().max(0)),
+            items_checked: run.items_checked,
+            items_updated: run.items_updated,
+            items_total: run.items_total,
+            error_kind: Some(ErrorKind::Interrupted.as_str().into()),
+            error_message: Some(message.into()),
+            summary: None,
+            retry_at: verdict.retry_at,
+        };
+        let retry = verdict.retry_at.map(|retry_at| RetryDue {
+            job_id: run.job_id,
+            failed_run_id: run.id,
+            retry_at,
+            next_attempt: run.attempt + u32::from(run.started_at.is_some()),
+            first_run_id: run.first_run_id.unwrap_or(run.id),
+        });
+        (finish, retry)
     }
 
     async fn schedule_at_start(&mut self, record: &JobRecord) -> anyhow::Result<()> {

@@ -1,0 +1,23 @@
+-- The processes that use this database: each `serve` and each `batchboard run` registers
+-- here and renews its heartbeat while it lives. SQLite flavour; the twin is
+-- migrations/postgres/0012_instances.sql.
+--
+-- A run row names its instance (`runs.instance_id`); a run is cut off, and may be
+-- interrupted and retried by someone else, only when its instance is gone: stopped, or
+-- silent for longer than the heartbeat lease. So a `serve` starting next to a running
+-- `batchboard run` leaves that run alone.
+CREATE TABLE instances (
+    -- The id written into `runs.instance_id`: host, pid and a random suffix.
+    id           TEXT    PRIMARY KEY,
+    -- 'serve' (scheduler and console) or 'run' (a one-off `batchboard run`).
+    kind         TEXT    NOT NULL CHECK (kind IN ('serve', 'run')),
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    -- Set when it stopped cleanly, or when another process proved it gone.
+    stopped_at   INTEGER
+) STRICT;
+
+-- Runs by instance: finding the runs of instances that are gone.
+CREATE INDEX runs_by_instance ON runs (instance_id) WHERE status IN ('queued', 'running');

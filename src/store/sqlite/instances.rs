@@ -1,0 +1,122 @@
+//! The instances table in SQLite.
+
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+
+use super::rows::{micros, opt_micros};
+use crate::store::{InstanceKind, InstanceRecord, NewInstance, StoreError, StoreResult};
+
+#[derive(sqlx::FromRow)]
+struct InstanceRow {
+    id: String,
+    kind: String,
+    host: String,
+    pid: i64,
+    started_at: i64,
+    heartbeat_at: i64,
+    stopped_at: Option<i64>,
+    running_runs: i64,
+}
+
+impl TryFrom<InstanceRow> for InstanceRecord {
+    type Error = StoreError;
+
+    fn try_from(row: InstanceRow) -> StoreResult<Self> {
+        let time = |stored: i64| {
+            DateTime::from_timestamp_micros(stored)
+                .ok_or_else(|| StoreError::Decode(format!("time {stored} µs is out of range")))
+        };
+        Ok(InstanceRecord {
+            kind: row
+                .kind
+                .parse::<InstanceKind>()
+                .map_err(StoreError::Decode)?,
+            started_at: time(row.started_at)?,
+            heartbeat_at: time(row.heartbeat_at)?,
+            stopped_at: row.stopped_at.map(time).transpose()?,
+            running_runs: u64::try_from(row.running_runs).unwrap_or(0),
+            id: row.id,
+            host: row.host,
+            pid: row.pid,
+        })
+    }
+}
+
+pub(super) async fn register(
+    pool: &SqlitePool,
+    instance: &NewInstance,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO instances (id, kind, host, pid, started_at, heartbeat_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(&instance.id)
+    .bind(instance.kind.as_str())
+    .bind(&instance.host)
+    .bind(i64::from(instance.pid))
+    .bind(micros(now))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn heartbeat(
+    pool: &SqlitePool,
+    id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let renewed = sqlx::query(
+        "UPDATE instances SET heartbeat_at = MAX(heartbeat_at, $2) \
+         WHERE id = $1 AND stopped_at IS NULL",
+    )
+    .bind(id)
+    .bind(micros(now))
+    .execute(pool)
+    .await?;
+    Ok(renewed.rows_affected() > 0)
+}
+
+pub(super) async fn stop(pool: &SqlitePool, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("UPDATE instances SET stopped_at = $2 WHERE id = $1 AND stopped_at IS NULL")
+        .bind(id)
+        .bind(micros(now))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn stop_others(
+    pool: &SqlitePool,
+    kind: InstanceKind,
+    except: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let stopped = sqlx::query(
+        "UPDATE instances SET stopped_at = $3 \
+         WHERE kind = $1 AND id <> $2 AND stopped_at IS NULL",
+    )
+    .bind(kind.as_str())
+    .bind(except)
+    .bind(micros(now))
+    .execute(pool)
+    .await?;
+    Ok(stopped.rows_affected())
+}
+
+pub(super) async fn list(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<InstanceRecord>> {
+    let rows = sqlx::query_as::<_, InstanceRow>(
+        "SELECT id, kind, host, pid, started_at, heartbeat_at, stopped_at, \
+         (SELECT COUNT(*) FROM runs WHERE runs.instance_id = instances.id \
+          AND runs.status IN ('queued', 'running')) AS running_runs \
+         FROM instances WHERE stopped_at IS NULL OR stopped_at >= $1 \
+         ORDER BY started_at DESC, id",
+    )
+    .bind(opt_micros(Some(since)))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(InstanceRecord::try_from).collect()
+}
