@@ -221,13 +221,14 @@ impl JobSpec {
         if max_backoff < backoff {
             errors.add("max_backoff", "max_backoff cannot be shorter than backoff");
         }
-        if let Some(Schedule::Every(interval)) = &schedule {
-            if !jitter.is_zero() && jitter >= interval.as_std() {
-                errors.add(
-                    "jitter",
-                    format!("jitter must be shorter than the interval ({interval})"),
-                );
-            }
+        if let Some(Schedule::Every(interval)) = &schedule
+            && !jitter.is_zero()
+            && jitter >= interval.as_std()
+        {
+            errors.add(
+                "jitter",
+                format!("jitter must be shorter than the interval ({interval})"),
+            );
         }
         let max_attempts = settings.max_attempts.unwrap_or(defaults.max_attempts);
         if !(1..=100).contains(&max_attempts) {

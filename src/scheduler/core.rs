@@ -478,10 +478,10 @@ impl Core {
         }
         if ended.lost {
             let name = self.jobs.get(&ended.job_id).map(|job| job.name.clone());
-            if let Some(name) = name {
-                if let Err(error) = self.reload(&name).await {
-                    tracing::warn!(job = %name, %error, "could not reload a job after losing a fire");
-                }
+            if let Some(name) = name
+                && let Err(error) = self.reload(&name).await
+            {
+                tracing::warn!(job = %name, %error, "could not reload a job after losing a fire");
             }
         }
     }

@@ -75,16 +75,15 @@ async fn a_run_cut_off_by_a_crash_is_marked_interrupted_and_retried_after_restar
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             // The server creates and migrates the database; wait for its job to appear.
-            if let Ok(store) = store::connect(&url).await {
-                if store
+            if let Ok(store) = store::connect(&url).await
+                && store
                     .job_by_name("long-copy")
                     .await
                     .ok()
                     .flatten()
                     .is_some()
-                {
-                    break store;
-                }
+            {
+                break store;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

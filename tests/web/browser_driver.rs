@@ -220,10 +220,10 @@ impl Browser {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let text = self.text_of(css).await;
-            if let Some(text) = &text {
-                if text.contains(wanted) {
-                    return text.clone();
-                }
+            if let Some(text) = &text
+                && text.contains(wanted)
+            {
+                return text.clone();
             }
             assert!(
                 Instant::now() < deadline,
