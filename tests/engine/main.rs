@@ -10,6 +10,7 @@ mod restart;
 mod scheduler;
 mod schedules;
 mod secrets;
+mod shared_store;
 mod store;
 mod support;
 mod users_store;

@@ -260,29 +260,244 @@ impl Engine {
     }
 }
 
-/// A migrated store on a fresh SQLite file that lives as long as the value.
+/// The backends the store suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the PostgreSQL suite finds a server: a URL whose user may create databases.
+pub const POSTGRES_URL_VAR: &str = "BATCHBOARD_TEST_POSTGRES_URL";
+
+/// A migrated store on a fresh database that lives as long as the value: a SQLite file
+/// in a temporary directory, or a PostgreSQL database of its own, dropped afterwards.
 pub struct TestStore {
-    pub store: batchboard::store::sqlite::SqliteStore,
-    _dir: tempfile::TempDir,
+    pub store: SharedStore,
+    pub backend: Backend,
+    /// The store's database URL.
+    pub url: String,
+    _place: Place,
+}
+
+/// What the store's database lives in, kept until the store is dropped.
+enum Place {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Database(#[allow(dead_code)] PgDatabase),
+    /// The caller keeps it.
+    Elsewhere,
 }
 
 impl std::ops::Deref for TestStore {
-    type Target = batchboard::store::sqlite::SqliteStore;
+    type Target = dyn store::Store;
 
     fn deref(&self) -> &Self::Target {
-        &self.store
+        self.store.as_ref()
     }
 }
 
-/// A fresh, migrated store in a temporary directory.
+impl TestStore {
+    /// A store the caller opened on a database it keeps, for the helpers of the suite.
+    pub fn adopt(store: SharedStore, backend: Backend, url: String) -> TestStore {
+        TestStore {
+            store,
+            backend,
+            url,
+            _place: Place::Elsewhere,
+        }
+    }
+
+    /// Runs `sql` on the store's database through a connection of its own: for tests
+    /// that plant what the store itself would never write.
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("the database opens");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("the SQL runs");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("the database opens");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("the SQL runs");
+            }
+        }
+    }
+}
+
+/// A fresh, migrated SQLite store in a temporary directory.
 pub async fn open_store() -> TestStore {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
-    let store = batchboard::store::sqlite::SqliteStore::connect(&url)
+    open_backend(Backend::Sqlite)
         .await
-        .expect("the store opens");
-    batchboard::store::Store::migrate(&store)
+        .expect("SQLite is always available")
+}
+
+/// A fresh, migrated store on `backend`; `None` for PostgreSQL when
+/// [`POSTGRES_URL_VAR`] is not set (after saying so once).
+pub async fn open_backend(backend: Backend) -> Option<TestStore> {
+    let (url, place) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
+            (url, Place::Dir(dir))
+        }
+        Backend::Postgres => {
+            let database = PgDatabase::create().await?;
+            (database.url.clone(), Place::Database(database))
+        }
+    };
+    let store = store::connect(&url)
         .await
-        .expect("migrations apply");
-    TestStore { store, _dir: dir }
+        .expect("the store opens and migrates");
+    Some(TestStore {
+        store,
+        backend,
+        url,
+        _place: place,
+    })
+}
+
+/// A PostgreSQL database created for one test, dropped with the value.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates a uniquely named database on the server of [`POSTGRES_URL_VAR`], or
+    /// returns `None` when it is not set, saying SKIP once per test binary.
+    pub async fn create() -> Option<PgDatabase> {
+        use sqlx::Connection as _;
+        let Some(admin_url) = std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                // Straight to stderr: the test harness swallows `eprintln!` of passing tests.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIP: PostgreSQL suite skipped (set {POSTGRES_URL_VAR})"
+                );
+            });
+            return None;
+        };
+        let name = format!("bb_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} does not answer: {e}"));
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("a test database is created");
+        let url = database_url(&admin_url, &name);
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be the current thread: a
+        // short-lived thread with its own runtime drops the database (closing the
+        // store's connections, which may still be open).
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection as _;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::raw_sql(&sql).execute(&mut admin).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: test database {} left behind",
+                self.name
+            );
+        }
+    }
+}
+
+/// `url` with its database replaced by `database` (the query string is kept).
+fn database_url(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// Expands store tests, each an `async fn(TestStore)` in the calling module, into one
+/// `#[tokio::test]` per backend: `<module>::sqlite::<name>` always runs;
+/// `<module>::postgres::<name>` runs on a fresh database when [`POSTGRES_URL_VAR`] is
+/// set, and passes after saying SKIP when it is not.
+macro_rules! store_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let store = crate::support::open_store().await;
+                    super::$test(store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let backend = crate::support::Backend::Postgres;
+                    if let Some(store) = crate::support::open_backend(backend).await {
+                        super::$test(store).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use store_suite;
+
+#[test]
+fn a_test_database_url_keeps_the_server_and_the_options() {
+    assert_eq!(
+        database_url("postgres://postgres@127.0.0.1:5432/test", "bb_1"),
+        "postgres://postgres@127.0.0.1:5432/bb_1"
+    );
+    assert_eq!(
+        database_url("postgresql://u:p@h/db?sslmode=disable", "bb_1"),
+        "postgresql://u:p@h/bb_1?sslmode=disable"
+    );
+    assert_eq!(database_url("postgres://h", "bb_1"), "postgres://h/bb_1");
 }

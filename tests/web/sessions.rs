@@ -28,9 +28,17 @@ fn pair(line: &str) -> &str {
     line.split(';').next().unwrap_or_default()
 }
 
+/// A connection pool of its own to the app's SQLite database, to look at the session
+/// layer's table.
+async fn raw_pool(app: &TestApp) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&app.database_url)
+        .await
+        .expect("the database opens")
+}
+
 /// How many sessions the session table holds.
 async fn session_rows(app: &TestApp) -> i64 {
-    let pool = app.store.sqlite_pool().expect("a SQLite store");
+    let pool = raw_pool(app).await;
     sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
         .fetch_one(&pool)
         .await
@@ -39,7 +47,7 @@ async fn session_rows(app: &TestApp) -> i64 {
 
 /// Whether the session table still holds the session whose cookie value is `id`.
 async fn session_exists(app: &TestApp, id: &str) -> bool {
-    let pool = app.store.sqlite_pool().expect("a SQLite store");
+    let pool = raw_pool(app).await;
     let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = $1")
         .bind(id)
         .fetch_one(&pool)
@@ -554,7 +562,7 @@ async fn the_start_up_deletes_unindexed_sessions_and_the_cleanup_expired_ones_an
     app.create_user("ann", Role::Viewer).await;
     let (_, live) = signed_in(&app, "ann", USER_PASSWORD).await;
     let (_, expired) = signed_in(&app, "admin", ADMIN_PASSWORD).await;
-    let pool = app.store.sqlite_pool().expect("a SQLite store");
+    let pool = raw_pool(&app).await;
     // Sessions expire by the real clock (tower-sessions reads it), so the row is aged.
     // In the RFC 3339 form the session store writes.
     sqlx::query("UPDATE tower_sessions SET expiry_date = '2001-01-01T00:00:00Z' WHERE id = $1")
