@@ -1,8 +1,9 @@
 //! Operator edits of jobs and their audit trail (`job_changes`).
 //!
 //! An edit is a compare-and-swap on `jobs.version` (with the new overrides, paused state
-//! and next fire) plus the rows saying what changed, written in one
-//! transaction: either both land or neither does, so the history never shows a change that was refused, nor misses one that was saved.
+//! and next fire) plus the rows saying what changed, written in one transaction: either
+//! both land or neither does, so the history never shows a change that was refused, nor
+//! misses one that was saved.
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
