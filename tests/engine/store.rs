@@ -4,7 +4,7 @@
 use batchboard::job::JobSettings;
 use batchboard::store::{
     ClaimResult, FireClaim, LogLine, NewRun, PruneReport, RetryClaim, RunFilter, RunFinish,
-    RunStatus, StoreError, Trigger, WriteBatch,
+    RunMark, RunStatus, StoreError, Trigger, WriteBatch,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -485,6 +485,63 @@ async fn pending_retries_come_by_due_time(store: TestStore) {
     assert_eq!(run_ids(&pending), [runs[1], runs[2], runs[0]]);
 }
 
+async fn marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    let mark = |run_id, status, started_at| RunMark {
+        run_id,
+        status,
+        started_at,
+    };
+    store
+        .write_batch(WriteBatch {
+            marks: vec![
+                mark(runs[0], RunStatus::Queued, None),
+                mark(runs[1], RunStatus::Queued, None),
+            ],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("queued");
+    let queued = store.run(runs[0]).await.expect("query").expect("run");
+    assert_eq!(
+        (queued.status, queued.started_at),
+        (RunStatus::Queued, None)
+    );
+
+    // In one batch: the later mark of a run wins; a mark after its finish is ignored.
+    store
+        .write_batch(WriteBatch {
+            marks: vec![
+                mark(runs[0], RunStatus::Running, Some(at(3))),
+                mark(runs[0], RunStatus::Running, Some(at(5))),
+            ],
+            finishes: vec![finish(runs[1], RunStatus::Cancelled, at(4))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("marked");
+    store
+        .write_batch(WriteBatch {
+            marks: vec![mark(runs[1], RunStatus::Running, Some(at(6)))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("a late mark");
+    let started = store.run(runs[0]).await.expect("query").expect("run");
+    assert_eq!(
+        (started.status, started.started_at),
+        (RunStatus::Running, Some(at(5)))
+    );
+    let ended = store.run(runs[1]).await.expect("query").expect("run");
+    assert_eq!(
+        ended.status,
+        RunStatus::Cancelled,
+        "an ended run stays ended"
+    );
+    assert_eq!(ended.started_at, Some(at(4) - Duration::milliseconds(1500)));
+}
+
 async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins(store: TestStore) {
     let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let run = insert_runs(&store, &ids, 0).await[0];
@@ -762,6 +819,45 @@ async fn pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batc
     );
 }
 
+async fn pruning_by_age_takes_runs_that_never_started_by_their_slot(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
+    // Slots at 0, 1 and 10; the first two are cancelled while queued, never started.
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    let late = insert_runs(&store, &[ids[0]], 10).await[0];
+    let never_started = |run_id| RunFinish {
+        started_at: None,
+        duration_ms: None,
+        ..finish(run_id, RunStatus::Cancelled, at(20))
+    };
+    store
+        .write_batch(WriteBatch {
+            finishes: vec![
+                never_started(runs[0]),
+                never_started(runs[1]),
+                never_started(late),
+            ],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("cancelled");
+
+    let report = store.prune_runs(Some(at(5)), None, 1).await.expect("prune");
+    assert_eq!(report.runs_deleted, 1, "batches hold for these too");
+    let report = store
+        .prune_runs(Some(at(5)), None, 10)
+        .await
+        .expect("prune");
+    assert_eq!(report.runs_deleted, 1);
+    let left = store
+        .runs(&RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(run_ids(&left), [late], "a slot after the cut-off is kept");
+}
+
 async fn pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one(store: TestStore) {
     let (store, ids) = store_with_jobs(store, &["alpha", "beta"]).await;
     let (alpha, beta) = (ids[0], ids[1]);
@@ -992,12 +1088,14 @@ store_suite!(
     a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim,
     a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt,
     pending_retries_come_by_due_time,
+    marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run,
     a_finish_records_every_field_and_the_later_of_two_finishes_wins,
     log_lines_come_back_in_order_and_page_after_an_id,
     runs_are_listed_newest_first_by_keyset_pages_and_filters,
     latest_runs_holds_the_newest_run_of_each_job_that_has_one,
     running_runs_lists_only_unfinished_runs_oldest_first,
     pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batches,
+    pruning_by_age_takes_runs_that_never_started_by_their_slot,
     pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one,
     pruning_a_job_down_to_zero_removes_the_newest_run_too_and_ids_stay_unique,
     times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim,
