@@ -2,8 +2,7 @@
 //!
 //! Jobs are declared in `batchboard.toml` (or come from the built-in demo set), run
 //! inside this process on a fixed-rate or cron schedule, and every run is recorded with
-//! its outcome, counts and structured log in a SQLite file. (PostgreSQL has its
-//! migrations under `migrations/postgres`; its store is not written yet.)
+//! its outcome, counts and structured log in a SQLite file or a PostgreSQL database.
 //!
 //! # Layout
 //!
@@ -12,8 +11,8 @@
 //!   ([`job::JobSpec`]) and the [`job::Registry`] of handlers by name.
 //! - [`schedule`]: intervals, cron lines with time zones, and next-fire maths.
 //! - [`config`]: the settings file and environment, validated at start-up.
-//! - [`store`]: the one [`store::Store`] trait and its SQLite backend, plus the
-//!   group-commit writer that batches the scheduler's writes.
+//! - [`store`]: the one [`store::Store`] trait and its SQLite and PostgreSQL backends,
+//!   plus the group-commit writer that batches the scheduler's writes.
 //! - [`scheduler`]: the scheduler task (a min-heap of due times), the executor (bounded
 //!   pool, timeouts, cancellation), retry and misfire policy, and shutdown.
 //! - [`runlog`]: the tracing layer that captures each run's events into its log.

@@ -7,13 +7,17 @@
 --
 -- Several instances share this database: the claims above, not locks, decide which
 -- instance owns a fire or a retry.
+--
+-- Names are COLLATE "C": they compare and sort bytewise, as SQLite's TEXT does, so the
+-- console lists jobs (and pages through them by name) in the same order on both
+-- backends, and the name index serves that order whatever the database's collation.
 
 -- One row per job ever declared. Jobs are never deleted (their history refers to them);
 -- a job that leaves the settings file gets `removed_at`.
 CREATE TABLE jobs (
     id          BIGSERIAL   PRIMARY KEY,
     -- The slug used in URLs and in the settings file: the natural key `sync_jobs` matches on.
-    name        TEXT        NOT NULL UNIQUE,
+    name        TEXT        COLLATE "C" NOT NULL UNIQUE,
     -- The file's settings (`JobSettings`), replaced on every sync.
     defaults    JSONB       NOT NULL,
     -- Fields operators changed at run time; they win over `defaults` and survive syncs.

@@ -3,7 +3,8 @@
 CREATE TABLE users (
     id            BIGSERIAL   PRIMARY KEY,
     -- The sign-in name: lowercase letters, digits, '-', '_', '.' (checked by the app).
-    name          TEXT        NOT NULL UNIQUE,
+    -- Bytewise order, as on SQLite (see 0001).
+    name          TEXT        COLLATE "C" NOT NULL UNIQUE,
     -- A PHC string (argon2id); never the password itself.
     password_hash TEXT        NOT NULL,
     role          TEXT        NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),

@@ -6,8 +6,9 @@ CREATE TABLE api_tokens (
     id           BIGSERIAL   PRIMARY KEY,
     -- Users are never deleted (see 0002), so the owner always exists.
     user_id      BIGINT      NOT NULL REFERENCES users (id),
-    -- The user's label for it, same rules as user names (checked by the app).
-    name         TEXT        NOT NULL,
+    -- The user's label for it, same rules as user names (checked by the app); bytewise
+    -- order, as on SQLite (see 0001).
+    name         TEXT        COLLATE "C" NOT NULL,
     -- Lowercase hex SHA-256 of the whole token text; every request looks it up.
     token_hash   TEXT        NOT NULL UNIQUE,
     -- At most the user's role when created; the lower of the two applies at each use.

@@ -1,14 +1,22 @@
 //! Persistence: one [`Store`] trait with a SQLite and a PostgreSQL implementation, and
 //! the group-commit [`writer`] through which the scheduler's writes are batched.
 //!
-//! SQL sticks to the subset both databases share (`$1` placeholders, `RETURNING`,
-//! `UPDATE … FROM (VALUES …)`); each backend has its own migrations under `migrations/`.
+//! Each backend writes its own SQL (PostgreSQL's arrays and `UNNEST` make its batches
+//! one statement each; SQLite has neither) and has its own migrations under
+//! `migrations/`. What does not depend on the database is written once: turning rows
+//! into the model (`rows`), and deciding what a sync of the settings file writes
+//! (`sync`).
 
+mod batch_order;
 mod instance;
 mod job_state;
 mod model;
+pub mod postgres;
 mod reads;
+mod rows;
+mod session_rows;
 pub mod sqlite;
+mod sync;
 mod tokens;
 mod transient;
 mod user;
@@ -24,6 +32,7 @@ pub use instance::{InstanceKind, InstanceRecord, NewInstance};
 pub use job_state::{JobRuns, JobState};
 pub use model::*;
 pub use reads::*;
+pub use session_rows::SessionRows;
 pub use tokens::*;
 pub use user::*;
 
@@ -51,7 +60,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub type SharedStore = Arc<dyn Store>;
 
 /// Everything Batchboard keeps. Implemented for SQLite ([`sqlite::SqliteStore`]) and
-/// PostgreSQL.
+/// PostgreSQL ([`postgres::PgStore`]).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
@@ -192,10 +201,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many jobs still in the settings have a `dead` latest run (need attention).
     async fn count_needing_attention(&self) -> StoreResult<u64>;
-    /// The SQLite pool behind this store, for the session store; `None` for other backends.
-    fn sqlite_pool(&self) -> Option<sqlx::SqlitePool> {
-        None
-    }
+
+    /// The session layer's store in this database, sharing this store's pool. The
+    /// session index queries below delete from its table.
+    fn session_rows(&self) -> SessionRows;
 
     // users
 
@@ -260,10 +269,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// The connection pool's size and how many of its connections are idle, for the
     /// metrics; `None` when the backend has no pool to report.
-    fn pool_stats(&self) -> Option<(u32, usize)> {
-        self.sqlite_pool()
-            .map(|pool| (pool.size(), pool.num_idle()))
-    }
+    fn pool_stats(&self) -> Option<(u32, usize)>;
 
     // api tokens
 
@@ -351,6 +357,8 @@ pub trait Store: Send + Sync + 'static {
 pub fn open(url: &str) -> StoreResult<SharedStore> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url)?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url)?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

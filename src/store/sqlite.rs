@@ -17,7 +17,7 @@ mod sessions;
 mod tokens;
 mod users;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use self::rows::{
     JOB_COLUMNS, JobRow, LogRow, RUN_COLUMNS, RunRow, decode_all, micros, opt_micros, to_json,
 };
+use super::sync::{StoredJob, plan_sync};
 use super::*;
 
 /// Connections in the pool: enough for the web pages to read while the scheduler writes,
@@ -87,7 +88,7 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// The underlying pool, for the session store.
+    /// The underlying pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -116,83 +117,52 @@ impl Store for SqliteStore {
         jobs: &[JobSettings],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<JobRecord>> {
-        struct Stored {
-            id: i64,
-            defaults: Option<JobSettings>,
-            removed: bool,
-        }
         let now = micros(now);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows: Vec<(i64, String, String, Option<i64>)> =
             sqlx::query_as("SELECT id, name, defaults, removed_at FROM jobs")
                 .fetch_all(&mut *tx)
                 .await?;
-        let mut stored: HashMap<String, Stored> = rows
+        let stored = rows
             .into_iter()
-            .map(|(id, name, defaults, removed_at)| {
-                // Defaults that no longer decode count as changed and are overwritten.
-                let defaults = serde_json::from_str(&defaults).ok();
-                let removed = removed_at.is_some();
-                (
-                    name,
-                    Stored {
-                        id,
-                        defaults,
-                        removed,
-                    },
-                )
+            .map(|(id, name, defaults, removed_at)| StoredJob {
+                id,
+                name,
+                defaults: serde_json::from_str(&defaults).ok(),
+                removed: removed_at.is_some(),
             })
             .collect();
-
-        let mut listed = HashSet::new();
-        for settings in jobs {
-            listed.insert(settings.name.as_str());
-            let defaults = to_json("jobs.defaults", settings)?;
-            match stored.get_mut(&settings.name) {
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO jobs (name, defaults, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $3) RETURNING id",
-                    )
-                    .bind(&settings.name)
-                    .bind(&defaults)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let job = Stored {
-                        id,
-                        defaults: Some(settings.clone()),
-                        removed: false,
-                    };
-                    stored.insert(settings.name.clone(), job);
-                }
-                Some(job) if job.removed || job.defaults.as_ref() != Some(settings) => {
-                    sqlx::query(
-                        "UPDATE jobs SET defaults = $1, removed_at = NULL, \
-                         version = version + 1, updated_at = $2 WHERE id = $3",
-                    )
-                    .bind(&defaults)
-                    .bind(now)
-                    .bind(job.id)
-                    .execute(&mut *tx)
-                    .await?;
-                    job.defaults = Some(settings.clone());
-                    job.removed = false;
-                }
-                Some(_) => {}
-            }
+        let plan = plan_sync(stored, jobs);
+        for settings in plan.insert {
+            sqlx::query(
+                "INSERT INTO jobs (name, defaults, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            )
+            .bind(&settings.name)
+            .bind(to_json("jobs.defaults", settings)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
-        for (name, job) in &stored {
-            if !job.removed && !listed.contains(name.as_str()) {
-                sqlx::query(
-                    "UPDATE jobs SET removed_at = $1, next_run_at = NULL, \
-                     version = version + 1, updated_at = $1 WHERE id = $2",
-                )
-                .bind(now)
-                .bind(job.id)
-                .execute(&mut *tx)
-                .await?;
-            }
+        for (id, settings) in plan.update {
+            sqlx::query(
+                "UPDATE jobs SET defaults = $1, removed_at = NULL, \
+                 version = version + 1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(to_json("jobs.defaults", settings)?)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for id in plan.remove {
+            sqlx::query(
+                "UPDATE jobs SET removed_at = $1, next_run_at = NULL, \
+                 version = version + 1, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
 
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY name");
@@ -379,8 +349,10 @@ impl Store for SqliteStore {
         reads::count_needing_attention(&self.pool).await
     }
 
-    fn sqlite_pool(&self) -> Option<SqlitePool> {
-        Some(self.pool.clone())
+    fn session_rows(&self) -> SessionRows {
+        SessionRows::Sqlite(tower_sessions_sqlx_store::SqliteStore::new(
+            self.pool.clone(),
+        ))
     }
 
     // users
@@ -442,6 +414,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> Option<(u32, usize)> {
+        Some((self.pool.size(), self.pool.num_idle()))
     }
 
     // api tokens

@@ -9,19 +9,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
-use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
 use super::error::WebError;
 use super::sessions::Sessions;
 use super::{AppState, WebConfig};
 pub use crate::store::Role;
-use crate::store::{SharedStore, StoreError, TOKEN_PREFIX, User, hash_token};
+use crate::store::{SessionRows, SharedStore, StoreError, TOKEN_PREFIX, User, hash_token};
 
 /// The axum-login session of this request.
 pub type AuthSession = axum_login::AuthSession<Backend>;
 
 /// The session and sign-in layers, to wrap around every route.
-pub type AuthLayer = AuthManagerLayer<Backend, SqliteSessionStore>;
+pub type AuthLayer = AuthManagerLayer<Backend, SessionRows>;
 
 impl AuthUser for User {
     type Id = i64;

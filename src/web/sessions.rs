@@ -21,12 +21,11 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
 use super::WebConfig;
 use super::auth::AuthSession;
 use super::error::{WebError, WebResult};
-use crate::store::{SharedStore, User};
+use crate::store::{SessionRows, SharedStore, User};
 
 /// Name of the session cookie (with secure cookies: `__Host-batchboard_session`).
 pub const SESSION_COOKIE: &str = "batchboard_session";
@@ -46,7 +45,7 @@ const MAX_TRACKED_SESSIONS: usize = 10_000;
 /// The session store, and the application's store for the index of sessions by user.
 #[derive(Clone)]
 pub struct Sessions {
-    rows: SqliteSessionStore,
+    rows: SessionRows,
     store: SharedStore,
     /// Password checks per session id since its last right one. In memory rather than in
     /// the session's data, where parallel requests would each read the same old count.
@@ -65,14 +64,9 @@ impl Sessions {
     /// deletes sessions the index does not name. Call once at start-up, before serving.
     ///
     /// # Errors
-    /// When the store has no SQLite pool or the session table cannot be created.
+    /// When the session table cannot be created.
     pub async fn open(store: SharedStore) -> anyhow::Result<Self> {
-        // PostgreSQL sessions (tower-sessions-sqlx-store's PostgresStore) come with the
-        // PostgreSQL store.
-        let pool = store.sqlite_pool().ok_or_else(|| {
-            anyhow::anyhow!("sessions need the SQLite store (PostgreSQL is not supported yet)")
-        })?;
-        let rows = SqliteSessionStore::new(pool);
+        let rows = store.session_rows();
         rows.migrate().await.context("creating the session table")?;
         // Every signed-in session is indexed at sign-in, so one the index does not name is
         // either anonymous (a failed sign-in's form token) or from before the index
@@ -93,7 +87,7 @@ impl Sessions {
     /// with secure cookies, expiring after 12 hours without use. A session row is
     /// written only when a handler puts something in the session (sign-in, the CSRF
     /// token of a signed-in page), never for an anonymous visit.
-    pub fn layer(&self, config: &WebConfig) -> SessionManagerLayer<SqliteSessionStore> {
+    pub fn layer(&self, config: &WebConfig) -> SessionManagerLayer<SessionRows> {
         SessionManagerLayer::new(self.rows.clone())
             .with_name(config.cookie_name(SESSION_COOKIE))
             .with_path("/")

@@ -1,11 +1,11 @@
-//! The store's edit methods: overrides saved under a version check, and the history.
+//! The store's edit methods: overrides saved under a version check, and the history;
+//! on both backends (see [`crate::support::store_suite`]).
 
 use batchboard::job::JobSettings;
-use batchboard::store::sqlite::SqliteStore;
-use batchboard::store::{ChangeFilter, JobChange, JobEdit, JobRecord, Store, StoreError};
+use batchboard::store::{ChangeFilter, JobChange, JobEdit, JobRecord, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::support::open_store;
+use crate::support::{TestStore, store_suite};
 
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
@@ -23,7 +23,7 @@ fn settings(name: &str) -> JobSettings {
     }
 }
 
-async fn synced(store: &SqliteStore, names: &[&str]) -> Vec<JobRecord> {
+async fn synced(store: &TestStore, names: &[&str]) -> Vec<JobRecord> {
     let jobs: Vec<_> = names.iter().map(|name| settings(name)).collect();
     store.sync_jobs(&jobs, at(0)).await.expect("jobs sync")
 }
@@ -47,10 +47,8 @@ fn edit_of(job: &JobRecord, overrides: serde_json::Value, changes: Vec<JobChange
     }
 }
 
-#[tokio::test]
-async fn an_edit_saves_the_overrides_bumps_the_version_and_records_each_change() {
-    let db = open_store().await;
-    let job = synced(&db.store, &["sync"]).await.remove(0);
+async fn an_edit_saves_the_overrides_bumps_the_version_and_records_each_change(db: TestStore) {
+    let job = synced(&db, &["sync"]).await.remove(0);
     let saved = db
         .store
         .update_job_overrides(
@@ -89,10 +87,8 @@ async fn an_edit_saves_the_overrides_bumps_the_version_and_records_each_change()
     assert_eq!(history[1].changed_at, at(60));
 }
 
-#[tokio::test]
-async fn an_edit_saves_its_paused_state_and_next_fire_with_its_overrides() {
-    let db = open_store().await;
-    let job = synced(&db.store, &["sync"]).await.remove(0);
+async fn an_edit_saves_its_paused_state_and_next_fire_with_its_overrides(db: TestStore) {
+    let job = synced(&db, &["sync"]).await.remove(0);
     let edit = JobEdit {
         paused: true,
         next_run_at: None,
@@ -138,10 +134,8 @@ async fn an_edit_saves_its_paused_state_and_next_fire_with_its_overrides() {
     assert_eq!(reread, saved, "what is returned is what was saved");
 }
 
-#[tokio::test]
-async fn an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing() {
-    let db = open_store().await;
-    let job = synced(&db.store, &["sync"]).await.remove(0);
+async fn an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing(db: TestStore) {
+    let job = synced(&db, &["sync"]).await.remove(0);
     let result = db
         .store
         .update_job_overrides(
@@ -174,9 +168,7 @@ async fn an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing() {
     assert!(history.is_empty(), "no change recorded: {history:?}");
 }
 
-#[tokio::test]
-async fn an_edit_of_a_missing_job_is_not_found() {
-    let db = open_store().await;
+async fn an_edit_of_a_missing_job_is_not_found(db: TestStore) {
     let result = db
         .store
         .update_job_overrides(
@@ -194,10 +186,8 @@ async fn an_edit_of_a_missing_job_is_not_found() {
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
 
-#[tokio::test]
-async fn pausing_records_who_paused_and_pausing_twice_records_once() {
-    let db = open_store().await;
-    let job = synced(&db.store, &["sync"]).await.remove(0);
+async fn pausing_records_who_paused_and_pausing_twice_records_once(db: TestStore) {
+    let job = synced(&db, &["sync"]).await.remove(0);
     for _ in 0..2 {
         let paused = db
             .store
@@ -224,10 +214,8 @@ async fn pausing_records_who_paused_and_pausing_twice_records_once() {
     assert_eq!(history[0].new_value, Some(true.into()));
 }
 
-#[tokio::test]
-async fn the_history_pages_by_keyset_and_filters_by_job() {
-    let db = open_store().await;
-    let jobs = synced(&db.store, &["alpha", "beta"]).await;
+async fn the_history_pages_by_keyset_and_filters_by_job(db: TestStore) {
+    let jobs = synced(&db, &["alpha", "beta"]).await;
     for (i, job) in jobs.iter().cycle().take(10).enumerate() {
         let current = db
             .store
@@ -294,3 +282,12 @@ async fn the_history_pages_by_keyset_and_filters_by_job() {
     assert_eq!(beta.len(), 5);
     assert!(beta.iter().all(|c| c.job_name == "beta"));
 }
+
+store_suite!(
+    an_edit_saves_the_overrides_bumps_the_version_and_records_each_change,
+    an_edit_saves_its_paused_state_and_next_fire_with_its_overrides,
+    an_edit_on_a_stale_version_is_a_conflict_and_writes_nothing,
+    an_edit_of_a_missing_job_is_not_found,
+    pausing_records_who_paused_and_pausing_twice_records_once,
+    the_history_pages_by_keyset_and_filters_by_job,
+);

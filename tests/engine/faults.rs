@@ -7,7 +7,7 @@ use std::time::Duration;
 use batchboard::job::JobSettings;
 use batchboard::scheduler::{JobPatch, SchedulerEvent};
 use batchboard::store::writer::Writer;
-use batchboard::store::{LogLine, NewRun, RunStatus, Store as _, Trigger};
+use batchboard::store::{LogLine, NewRun, RunStatus, Trigger};
 use chrono::DateTime;
 use chrono::Utc;
 use sqlx::{Connection as _, SqliteConnection};
@@ -91,7 +91,7 @@ async fn a_write_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_w
         .sync_jobs(&[job("a", "1h", serde_json::json!({"action": "ok"}))], t0())
         .await
         .expect("the job is saved");
-    let shared: batchboard::store::SharedStore = std::sync::Arc::new(store.store.clone());
+    let shared = store.store.clone();
     let (writer, task) = Writer::start(shared.clone());
     let run = |job_id| NewRun {
         job_id,
@@ -136,7 +136,7 @@ async fn log_lines_of_a_run_that_is_gone_are_dropped_without_failing_their_batch
         .sync_jobs(&[job("a", "1h", serde_json::json!({"action": "ok"}))], t0())
         .await
         .expect("the job is saved");
-    let shared: batchboard::store::SharedStore = std::sync::Arc::new(store.store.clone());
+    let shared = store.store.clone();
     let (writer, task) = Writer::start(shared.clone());
     let run_id = writer
         .insert_run(NewRun {

@@ -1,16 +1,14 @@
-//! The console's aggregate reads against real SQLite files.
+//! The console's aggregate reads, on both backends (see [`crate::support::store_suite`]).
 
 use std::collections::HashMap;
 
 use batchboard::job::JobSettings;
-use batchboard::store::sqlite::SqliteStore;
-use batchboard::store::{NewRun, OutcomeBucket, RunFinish, RunStatus, Store, Trigger, WriteBatch};
+use batchboard::store::{NewRun, OutcomeBucket, RunFinish, RunStatus, Trigger, WriteBatch};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::support::{TestStore, open_store};
+use crate::support::{TestStore, store_suite};
 
-async fn store_with_jobs(names: &[&str]) -> (TestStore, Vec<i64>) {
-    let store = open_store().await;
+async fn store_with_jobs(store: TestStore, names: &[&str]) -> (TestStore, Vec<i64>) {
     let jobs: Vec<JobSettings> = names
         .iter()
         .map(|name| JobSettings {
@@ -44,7 +42,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
 /// Inserts a run of `job_id` started at `started` and finishes it with `status`
 /// (unless `Running`); returns its id.
 async fn add_run(
-    store: &SqliteStore,
+    store: &TestStore,
     job_id: i64,
     started: DateTime<Utc>,
     status: RunStatus,
@@ -95,10 +93,9 @@ async fn add_run(
     id
 }
 
-#[tokio::test]
-async fn status_counts_since_count_only_runs_started_inside_the_window() {
-    let (test, ids) = store_with_jobs(&["a", "b"]).await;
-    let store = &test.store;
+async fn status_counts_since_count_only_runs_started_inside_the_window(test: TestStore) {
+    let (test, ids) = store_with_jobs(test, &["a", "b"]).await;
+    let store = &test;
     add_run(store, ids[0], at(0), RunStatus::Failed, 1, None).await;
     add_run(store, ids[0], at(60), RunStatus::Succeeded, 1, None).await;
     add_run(store, ids[1], at(61), RunStatus::Failed, 1, None).await;
@@ -116,10 +113,9 @@ async fn status_counts_since_count_only_runs_started_inside_the_window() {
     assert_eq!(counts, expected);
 }
 
-#[tokio::test]
-async fn outcome_buckets_group_the_chosen_jobs_runs_by_hour_and_status() {
-    let (test, ids) = store_with_jobs(&["a", "b", "c"]).await;
-    let store = &test.store;
+async fn outcome_buckets_group_the_chosen_jobs_runs_by_hour_and_status(test: TestStore) {
+    let (test, ids) = store_with_jobs(test, &["a", "b", "c"]).await;
+    let store = &test;
     let since = at(60);
     add_run(store, ids[0], at(59), RunStatus::Failed, 1, None).await; // before the window
     add_run(store, ids[0], at(60), RunStatus::Succeeded, 1, None).await; // bucket 0
@@ -159,9 +155,8 @@ async fn outcome_buckets_group_the_chosen_jobs_runs_by_hour_and_status() {
     );
 }
 
-#[tokio::test]
-async fn outcome_buckets_of_no_jobs_are_empty() {
-    let (test, _) = store_with_jobs(&["a"]).await;
+async fn outcome_buckets_of_no_jobs_are_empty(test: TestStore) {
+    let (test, _) = store_with_jobs(test, &["a"]).await;
     let buckets = test
         .store
         .outcome_buckets(&[], at(0), Duration::hours(1))
@@ -170,10 +165,9 @@ async fn outcome_buckets_of_no_jobs_are_empty() {
     assert!(buckets.is_empty());
 }
 
-#[tokio::test]
-async fn run_chain_lists_the_first_attempt_and_its_retries_oldest_first() {
-    let (test, ids) = store_with_jobs(&["a"]).await;
-    let store = &test.store;
+async fn run_chain_lists_the_first_attempt_and_its_retries_oldest_first(test: TestStore) {
+    let (test, ids) = store_with_jobs(test, &["a"]).await;
+    let store = &test;
     let first = add_run(store, ids[0], at(0), RunStatus::Retrying, 1, None).await;
     let unrelated = add_run(store, ids[0], at(1), RunStatus::Succeeded, 1, None).await;
     let second = add_run(store, ids[0], at(2), RunStatus::Retrying, 2, Some(first)).await;
@@ -191,10 +185,17 @@ async fn run_chain_lists_the_first_attempt_and_its_retries_oldest_first() {
     assert!(!chain.iter().any(|(id, _)| *id == unrelated));
 }
 
-#[tokio::test]
-async fn run_chain_of_a_lone_run_is_that_run() {
-    let (test, ids) = store_with_jobs(&["a"]).await;
-    let only = add_run(&test.store, ids[0], at(0), RunStatus::Succeeded, 1, None).await;
+async fn run_chain_of_a_lone_run_is_that_run(test: TestStore) {
+    let (test, ids) = store_with_jobs(test, &["a"]).await;
+    let only = add_run(&test, ids[0], at(0), RunStatus::Succeeded, 1, None).await;
     let chain = test.store.run_chain(only).await.expect("chain");
     assert_eq!(chain.iter().map(|r| r.id).collect::<Vec<_>>(), vec![only]);
 }
+
+store_suite!(
+    status_counts_since_count_only_runs_started_inside_the_window,
+    outcome_buckets_group_the_chosen_jobs_runs_by_hour_and_status,
+    outcome_buckets_of_no_jobs_are_empty,
+    run_chain_lists_the_first_attempt_and_its_retries_oldest_first,
+    run_chain_of_a_lone_run_is_that_run,
+);

@@ -1,14 +1,14 @@
-//! The SQLite store against real temporary database files.
+//! The store suite, on SQLite and (when configured) PostgreSQL: see
+//! [`crate::support::store_suite`].
 
 use batchboard::job::JobSettings;
-use batchboard::store::sqlite::SqliteStore;
 use batchboard::store::{
     ClaimResult, FireClaim, LogLine, NewRun, PruneReport, RetryClaim, RunFilter, RunFinish,
-    RunStatus, Store, StoreError, Trigger, WriteBatch,
+    RunMark, RunStatus, StoreError, Trigger, WriteBatch,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::support::{TestStore, open_store};
+use crate::support::{Backend, TestStore, store_suite};
 
 /// 2026-01-01T00:00:00Z plus `seconds`, with a microsecond part so that precision is
 /// exercised everywhere.
@@ -30,8 +30,7 @@ fn settings(name: &str, every: &str) -> JobSettings {
 }
 
 /// A store with jobs `names` (every 1m), returning their ids in order.
-async fn store_with_jobs(names: &[&str]) -> (TestStore, Vec<i64>) {
-    let store = open_store().await;
+async fn store_with_jobs(store: TestStore, names: &[&str]) -> (TestStore, Vec<i64>) {
     let jobs: Vec<JobSettings> = names.iter().map(|n| settings(n, "1m")).collect();
     let records = store.sync_jobs(&jobs, at(0)).await.expect("sync");
     let ids = names
@@ -90,7 +89,7 @@ fn finish(run_id: i64, status: RunStatus, finished_at: DateTime<Utc>) -> RunFini
 }
 
 /// Inserts one run per entry of `jobs` (job ids), in order, and returns their ids.
-async fn insert_runs(store: &SqliteStore, jobs: &[i64], start: i64) -> Vec<i64> {
+async fn insert_runs(store: &TestStore, jobs: &[i64], start: i64) -> Vec<i64> {
     let inserts = jobs
         .iter()
         .enumerate()
@@ -107,7 +106,7 @@ async fn insert_runs(store: &SqliteStore, jobs: &[i64], start: i64) -> Vec<i64> 
 }
 
 /// Finishes `runs` at 1000 s, each keeping the start it was inserted with.
-async fn finish_all(store: &SqliteStore, runs: &[i64], status: RunStatus) {
+async fn finish_all(store: &TestStore, runs: &[i64], status: RunStatus) {
     let mut finishes = Vec::new();
     for &id in runs {
         let stored = store.run(id).await.expect("query").expect("run");
@@ -129,9 +128,7 @@ fn run_ids(runs: &[batchboard::store::RunRecord]) -> Vec<i64> {
     runs.iter().map(|r| r.id).collect()
 }
 
-#[tokio::test]
-async fn migrating_twice_is_harmless() {
-    let store = open_store().await;
+async fn migrating_twice_is_harmless(store: TestStore) {
     store.migrate().await.expect("second migration is a no-op");
     assert!(store.jobs().await.expect("jobs").is_empty());
 }
@@ -148,9 +145,9 @@ async fn connect_via_the_store_url_creates_and_migrates_the_file() {
     assert!(store.jobs().await.expect("jobs").is_empty());
 }
 
-#[tokio::test]
-async fn sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_on_change() {
-    let store = open_store().await;
+async fn sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_on_change(
+    store: TestStore,
+) {
     let a = settings("alpha", "1m");
     let b = settings("beta", "5m");
 
@@ -231,9 +228,7 @@ async fn sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_
     assert_eq!(store.job_by_name("gamma").await.expect("lookup"), None);
 }
 
-#[tokio::test]
-async fn pausing_and_setting_the_next_run_report_a_missing_job() {
-    let store = open_store().await;
+async fn pausing_and_setting_the_next_run_report_a_missing_job(store: TestStore) {
     assert!(!store.set_next_run(42, Some(at(0))).await.expect("query"));
     assert!(matches!(
         store.set_paused_by(42, true, None, "olga", at(0)).await,
@@ -241,9 +236,8 @@ async fn pausing_and_setting_the_next_run_report_a_missing_job() {
     ));
 }
 
-#[tokio::test]
-async fn two_claims_for_the_same_fire_in_one_batch_make_exactly_one_run() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn two_claims_for_the_same_fire_in_one_batch_make_exactly_one_run(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let job = ids[0];
     store.set_next_run(job, Some(at(60))).await.expect("set");
 
@@ -278,9 +272,8 @@ async fn two_claims_for_the_same_fire_in_one_batch_make_exactly_one_run() {
     assert_eq!(job.version, 1, "a fire is not an edit");
 }
 
-#[tokio::test]
-async fn a_claim_with_a_stale_expected_time_loses_in_a_later_batch() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn a_claim_with_a_stale_expected_time_loses_in_a_later_batch(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let job = ids[0];
     store.set_next_run(job, Some(at(60))).await.expect("set");
     let first = store
@@ -310,9 +303,8 @@ async fn a_claim_with_a_stale_expected_time_loses_in_a_later_batch() {
     assert_eq!(runs.len(), 1);
 }
 
-#[tokio::test]
-async fn successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order() {
-    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+async fn successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha", "beta"]).await;
     let (alpha, beta) = (ids[0], ids[1]);
     store.set_next_run(alpha, Some(at(0))).await.expect("set");
     store.set_next_run(beta, Some(at(0))).await.expect("set");
@@ -365,12 +357,11 @@ async fn successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order() 
     assert_eq!(jobs[1].next_run_at, Some(at(120)));
 }
 
-#[tokio::test]
-async fn a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim() {
+async fn a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim(store: TestStore) {
     // 40 jobs × 80 successive fires: 3,200 runs, more than one multi-row INSERT holds.
     let names: Vec<String> = (0..40).map(|i| format!("job-{i:02}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (store, ids) = store_with_jobs(&name_refs).await;
+    let (store, ids) = store_with_jobs(store, &name_refs).await;
     for &job in &ids {
         store.set_next_run(job, Some(at(0))).await.expect("set");
     }
@@ -409,9 +400,8 @@ async fn a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim() {
     }
 }
 
-#[tokio::test]
-async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let first = insert_runs(&store, &ids, 0).await[0];
     let mut failed = finish(first, RunStatus::Retrying, at(10));
     failed.error_kind = Some("transient".into());
@@ -473,9 +463,8 @@ async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt() {
     assert_eq!(new.first_run_id, Some(first));
 }
 
-#[tokio::test]
-async fn pending_retries_come_by_due_time() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn pending_retries_come_by_due_time(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let runs = insert_runs(&store, &[ids[0]; 3], 0).await;
     let finishes = runs
         .iter()
@@ -496,9 +485,65 @@ async fn pending_retries_come_by_due_time() {
     assert_eq!(run_ids(&pending), [runs[1], runs[2], runs[0]]);
 }
 
-#[tokio::test]
-async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    let mark = |run_id, status, started_at| RunMark {
+        run_id,
+        status,
+        started_at,
+    };
+    store
+        .write_batch(WriteBatch {
+            marks: vec![
+                mark(runs[0], RunStatus::Queued, None),
+                mark(runs[1], RunStatus::Queued, None),
+            ],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("queued");
+    let queued = store.run(runs[0]).await.expect("query").expect("run");
+    assert_eq!(
+        (queued.status, queued.started_at),
+        (RunStatus::Queued, None)
+    );
+
+    // In one batch: the later mark of a run wins; a mark after its finish is ignored.
+    store
+        .write_batch(WriteBatch {
+            marks: vec![
+                mark(runs[0], RunStatus::Running, Some(at(3))),
+                mark(runs[0], RunStatus::Running, Some(at(5))),
+            ],
+            finishes: vec![finish(runs[1], RunStatus::Cancelled, at(4))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("marked");
+    store
+        .write_batch(WriteBatch {
+            marks: vec![mark(runs[1], RunStatus::Running, Some(at(6)))],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("a late mark");
+    let started = store.run(runs[0]).await.expect("query").expect("run");
+    assert_eq!(
+        (started.status, started.started_at),
+        (RunStatus::Running, Some(at(5)))
+    );
+    let ended = store.run(runs[1]).await.expect("query").expect("run");
+    assert_eq!(
+        ended.status,
+        RunStatus::Cancelled,
+        "an ended run stays ended"
+    );
+    assert_eq!(ended.started_at, Some(at(4) - Duration::milliseconds(1500)));
+}
+
+async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let run = insert_runs(&store, &ids, 0).await[0];
     let early = finish(run, RunStatus::Failed, at(5));
     let late = RunFinish {
@@ -534,9 +579,8 @@ async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins() {
     assert_eq!(stored.instance_id, "test-instance");
 }
 
-#[tokio::test]
-async fn log_lines_come_back_in_order_and_page_after_an_id() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn log_lines_come_back_in_order_and_page_after_an_id(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
     let line = |run_id: i64, n: i64| LogLine {
         run_id,
@@ -591,9 +635,8 @@ async fn log_lines_come_back_in_order_and_page_after_an_id() {
     );
 }
 
-#[tokio::test]
-async fn runs_are_listed_newest_first_by_keyset_pages_and_filters() {
-    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+async fn runs_are_listed_newest_first_by_keyset_pages_and_filters(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha", "beta"]).await;
     let (alpha, beta) = (ids[0], ids[1]);
     let runs = insert_runs(&store, &[alpha, beta, alpha, beta, alpha], 0).await;
     let manual = store
@@ -676,9 +719,8 @@ async fn runs_are_listed_newest_first_by_keyset_pages_and_filters() {
     );
 }
 
-#[tokio::test]
-async fn latest_runs_holds_the_newest_run_of_each_job_that_has_one() {
-    let (store, ids) = store_with_jobs(&["alpha", "beta", "gamma"]).await;
+async fn latest_runs_holds_the_newest_run_of_each_job_that_has_one(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha", "beta", "gamma"]).await;
     let runs = insert_runs(&store, &[ids[0], ids[1], ids[0], ids[1], ids[0]], 0).await;
     let latest = store.latest_runs().await.expect("latest");
     assert_eq!(latest.len(), 2);
@@ -687,9 +729,8 @@ async fn latest_runs_holds_the_newest_run_of_each_job_that_has_one() {
     assert!(!latest.contains_key(&ids[2]));
 }
 
-#[tokio::test]
-async fn running_runs_lists_only_unfinished_runs_oldest_first() {
-    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+async fn running_runs_lists_only_unfinished_runs_oldest_first(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha", "beta"]).await;
     let runs = insert_runs(&store, &[ids[0], ids[1], ids[0]], 0).await;
     finish_all(&store, &[runs[1]], RunStatus::Succeeded).await;
     let running = store.running_runs().await.expect("running");
@@ -697,7 +738,7 @@ async fn running_runs_lists_only_unfinished_runs_oldest_first() {
 }
 
 /// Adds `lines` log lines to each of `runs`.
-async fn add_logs(store: &SqliteStore, runs: &[i64], lines: usize) {
+async fn add_logs(store: &TestStore, runs: &[i64], lines: usize) {
     let logs = runs
         .iter()
         .flat_map(|&run_id| {
@@ -719,9 +760,10 @@ async fn add_logs(store: &SqliteStore, runs: &[i64], lines: usize) {
         .expect("logs");
 }
 
-#[tokio::test]
-async fn pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batches() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batches(
+    store: TestStore,
+) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     // Started at 0..6; the cut-off is 5, so runs 0..5 are old enough.
     let runs = insert_runs(&store, &[ids[0]; 6], 0).await;
     add_logs(&store, &runs, 2).await;
@@ -777,9 +819,47 @@ async fn pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batc
     );
 }
 
-#[tokio::test]
-async fn pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one() {
-    let (store, ids) = store_with_jobs(&["alpha", "beta"]).await;
+async fn pruning_by_age_takes_runs_that_never_started_by_their_slot(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
+    // Slots at 0, 1 and 10; the first two are cancelled while queued, never started.
+    let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
+    let late = insert_runs(&store, &[ids[0]], 10).await[0];
+    let never_started = |run_id| RunFinish {
+        started_at: None,
+        duration_ms: None,
+        ..finish(run_id, RunStatus::Cancelled, at(20))
+    };
+    store
+        .write_batch(WriteBatch {
+            finishes: vec![
+                never_started(runs[0]),
+                never_started(runs[1]),
+                never_started(late),
+            ],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("cancelled");
+
+    let report = store.prune_runs(Some(at(5)), None, 1).await.expect("prune");
+    assert_eq!(report.runs_deleted, 1, "batches hold for these too");
+    let report = store
+        .prune_runs(Some(at(5)), None, 10)
+        .await
+        .expect("prune");
+    assert_eq!(report.runs_deleted, 1);
+    let left = store
+        .runs(&RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(run_ids(&left), [late], "a slot after the cut-off is kept");
+}
+
+async fn pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha", "beta"]).await;
     let (alpha, beta) = (ids[0], ids[1]);
     let runs = insert_runs(&store, &[alpha, alpha, alpha, alpha, beta, beta], 0).await;
     add_logs(&store, &runs, 1).await;
@@ -815,9 +895,10 @@ async fn pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one() {
     assert!(next > runs[5]);
 }
 
-#[tokio::test]
-async fn pruning_a_job_down_to_zero_removes_the_newest_run_too_and_ids_stay_unique() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn pruning_a_job_down_to_zero_removes_the_newest_run_too_and_ids_stay_unique(
+    store: TestStore,
+) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let runs = insert_runs(&store, &[ids[0], ids[0]], 0).await;
     finish_all(&store, &runs, RunStatus::Succeeded).await;
     let report = store.prune_runs(None, Some(0), 100).await.expect("prune");
@@ -826,9 +907,8 @@ async fn pruning_a_job_down_to_zero_removes_the_newest_run_too_and_ids_stay_uniq
     assert!(next > runs[1], "id {next} reused after pruning {runs:?}");
 }
 
-#[tokio::test]
-async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim() {
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let due = Utc
         .with_ymd_and_hms(2026, 3, 29, 1, 59, 59)
         .single()
@@ -868,10 +948,9 @@ async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim()
     assert_eq!(run.started_at, Some(due));
 }
 
-#[tokio::test]
-async fn times_order_correctly_whatever_their_fraction() {
+async fn times_order_correctly_whatever_their_fraction(store: TestStore) {
     // 10:00:05 sorts before 10:00:05.5 as an instant; in sqlx's text encoding it does not.
-    let (store, ids) = store_with_jobs(&["alpha"]).await;
+    let (store, ids) = store_with_jobs(store, &["alpha"]).await;
     let whole = Utc
         .with_ymd_and_hms(2026, 1, 1, 10, 0, 5)
         .single()
@@ -898,19 +977,15 @@ async fn times_order_correctly_whatever_their_fraction() {
     assert_eq!(run_ids(&pending), [runs[1], runs[0]]);
 }
 
-#[tokio::test]
-async fn stored_defaults_that_no_longer_fit_the_settings_are_a_decode_error() {
-    let (store, _) = store_with_jobs(&["alpha"]).await;
-    sqlx::query("UPDATE jobs SET defaults = '{\"unknown_field\": 1}'")
-        .execute(store.pool())
-        .await
-        .expect("corrupt the row");
+async fn stored_defaults_that_no_longer_fit_the_settings_are_a_decode_error(store: TestStore) {
+    let (store, _) = store_with_jobs(store, &["alpha"]).await;
+    store
+        .execute("UPDATE jobs SET defaults = '{\"unknown_field\": 1}'")
+        .await;
     assert!(matches!(store.jobs().await, Err(StoreError::Decode(_))));
 }
 
-#[tokio::test]
-async fn an_empty_batch_writes_nothing_and_returns_empty_results() {
-    let store = open_store().await;
+async fn an_empty_batch_writes_nothing_and_returns_empty_results(store: TestStore) {
     let result = store
         .write_batch(WriteBatch::default())
         .await
@@ -938,13 +1013,16 @@ async fn upgrading_to_queued_runs_keeps_every_run_log_line_and_used_id() {
         }
     }
     let url = format!("sqlite://{}", dir.path().join("old.db").display());
-    let store = SqliteStore::connect(&url).await.expect("the store opens");
+    let raw = batchboard::store::sqlite::SqliteStore::connect(&url)
+        .await
+        .expect("the store opens");
     sqlx::migrate::Migrator::new(before_0011.as_path())
         .await
         .expect("the older migrations load")
-        .run(store.pool())
+        .run(raw.pool())
         .await
         .expect("the older migrations apply");
+    let store = TestStore::adopt(std::sync::Arc::new(raw.clone()), Backend::Sqlite, url);
 
     let jobs = store
         .sync_jobs(&[settings("alpha", "1m")], at(0))
@@ -961,12 +1039,12 @@ async fn upgrading_to_queued_runs_keeps_every_run_log_line_and_used_id() {
     let kept_before = store.run(runs[1]).await.expect("loads").expect("kept");
     sqlx::query("DELETE FROM run_logs WHERE run_id = $1")
         .bind(runs[2])
-        .execute(store.pool())
+        .execute(raw.pool())
         .await
         .expect("logs of the last run go");
     sqlx::query("DELETE FROM runs WHERE id = $1")
         .bind(runs[2])
-        .execute(store.pool())
+        .execute(raw.pool())
         .await
         .expect("the last run goes");
 
@@ -994,7 +1072,33 @@ async fn upgrading_to_queued_runs_keeps_every_run_log_line_and_used_id() {
     );
     sqlx::query("UPDATE runs SET status = 'queued', started_at = NULL WHERE id = $1")
         .bind(next[0])
-        .execute(store.pool())
+        .execute(raw.pool())
         .await
         .expect("a queued run with no start is accepted");
 }
+
+store_suite!(
+    migrating_twice_is_harmless,
+    sync_jobs_inserts_updates_removes_and_brings_back_jobs_bumping_version_on_change,
+    pausing_and_setting_the_next_run_report_a_missing_job,
+    an_empty_batch_writes_nothing_and_returns_empty_results,
+    two_claims_for_the_same_fire_in_one_batch_make_exactly_one_run,
+    a_claim_with_a_stale_expected_time_loses_in_a_later_batch,
+    successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order,
+    a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim,
+    a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt,
+    pending_retries_come_by_due_time,
+    marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run,
+    a_finish_records_every_field_and_the_later_of_two_finishes_wins,
+    log_lines_come_back_in_order_and_page_after_an_id,
+    runs_are_listed_newest_first_by_keyset_pages_and_filters,
+    latest_runs_holds_the_newest_run_of_each_job_that_has_one,
+    running_runs_lists_only_unfinished_runs_oldest_first,
+    pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batches,
+    pruning_by_age_takes_runs_that_never_started_by_their_slot,
+    pruning_keeps_the_newest_runs_of_each_job_and_never_a_running_one,
+    pruning_a_job_down_to_zero_removes_the_newest_run_too_and_ids_stay_unique,
+    times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim,
+    times_order_correctly_whatever_their_fraction,
+    stored_defaults_that_no_longer_fit_the_settings_are_a_decode_error,
+);

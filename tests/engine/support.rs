@@ -17,6 +17,10 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+#[path = "../common/postgres.rs"]
+mod postgres;
+use postgres::PgDatabase;
+
 /// What a `scripted` run does.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -260,29 +264,137 @@ impl Engine {
     }
 }
 
-/// A migrated store on a fresh SQLite file that lives as long as the value.
+/// The backends the store suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated store on a fresh database that lives as long as the value: a SQLite file
+/// in a temporary directory, or a PostgreSQL database of its own, dropped afterwards.
 pub struct TestStore {
-    pub store: batchboard::store::sqlite::SqliteStore,
-    _dir: tempfile::TempDir,
+    pub store: SharedStore,
+    pub backend: Backend,
+    /// The store's database URL.
+    pub url: String,
+    _place: Place,
+}
+
+/// What the store's database lives in, kept until the store is dropped.
+enum Place {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Database(#[allow(dead_code)] PgDatabase),
+    /// The caller keeps it.
+    Elsewhere,
 }
 
 impl std::ops::Deref for TestStore {
-    type Target = batchboard::store::sqlite::SqliteStore;
+    type Target = dyn store::Store;
 
     fn deref(&self) -> &Self::Target {
-        &self.store
+        self.store.as_ref()
     }
 }
 
-/// A fresh, migrated store in a temporary directory.
-pub async fn open_store() -> TestStore {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
-    let store = batchboard::store::sqlite::SqliteStore::connect(&url)
-        .await
-        .expect("the store opens");
-    batchboard::store::Store::migrate(&store)
-        .await
-        .expect("migrations apply");
-    TestStore { store, _dir: dir }
+impl TestStore {
+    /// A store the caller opened on a database it keeps, for the helpers of the suite.
+    pub fn adopt(store: SharedStore, backend: Backend, url: String) -> TestStore {
+        TestStore {
+            store,
+            backend,
+            url,
+            _place: Place::Elsewhere,
+        }
+    }
+
+    /// Runs `sql` on the store's database through a connection of its own: for tests
+    /// that plant what the store itself would never write.
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("the database opens");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("the SQL runs");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("the database opens");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("the SQL runs");
+            }
+        }
+    }
 }
+
+/// A fresh, migrated SQLite store in a temporary directory.
+pub async fn open_store() -> TestStore {
+    open_backend(Backend::Sqlite)
+        .await
+        .expect("SQLite is always available")
+}
+
+/// A fresh, migrated store on `backend`; `None` for PostgreSQL when
+/// `BATCHBOARD_TEST_POSTGRES_URL` is not set (after saying so once).
+pub async fn open_backend(backend: Backend) -> Option<TestStore> {
+    let (url, place) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("batchboard.db").display());
+            (url, Place::Dir(dir))
+        }
+        Backend::Postgres => {
+            let database = PgDatabase::create().await?;
+            (database.url.clone(), Place::Database(database))
+        }
+    };
+    let store = store::connect(&url)
+        .await
+        .expect("the store opens and migrates");
+    Some(TestStore {
+        store,
+        backend,
+        url,
+        _place: place,
+    })
+}
+
+/// Expands store tests, each an `async fn(TestStore)` in the calling module, into one
+/// `#[tokio::test]` per backend: `<module>::sqlite::<name>` always runs;
+/// `<module>::postgres::<name>` runs on a fresh database when `BATCHBOARD_TEST_POSTGRES_URL` is
+/// set, and passes after saying SKIP when it is not.
+macro_rules! store_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let store = crate::support::open_store().await;
+                    super::$test(store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let backend = crate::support::Backend::Postgres;
+                    if let Some(store) = crate::support::open_backend(backend).await {
+                        super::$test(store).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use store_suite;

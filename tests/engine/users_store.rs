@@ -1,9 +1,17 @@
-//! Users in the SQLite store against real temporary database files.
+//! Users, their sessions' index, API tokens and server keys in the store, on both
+//! backends (see [`crate::support::store_suite`]).
 
-use batchboard::store::{NewUser, Role, Store, StoreError, UserUpdate};
+use std::collections::HashMap;
+
+use batchboard::store::{
+    NewApiToken, NewUser, Role, SessionRows, StoreError, TokenRef, UserUpdate,
+};
 use chrono::{DateTime, Duration, Utc};
+use tower_sessions::cookie::time::{self, OffsetDateTime};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::SessionStore as _;
 
-use crate::support::open_store;
+use crate::support::{TestStore, store_suite};
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 123_457_000).expect("a valid time")
@@ -19,9 +27,7 @@ fn new_user(name: &str, role: Role) -> NewUser {
     }
 }
 
-#[tokio::test]
-async fn a_created_user_is_found_by_name_and_by_id() {
-    let store = open_store().await;
+async fn a_created_user_is_found_by_name_and_by_id(store: TestStore) {
     let created = store
         .create_user(&new_user("ann", Role::Operator), at(0))
         .await
@@ -49,9 +55,7 @@ async fn a_created_user_is_found_by_name_and_by_id() {
     );
 }
 
-#[tokio::test]
-async fn a_taken_name_is_a_conflict() {
-    let store = open_store().await;
+async fn a_taken_name_is_a_conflict(store: TestStore) {
     store
         .create_user(&new_user("ann", Role::Viewer), at(0))
         .await
@@ -62,9 +66,7 @@ async fn a_taken_name_is_a_conflict() {
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
 }
 
-#[tokio::test]
-async fn users_are_listed_by_name_and_counted() {
-    let store = open_store().await;
+async fn users_are_listed_by_name_and_counted(store: TestStore) {
     assert_eq!(store.count_users().await.expect("count"), 0);
     for name in ["zoe", "ann", "mia"] {
         store
@@ -83,9 +85,7 @@ async fn users_are_listed_by_name_and_counted() {
     assert_eq!(store.count_users().await.expect("count"), 3);
 }
 
-#[tokio::test]
-async fn an_update_changes_only_the_given_fields() {
-    let store = open_store().await;
+async fn an_update_changes_only_the_given_fields(store: TestStore) {
     let ann = store
         .create_user(&new_user("ann", Role::Viewer), at(0))
         .await
@@ -122,9 +122,7 @@ async fn an_update_changes_only_the_given_fields() {
     );
 }
 
-#[tokio::test]
-async fn a_forced_password_change_is_kept_until_cleared() {
-    let store = open_store().await;
+async fn a_forced_password_change_is_kept_until_cleared(store: TestStore) {
     let told = NewUser {
         must_change_password: true,
         ..new_user("ann", Role::Viewer)
@@ -152,16 +150,12 @@ async fn a_forced_password_change_is_kept_until_cleared() {
     assert!(!updated.must_change_password);
 }
 
-#[tokio::test]
-async fn updating_a_missing_user_is_not_found() {
-    let store = open_store().await;
+async fn updating_a_missing_user_is_not_found(store: TestStore) {
     let result = store.update_user(42, &UserUpdate::default(), at(0)).await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
 
-#[tokio::test]
-async fn the_debug_form_of_a_user_hides_the_password_hash() {
-    let store = open_store().await;
+async fn the_debug_form_of_a_user_hides_the_password_hash(store: TestStore) {
     let ann = store
         .create_user(&new_user("ann", Role::Viewer), at(0))
         .await
@@ -171,15 +165,154 @@ async fn the_debug_form_of_a_user_hides_the_password_hash() {
     assert!(shown.contains("<hidden>"));
 }
 
-#[tokio::test]
-async fn the_sqlite_store_shares_its_pool_for_sessions() {
-    let store = open_store().await;
-    assert!(store.sqlite_pool().is_some());
+/// A session of the session layer's own store, expiring in an hour (it reads the real
+/// clock).
+async fn session(rows: &SessionRows) -> Id {
+    let mut record = Record {
+        id: Id::default(),
+        data: HashMap::default(),
+        expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    rows.create(&mut record).await.expect("a session is saved");
+    record.id
 }
 
-#[tokio::test]
-async fn a_server_key_is_created_once_and_then_kept() {
-    let store = open_store().await;
+async fn ending_sessions_deletes_the_session_layers_own_rows_by_the_index(store: TestStore) {
+    let ann = store
+        .create_user(&new_user("ann", Role::Viewer), at(0))
+        .await
+        .expect("created");
+    let bob = store
+        .create_user(&new_user("bob", Role::Viewer), at(0))
+        .await
+        .expect("created");
+    let rows = store.session_rows();
+    rows.migrate().await.expect("the session table is created");
+    rows.migrate()
+        .await
+        .expect("and creating it again is harmless");
+    let (ann_here, ann_there, bob_one, anonymous) = (
+        session(&rows).await,
+        session(&rows).await,
+        session(&rows).await,
+        session(&rows).await,
+    );
+    for (id, user) in [(ann_here, ann.id), (ann_there, ann.id), (bob_one, bob.id)] {
+        store
+            .index_session(&id.to_string(), user, at(1))
+            .await
+            .expect("indexed");
+    }
+
+    assert_eq!(store.delete_unindexed_sessions().await.expect("swept"), 1);
+    assert_eq!(rows.load(&anonymous).await.expect("loads"), None);
+    let keep = ann_here.to_string();
+    assert_eq!(
+        store
+            .end_sessions_of_user(ann.id, Some(&keep))
+            .await
+            .expect("ended"),
+        1
+    );
+    assert!(rows.load(&ann_here).await.expect("loads").is_some());
+    assert_eq!(rows.load(&ann_there).await.expect("loads"), None);
+    assert!(rows.load(&bob_one).await.expect("loads").is_some());
+
+    // Signed out: the session goes, its index row follows at the next prune.
+    rows.delete(&bob_one).await.expect("deleted");
+    assert_eq!(store.prune_session_index().await.expect("pruned"), 1);
+    assert_eq!(store.prune_session_index().await.expect("pruned"), 0);
+    assert_eq!(
+        store
+            .end_sessions_of_user(ann.id, None)
+            .await
+            .expect("ended"),
+        1
+    );
+    assert_eq!(rows.load(&ann_here).await.expect("loads"), None);
+}
+
+async fn tokens_are_named_once_per_user_revoked_and_touched_forward_only(store: TestStore) {
+    let ann = store
+        .create_user(&new_user("ann", Role::Operator), at(0))
+        .await
+        .expect("created");
+    let token = |name: &str, hash: &str| NewApiToken {
+        user_id: ann.id,
+        name: name.into(),
+        token_hash: hash.into(),
+        role: Role::Viewer,
+        expires_at: Some(at(3600)),
+    };
+    let ci = store
+        .create_token(&token("ci", "hash-1"), at(1))
+        .await
+        .expect("created");
+    assert_eq!((ci.created_at, ci.expires_at), (at(1), Some(at(3600))));
+    assert!(matches!(
+        store.create_token(&token("ci", "hash-2"), at(2)).await,
+        Err(StoreError::Conflict)
+    ));
+    let backup = store
+        .create_token(&token("backup", "hash-3"), at(2))
+        .await
+        .expect("created");
+    let names: Vec<String> = store
+        .tokens_of_user(ann.id)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["backup", "ci"]);
+
+    store.touch_token(ci.id, at(60)).await.expect("touched");
+    store.touch_token(ci.id, at(30)).await.expect("touched");
+    let found = store
+        .token_by_hash("hash-1")
+        .await
+        .expect("found")
+        .expect("exists");
+    assert_eq!(found.last_used_at, Some(at(60)), "never moved backwards");
+
+    let revoked = store
+        .revoke_token(ann.id, TokenRef::Name("ci"), at(70))
+        .await
+        .expect("revoked");
+    assert_eq!(revoked.revoked_at, Some(at(70)));
+    assert!(matches!(
+        store
+            .revoke_token(ann.id, TokenRef::Name("ci"), at(71))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .create_token(&token("ci", "hash-4"), at(72))
+        .await
+        .expect("a revoked token frees its name");
+    assert_eq!(
+        store
+            .revoke_tokens_of_user(ann.id, at(80))
+            .await
+            .expect("revoked"),
+        2
+    );
+    assert!(
+        store
+            .tokens_of_user(ann.id)
+            .await
+            .expect("listed")
+            .is_empty()
+    );
+    let gone = store
+        .token_by_hash(&backup.token_hash)
+        .await
+        .expect("found")
+        .expect("kept");
+    assert_eq!(gone.revoked_at, Some(at(80)));
+}
+
+async fn a_server_key_is_created_once_and_then_kept(store: TestStore) {
     let now = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
     let first = store
         .server_key("cookies", &[7; 32], now)
@@ -200,3 +333,16 @@ async fn a_server_key_is_created_once_and_then_kept() {
         .expect("created");
     assert_eq!(other, vec![9; 32]);
 }
+
+store_suite!(
+    a_created_user_is_found_by_name_and_by_id,
+    a_taken_name_is_a_conflict,
+    users_are_listed_by_name_and_counted,
+    an_update_changes_only_the_given_fields,
+    a_forced_password_change_is_kept_until_cleared,
+    updating_a_missing_user_is_not_found,
+    the_debug_form_of_a_user_hides_the_password_hash,
+    ending_sessions_deletes_the_session_layers_own_rows_by_the_index,
+    tokens_are_named_once_per_user_revoked_and_touched_forward_only,
+    a_server_key_is_created_once_and_then_kept,
+);

@@ -12,7 +12,9 @@ use batchboard::scheduler::SchedulerHandle;
 use batchboard::store::SharedStore;
 use reqwest::StatusCode;
 
-use crate::helpers::{TestClient, new_client, start_time, test_settings};
+use crate::helpers::{
+    PgDatabase, TestClient, new_client, start_time, take_database, test_settings,
+};
 
 /// A running application whose scheduler the test can command (and stop) while the
 /// HTTP server keeps answering.
@@ -28,6 +30,7 @@ pub struct LiveApp {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+    _database: Option<PgDatabase>,
 }
 
 impl LiveApp {
@@ -63,6 +66,7 @@ impl LiveApp {
             metrics_address,
             stop: Some(stop),
             server: Some(server),
+            _database: take_database(dir.path()),
             _dir: dir,
         }
     }

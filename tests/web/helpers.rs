@@ -1,7 +1,8 @@
 //! The test harness: the real [`Application`] on port 0 with a temporary database, a
 //! manual clock, and a cookie-keeping HTTP client that does not follow redirects.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use batchboard::app::{Application, Options};
@@ -12,6 +13,10 @@ use batchboard::store::{Role, RunStatus, SharedStore};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
+
+#[path = "../common/postgres.rs"]
+mod postgres;
+pub use postgres::{POSTGRES_URL_VAR, PgDatabase};
 
 /// The first admin's password in every test app.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -41,6 +46,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// On PostgreSQL, the app's database, dropped after the app.
+    _database: Option<PgDatabase>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -65,10 +72,48 @@ fn plain_job(name: &str, every: &str) -> JobSettings {
     }
 }
 
-/// Settings for a test app with its database in `dir`.
+/// Set to `postgres` to run the web tests' apps on PostgreSQL (a database of their own
+/// on the server of [`POSTGRES_URL_VAR`]); SQLite otherwise.
+pub const BACKEND_VAR: &str = "BATCHBOARD_TEST_WEB_BACKEND";
+
+/// PostgreSQL databases of apps not started yet, by the folder their settings were
+/// made for: [`spawn_app_with`] takes its database along, to drop it with the app.
+static DATABASES: Mutex<Vec<(PathBuf, PgDatabase)>> = Mutex::new(Vec::new());
+
+/// Whether the apps run on PostgreSQL (see [`BACKEND_VAR`]).
+pub fn on_postgres() -> bool {
+    std::env::var(BACKEND_VAR).is_ok_and(|backend| backend == "postgres")
+}
+
+/// The database of an app whose files are in `dir`: a SQLite file there, or a fresh
+/// PostgreSQL database (see [`BACKEND_VAR`]).
+fn database_url(dir: &Path) -> String {
+    if on_postgres() {
+        let database = PgDatabase::create_blocking()
+            .unwrap_or_else(|| panic!("{BACKEND_VAR}=postgres needs {POSTGRES_URL_VAR}"));
+        let url = database.url.clone();
+        DATABASES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((dir.to_owned(), database));
+        url
+    } else {
+        format!("sqlite://{}?mode=rwc", dir.join("batchboard.db").display())
+    }
+}
+
+/// The PostgreSQL database made for the app in `dir`, if any, to keep as long as it.
+pub fn take_database(dir: &Path) -> Option<PgDatabase> {
+    let mut databases = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
+    let index = databases.iter().position(|(owner, _)| owner == dir)?;
+    Some(databases.swap_remove(index).1)
+}
+
+/// Settings for a test app with its database in `dir` (or on PostgreSQL, see
+/// [`BACKEND_VAR`]).
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     Settings {
-        database_url: format!("sqlite://{}?mode=rwc", dir.join("batchboard.db").display()),
+        database_url: database_url(dir),
         bind: "127.0.0.1:0".parse().expect("an address"),
         admin_password: Some(ADMIN_PASSWORD.into()),
         // A source, so the demo jobs do not replace ours.
@@ -122,6 +167,7 @@ pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir) -> TestA
         database_url,
         store,
         clock,
+        _database: take_database(dir.path()),
         dir,
         stop: Some(stop),
         server: Some(server),

@@ -1,5 +1,7 @@
 //! HTTP tests of the web console against the real application on 127.0.0.1 with a
-//! temporary SQLite file. One test binary with modules, so the crate is linked once.
+//! temporary SQLite file (or, with `BATCHBOARD_TEST_WEB_BACKEND=postgres`, a PostgreSQL
+//! database of its own: see `helpers`). One test binary with modules, so the crate is
+//! linked once.
 
 mod account;
 mod api;
@@ -12,6 +14,7 @@ mod health;
 mod helpers;
 mod metrics;
 mod pages;
+mod raw_db;
 mod routes;
 mod secrets;
 mod sessions;

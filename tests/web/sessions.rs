@@ -12,6 +12,7 @@ use crate::helpers::{
     ADMIN_PASSWORD, TestApp, TestClient, USER_PASSWORD, assert_redirect_to, new_client,
     scrape_csrf, spawn_app, spawn_app_with, start_time, test_settings,
 };
+use crate::raw_db::RawDb;
 
 /// The whole `Set-Cookie` line of the cookie called `name`, if the answer sets it.
 fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -30,22 +31,18 @@ fn pair(line: &str) -> &str {
 
 /// How many sessions the session table holds.
 async fn session_rows(app: &TestApp) -> i64 {
-    let pool = app.store.sqlite_pool().expect("a SQLite store");
-    sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(&pool)
+    RawDb::open(app)
         .await
-        .expect("the session table is readable")
+        .count("SELECT COUNT(*) FROM {sessions}", None)
+        .await
 }
 
 /// Whether the session table still holds the session whose cookie value is `id`.
 async fn session_exists(app: &TestApp, id: &str) -> bool {
-    let pool = app.store.sqlite_pool().expect("a SQLite store");
-    let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = $1")
-        .bind(id)
-        .fetch_one(&pool)
+    let db = RawDb::open(app).await;
+    db.count("SELECT COUNT(*) FROM {sessions} WHERE id = $1", Some(id))
         .await
-        .expect("the session table is readable");
-    found == 1
+        == 1
 }
 
 /// A client signed in as `name`, and its session id.
@@ -554,22 +551,22 @@ async fn the_start_up_deletes_unindexed_sessions_and_the_cleanup_expired_ones_an
     app.create_user("ann", Role::Viewer).await;
     let (_, live) = signed_in(&app, "ann", USER_PASSWORD).await;
     let (_, expired) = signed_in(&app, "admin", ADMIN_PASSWORD).await;
-    let pool = app.store.sqlite_pool().expect("a SQLite store");
+    let db = RawDb::open(&app).await;
     // Sessions expire by the real clock (tower-sessions reads it), so the row is aged.
-    // In the RFC 3339 form the session store writes.
-    sqlx::query("UPDATE tower_sessions SET expiry_date = '2001-01-01T00:00:00Z' WHERE id = $1")
-        .bind(&expired)
-        .execute(&pool)
-        .await
-        .expect("the session is aged");
+    // In the RFC 3339 form the SQLite session store writes (PostgreSQL reads it too).
+    db.execute(
+        "UPDATE {sessions} SET expiry_date = '2001-01-01T00:00:00Z' WHERE id = $1",
+        Some(&expired),
+    )
+    .await;
     // A session from before the index (or an anonymous one) cannot be ended by a change
     // to its user, so the start-up deletes it.
-    sqlx::query(
-        "INSERT INTO tower_sessions (id, data, expiry_date) VALUES ('unindexed', x'00', '2999-01-01T00:00:00Z')",
+    db.execute(
+        "INSERT INTO {sessions} (id, data, expiry_date) \
+         VALUES ('unindexed', {zero_byte}, '2999-01-01T00:00:00Z')",
+        None,
     )
-    .execute(&pool)
-    .await
-    .expect("an unindexed session is planted");
+    .await;
     let sessions = Sessions::open(app.store.clone())
         .await
         .expect("the session store");
@@ -582,9 +579,6 @@ async fn the_start_up_deletes_unindexed_sessions_and_the_cleanup_expired_ones_an
     sessions.delete_expired().await.expect("the cleanup runs");
     assert!(!session_exists(&app, &expired).await);
     assert!(session_exists(&app, &live).await);
-    let indexed: Vec<String> = sqlx::query_scalar("SELECT session_id FROM user_sessions")
-        .fetch_all(&pool)
-        .await
-        .expect("the index is readable");
+    let indexed = db.strings("SELECT session_id FROM user_sessions").await;
     assert_eq!(indexed, [live]);
 }

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 
 use crate::helpers::{TestApp, TestClient, USER_PASSWORD, assert_redirect_to, spawn_app};
+use crate::raw_db::RawDb;
 
 const JOB: &str = "inventory-sync";
 
@@ -322,6 +323,46 @@ async fn last_use_is_recorded_at_most_once_a_minute() {
     assert!(!list.contains("<td>never</td>"), "{list}");
 }
 
+/// Every byte the app's database holds: on SQLite, the main file and the write-ahead log;
+/// on PostgreSQL, every row of every table as text, and the sessions' binary data.
+async fn stored_bytes(app: &TestApp) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    match RawDb::open(app).await {
+        RawDb::Sqlite(_) => {
+            for file in ["batchboard.db", "batchboard.db-wal"] {
+                if let Ok(content) = std::fs::read(app.dir.path().join(file)) {
+                    bytes.extend(content);
+                }
+            }
+        }
+        db @ RawDb::Postgres(_) => {
+            let tables = db
+                .strings(
+                    "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) \
+                     FROM information_schema.tables \
+                     WHERE table_schema IN ('public', 'tower_sessions')",
+                )
+                .await;
+            for table in tables {
+                let sql = format!("SELECT to_jsonb(t)::TEXT FROM {table} AS t");
+                for row in db.strings(&sql).await {
+                    bytes.extend(row.into_bytes());
+                }
+            }
+            let RawDb::Postgres(pool) = &db else {
+                unreachable!("matched above")
+            };
+            let sessions: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT data FROM tower_sessions.session")
+                    .fetch_all(pool)
+                    .await
+                    .expect("the sessions are read");
+            bytes.extend(sessions.into_iter().flatten());
+        }
+    }
+    bytes
+}
+
 #[tokio::test]
 async fn only_a_hash_of_the_token_reaches_the_database() {
     let app = spawn_app().await;
@@ -331,13 +372,7 @@ async fn only_a_hash_of_the_token_reaches_the_database() {
 
     let stored = &stored_tokens(&app, "otto").await[0];
     assert_eq!(stored.token_hash, batchboard::store::hash_token(&token));
-    // Every byte SQLite wrote: the main file and the write-ahead log.
-    let mut bytes = Vec::new();
-    for file in ["batchboard.db", "batchboard.db-wal"] {
-        if let Ok(content) = std::fs::read(app.dir.path().join(file)) {
-            bytes.extend(content);
-        }
-    }
+    let bytes = stored_bytes(&app).await;
     assert!(!bytes.is_empty());
     let secret = token.as_bytes();
     assert!(

@@ -7,19 +7,18 @@
 //!
 //! Two things make the multi-row form exact rather than merely fast:
 //!
-//! - A claim's result must be the one sequential `UPDATE`s would give. An `UPDATE … FROM`
-//!   touches each target row at most once, so claims are sent in *rounds* in which no row
-//!   appears twice; a second claim on the same job (or run) goes in the next round and
-//!   sees the first one's effect, exactly as if they ran one after the other.
+//! - A claim's result must be the one sequential `UPDATE`s would give: claims go in
+//!   [rounds](crate::store::batch_order::rounds), as on PostgreSQL.
 //! - SQLite does not promise the order of `RETURNING` rows, so new runs get their ids from
 //!   the store: the transaction holds the write lock, so the ids after the current maximum
 //!   are free, and handing them out in batch order maps each id to its claim or insert.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::{micros, opt_micros, to_json};
+use crate::store::batch_order::{last_per_run, rounds};
 use crate::store::{
     BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark,
     StoreResult, WriteBatch,
@@ -113,22 +112,6 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreRe
         retries,
         inserts,
     })
-}
-
-/// Splits claims on `keys` into rounds in which no key appears twice; each key's claims
-/// keep their order across rounds. Returns indexes into `keys`.
-fn rounds(keys: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
-    let mut seen: HashMap<i64, usize> = HashMap::new();
-    let mut rounds: Vec<Vec<usize>> = Vec::new();
-    for (index, key) in keys.enumerate() {
-        let round = seen.entry(key).or_default();
-        if rounds.len() <= *round {
-            rounds.push(Vec::new());
-        }
-        rounds[*round].push(index);
-        *round += 1;
-    }
-    rounds
 }
 
 /// The fire compare-and-swap; returns, per claim, whether it won.
@@ -253,18 +236,6 @@ async fn mark_runs(tx: &mut SqliteConnection, marks: &[RunMark]) -> StoreResult<
     Ok(())
 }
 
-/// The last of `items` for each key, in the order of those last ones.
-fn last_per_run<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
-    let mut seen = HashSet::new();
-    let mut unique: Vec<&T> = items
-        .iter()
-        .rev()
-        .filter(|item| seen.insert(key(item)))
-        .collect();
-    unique.reverse();
-    unique
-}
-
 /// Appends log lines; their ids follow batch order, which is the order they are read in.
 /// Lines of a run that is gone (pruned while a task it spawned still logged) are left
 /// out rather than failing the batch on the foreign key.
@@ -340,7 +311,7 @@ async fn finish_runs(tx: &mut SqliteConnection, finishes: &[RunFinish]) -> Store
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_ROWS, chunks, rounds};
+    use super::{MAX_ROWS, chunks};
 
     #[test]
     fn chunks_cover_every_row_in_order_with_few_distinct_sizes() {
@@ -350,14 +321,5 @@ mod tests {
         let joined: Vec<usize> = chunks(&rows).flatten().copied().collect();
         assert_eq!(joined, rows);
         assert_eq!(chunks::<u8>(&[]).count(), 0);
-    }
-
-    #[test]
-    fn rounds_never_repeat_a_key_and_keep_each_keys_claims_in_order() {
-        let keys = [7, 8, 7, 9, 7, 8];
-        assert_eq!(
-            rounds(keys.into_iter()),
-            vec![vec![0, 1, 3], vec![2, 5], vec![4]]
-        );
     }
 }

@@ -1,13 +1,14 @@
 //! Operator edits of jobs and their audit trail (`job_changes`).
 //!
 //! An edit is a compare-and-swap on `jobs.version` (with the new overrides, paused state
-//! and next fire) plus the rows saying what changed, written in one transaction: either both land or neither does, so the history never
-//! shows a change that was refused, nor misses one that was saved.
+//! and next fire) plus the rows saying what changed, written in one transaction: either
+//! both land or neither does, so the history never shows a change that was refused, nor
+//! misses one that was saved.
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::rows::{JOB_COLUMNS, JobRow, micros, opt_micros, to_json};
+use super::rows::{ChangeRow, JOB_COLUMNS, JobRow, micros, opt_micros, to_json};
 use crate::store::{
     ChangeFilter, JobChange, JobChangeRecord, JobEdit, JobRecord, StoreError, StoreResult,
 };
@@ -147,44 +148,4 @@ pub(super) async fn job_changes(
         .push_bind(i64::from(filter.limit));
     let rows = sql.build_query_as::<ChangeRow>().fetch_all(pool).await?;
     rows.into_iter().map(JobChangeRecord::try_from).collect()
-}
-
-/// A `job_changes` row with its job's name, as read.
-#[derive(Debug, sqlx::FromRow)]
-struct ChangeRow {
-    id: i64,
-    job_id: i64,
-    job_name: String,
-    actor: String,
-    field: String,
-    old_value: Option<String>,
-    new_value: Option<String>,
-    changed_at: i64,
-}
-
-impl TryFrom<ChangeRow> for JobChangeRecord {
-    type Error = StoreError;
-
-    fn try_from(row: ChangeRow) -> StoreResult<Self> {
-        let value = |what: &str, text: Option<String>| {
-            text.map(|text| {
-                serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Decode(format!("job_changes.{what}: {e}")))
-            })
-            .transpose()
-        };
-        let changed_at = DateTime::from_timestamp_micros(row.changed_at).ok_or_else(|| {
-            StoreError::Decode(format!("time {} µs is out of range", row.changed_at))
-        })?;
-        Ok(JobChangeRecord {
-            id: row.id,
-            job_id: row.job_id,
-            job_name: row.job_name,
-            actor: row.actor,
-            field: row.field,
-            old_value: value("old_value", row.old_value)?,
-            new_value: value("new_value", row.new_value)?,
-            changed_at,
-        })
-    }
 }

@@ -3,50 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use super::rows::{micros, opt_micros};
-use crate::store::{ApiToken, NewApiToken, Role, StoreError, StoreResult, TokenRef};
-
-const TOKEN_COLUMNS: &str =
-    "id, user_id, name, token_hash, role, created_at, expires_at, last_used_at, revoked_at";
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: i64,
-    user_id: i64,
-    name: String,
-    token_hash: String,
-    role: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-    last_used_at: Option<i64>,
-    revoked_at: Option<i64>,
-}
-
-impl TryFrom<TokenRow> for ApiToken {
-    type Error = StoreError;
-
-    fn try_from(row: TokenRow) -> StoreResult<Self> {
-        let time = |stored: i64| {
-            DateTime::from_timestamp_micros(stored)
-                .ok_or_else(|| StoreError::Decode(format!("time {stored} µs is out of range")))
-        };
-        let opt_time = |stored: Option<i64>| stored.map(time).transpose();
-        Ok(ApiToken {
-            role: row
-                .role
-                .parse::<Role>()
-                .map_err(|e| StoreError::Decode(format!("token role: {e}")))?,
-            created_at: time(row.created_at)?,
-            expires_at: opt_time(row.expires_at)?,
-            last_used_at: opt_time(row.last_used_at)?,
-            revoked_at: opt_time(row.revoked_at)?,
-            id: row.id,
-            user_id: row.user_id,
-            name: row.name,
-            token_hash: row.token_hash,
-        })
-    }
-}
+use super::rows::{TokenRow, micros, opt_micros};
+use crate::store::rows::{TOKEN_COLUMNS, conflict_on_duplicate};
+use crate::store::{ApiToken, NewApiToken, StoreError, StoreResult, TokenRef};
 
 pub(super) async fn create_token(
     pool: &SqlitePool,
@@ -66,10 +25,7 @@ pub(super) async fn create_token(
         .bind(opt_micros(token.expires_at))
         .fetch_one(pool)
         .await
-        .map_err(|error| match &error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-            _ => error.into(),
-        })?;
+        .map_err(conflict_on_duplicate)?;
     row.try_into()
 }
 

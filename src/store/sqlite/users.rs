@@ -3,51 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use super::rows::micros;
+use super::rows::{UserRow, micros};
+use crate::store::rows::{USER_COLUMNS, conflict_on_duplicate};
 use crate::store::{NewUser, Role, StoreError, StoreResult, User, UserUpdate};
-
-const USER_COLUMNS: &str =
-    "id, name, password_hash, role, disabled, must_change_password, created_at, updated_at";
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: i64,
-    name: String,
-    password_hash: String,
-    role: String,
-    disabled: bool,
-    must_change_password: bool,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = StoreError;
-
-    fn try_from(row: UserRow) -> StoreResult<Self> {
-        let time = |stored: i64| {
-            DateTime::from_timestamp_micros(stored)
-                .ok_or_else(|| StoreError::Decode(format!("time {stored} µs is out of range")))
-        };
-        Ok(User {
-            role: row
-                .role
-                .parse::<Role>()
-                .map_err(|e| StoreError::Decode(format!("user role: {e}")))?,
-            created_at: time(row.created_at)?,
-            updated_at: time(row.updated_at)?,
-            id: row.id,
-            name: row.name,
-            password_hash: row.password_hash,
-            disabled: row.disabled,
-            must_change_password: row.must_change_password,
-        })
-    }
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
 
 pub(super) async fn create_user(
     pool: &SqlitePool,
@@ -66,13 +24,7 @@ pub(super) async fn create_user(
         .bind(user.must_change_password)
         .fetch_one(pool)
         .await
-        .map_err(|error| {
-            if is_unique_violation(&error) {
-                StoreError::Conflict
-            } else {
-                error.into()
-            }
-        })?;
+        .map_err(conflict_on_duplicate)?;
     row.try_into()
 }
 

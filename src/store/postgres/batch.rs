@@ -1,0 +1,323 @@
+//! [`WriteBatch`] on PostgreSQL: the scheduler's hot path.
+//!
+//! One transaction per batch, and one statement per kind of write: each column travels
+//! as one array parameter and `UNNEST` turns the arrays back into rows, so a statement's
+//! text (and its prepared plan) is the same whatever the batch's size.
+//!
+//! Claims are compare-and-swaps that stay exact with several instances on one database:
+//! under READ COMMITTED an `UPDATE` that waited for another transaction's row lock
+//! re-checks its `WHERE` against the row as committed, so of two instances claiming the
+//! same fire, one updates the row and the other finds it changed and loses. Within one
+//! batch, claims go in [rounds](crate::store::batch_order::rounds).
+//!
+//! New runs get their ids from the `runs` sequence before they are inserted, sorted, and
+//! handed out in batch order: so each id maps to its claim or insert without relying on
+//! the order of `RETURNING` rows, which PostgreSQL does not promise.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::rows::{json, opt_text, text};
+use crate::store::batch_order::{last_per_run, rounds};
+use crate::store::{
+    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark,
+    StoreResult, WriteBatch,
+};
+
+/// Applies `batch` in one transaction: fire claims, retry claims, inserts, marks, log
+/// lines, finishes, in that order.
+pub(super) async fn write_batch(pool: &PgPool, batch: WriteBatch) -> StoreResult<BatchResult> {
+    if batch.is_empty() {
+        return Ok(BatchResult::default());
+    }
+    let mut tx = pool.begin().await?;
+
+    let fires_won = claim_fires(&mut tx, &batch.fires).await?;
+    let retries_won = claim_retries(&mut tx, &batch.retries).await?;
+
+    // The runs to insert, in batch order: claimed fires', claimed retries', then inserts.
+    let fire_runs = batch
+        .fires
+        .iter()
+        .zip(&fires_won)
+        .filter(|(_, won)| **won)
+        .filter_map(|(claim, _)| claim.run.as_ref());
+    let retry_runs = batch
+        .retries
+        .iter()
+        .zip(&retries_won)
+        .filter(|(_, won)| **won)
+        .filter_map(|(claim, _)| claim.run.as_ref());
+    let new_runs: Vec<&NewRun> = fire_runs.chain(retry_runs).chain(&batch.inserts).collect();
+    let ids = insert_runs(&mut tx, &new_runs).await?;
+
+    mark_runs(&mut tx, &batch.marks).await?;
+    insert_logs(&mut tx, &batch.logs).await?;
+    finish_runs(&mut tx, &batch.finishes).await?;
+    tx.commit().await?;
+
+    // Hand the ids out again in the same order they were assigned.
+    let mut ids = ids.into_iter();
+    let mut next_id = || ids.next().unwrap_or_default();
+    let fires = batch
+        .fires
+        .iter()
+        .zip(fires_won)
+        .map(|(claim, won)| match (won, &claim.run) {
+            (false, _) => ClaimResult::Lost,
+            (true, None) => ClaimResult::Claimed,
+            (true, Some(_)) => ClaimResult::Run(next_id()),
+        })
+        .collect();
+    let retries = batch
+        .retries
+        .iter()
+        .zip(retries_won)
+        .map(|(claim, won)| match (won, &claim.run) {
+            (false, _) => ClaimResult::Lost,
+            (true, None) => ClaimResult::Claimed,
+            (true, Some(_)) => ClaimResult::Run(next_id()),
+        })
+        .collect();
+    let inserts = batch.inserts.iter().map(|_| next_id()).collect();
+    Ok(BatchResult {
+        fires,
+        retries,
+        inserts,
+    })
+}
+
+/// The fire compare-and-swap; returns, per claim, whether it won.
+async fn claim_fires(tx: &mut PgConnection, claims: &[FireClaim]) -> StoreResult<Vec<bool>> {
+    let mut won = vec![false; claims.len()];
+    for round in rounds(claims.iter().map(|c| c.job_id)) {
+        let job_ids: Vec<i64> = round.iter().map(|&i| claims[i].job_id).collect();
+        let expected: Vec<DateTime<Utc>> = round.iter().map(|&i| claims[i].expected).collect();
+        let next: Vec<Option<DateTime<Utc>>> = round.iter().map(|&i| claims[i].next).collect();
+        let changed: HashSet<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET next_run_at = v.next \
+             FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $3::TIMESTAMPTZ[]) \
+                  AS v(job_id, expected, next) \
+             WHERE jobs.id = v.job_id AND jobs.next_run_at = v.expected RETURNING jobs.id",
+        )
+        .bind(&job_ids)
+        .bind(&expected)
+        .bind(&next)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        for &index in &round {
+            won[index] = changed.contains(&claims[index].job_id);
+        }
+    }
+    Ok(won)
+}
+
+/// The retry compare-and-swap; returns, per claim, whether it won.
+async fn claim_retries(tx: &mut PgConnection, claims: &[RetryClaim]) -> StoreResult<Vec<bool>> {
+    let mut won = vec![false; claims.len()];
+    for round in rounds(claims.iter().map(|c| c.failed_run_id)) {
+        let run_ids: Vec<i64> = round.iter().map(|&i| claims[i].failed_run_id).collect();
+        let expected: Vec<DateTime<Utc>> = round.iter().map(|&i| claims[i].expected).collect();
+        // The failed attempt stops reading `retrying` once its retry has started.
+        let changed: HashSet<i64> = sqlx::query_scalar(
+            "UPDATE runs SET retry_at = NULL, \
+             status = CASE runs.status WHEN 'retrying' THEN 'failed' ELSE runs.status END \
+             FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[]) AS v(run_id, expected) \
+             WHERE runs.id = v.run_id AND runs.retry_at = v.expected RETURNING runs.id",
+        )
+        .bind(&run_ids)
+        .bind(&expected)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        for &index in &round {
+            won[index] = changed.contains(&claims[index].failed_run_id);
+        }
+    }
+    Ok(won)
+}
+
+/// Inserts `runs` and returns their ids, in order. The ids rise in batch order.
+async fn insert_runs(tx: &mut PgConnection, runs: &[&NewRun]) -> StoreResult<Vec<i64>> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(runs.len()).unwrap_or(i64::MAX);
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('runs', 'id')) FROM generate_series(1, $1)",
+    )
+    .bind(count)
+    .fetch_all(&mut *tx)
+    .await?;
+    ids.sort_unstable();
+
+    let job_ids: Vec<i64> = runs.iter().map(|r| r.job_id).collect();
+    let triggers: Vec<&str> = runs.iter().map(|r| r.trigger.as_str()).collect();
+    let attempts: Vec<i64> = runs.iter().map(|r| i64::from(r.attempt)).collect();
+    let first_run_ids: Vec<Option<i64>> = runs.iter().map(|r| r.first_run_id).collect();
+    let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
+    let scheduled: Vec<DateTime<Utc>> = runs.iter().map(|r| r.scheduled_for).collect();
+    let started: Vec<DateTime<Utc>> = runs.iter().map(|r| r.started_at).collect();
+    let finished: Vec<Option<DateTime<Utc>>> = runs.iter().map(|r| r.finished_at).collect();
+    let error_kinds: Vec<Option<String>> = runs
+        .iter()
+        .map(|r| opt_text(r.error_kind.as_deref()))
+        .collect();
+    let error_messages: Vec<Option<String>> = runs
+        .iter()
+        .map(|r| opt_text(r.error_message.as_deref()))
+        .collect();
+    let instances: Vec<String> = runs
+        .iter()
+        .map(|r| text(&r.instance_id).into_owned())
+        .collect();
+    sqlx::query(
+        "INSERT INTO runs (id, job_id, trigger, attempt, first_run_id, status, \
+         scheduled_for, started_at, finished_at, error_kind, error_message, instance_id) \
+         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[]::INTEGER[], \
+             $5::BIGINT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::TIMESTAMPTZ[], \
+             $9::TIMESTAMPTZ[], $10::TEXT[], $11::TEXT[], $12::TEXT[])",
+    )
+    .bind(&ids)
+    .bind(&job_ids)
+    .bind(&triggers)
+    .bind(&attempts)
+    .bind(&first_run_ids)
+    .bind(&statuses)
+    .bind(&scheduled)
+    .bind(&started)
+    .bind(&finished)
+    .bind(&error_kinds)
+    .bind(&error_messages)
+    .bind(&instances)
+    .execute(&mut *tx)
+    .await?;
+    Ok(ids)
+}
+
+/// Applies the marks of runs that waited for a slot. Marks of one run are applied in
+/// order (the later wins), as row by row; a mark never touches a run that has ended,
+/// so a mark that arrives after the finish cannot revive it.
+async fn mark_runs(tx: &mut PgConnection, marks: &[RunMark]) -> StoreResult<()> {
+    let latest = last_per_run(marks, |mark| mark.run_id);
+    if latest.is_empty() {
+        return Ok(());
+    }
+    let run_ids: Vec<i64> = latest.iter().map(|m| m.run_id).collect();
+    let statuses: Vec<&str> = latest.iter().map(|m| m.status.as_str()).collect();
+    let started: Vec<Option<DateTime<Utc>>> = latest.iter().map(|m| m.started_at).collect();
+    sqlx::query(
+        "UPDATE runs SET status = v.status, started_at = v.started_at \
+         FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TIMESTAMPTZ[]) AS v(run_id, status, started_at) \
+         WHERE runs.id = v.run_id AND runs.status IN ('queued', 'running')",
+    )
+    .bind(&run_ids)
+    .bind(&statuses)
+    .bind(&started)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends log lines; their ids follow batch order, which is the order they are read in.
+/// Lines of a run that is gone (pruned while a task it spawned still logged) are left
+/// out rather than failing the batch on the foreign key.
+async fn insert_logs(tx: &mut PgConnection, logs: &[LogLine]) -> StoreResult<()> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    let run_ids: Vec<i64> = logs.iter().map(|l| l.run_id).collect();
+    let times: Vec<DateTime<Utc>> = logs.iter().map(|l| l.ts).collect();
+    let levels: Vec<String> = logs.iter().map(|l| text(&l.level).into_owned()).collect();
+    let messages: Vec<String> = logs.iter().map(|l| text(&l.message).into_owned()).collect();
+    let fields: Vec<serde_json::Value> =
+        logs.iter().map(|l| json(&l.fields).into_owned()).collect();
+    // `ORDER BY n` makes the serial ids follow the arrays' order.
+    let written = sqlx::query(
+        "INSERT INTO run_logs (run_id, ts, level, message, fields) \
+         SELECT run_id, ts, level, message, fields \
+         FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $3::TEXT[], $4::TEXT[], $5::JSONB[]) \
+              WITH ORDINALITY AS v(run_id, ts, level, message, fields, n) \
+         WHERE EXISTS (SELECT 1 FROM runs WHERE runs.id = v.run_id) \
+         ORDER BY n",
+    )
+    .bind(&run_ids)
+    .bind(&times)
+    .bind(&levels)
+    .bind(&messages)
+    .bind(&fields)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let dropped = logs.len() as u64 - written;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "log lines of runs that no longer exist were dropped"
+        );
+    }
+    Ok(())
+}
+
+/// Records the ends of runs. When one run is finished twice in a batch, the later finish
+/// wins, as it would row by row.
+async fn finish_runs(tx: &mut PgConnection, finishes: &[RunFinish]) -> StoreResult<()> {
+    let unique = last_per_run(finishes, |finish| finish.run_id);
+    if unique.is_empty() {
+        return Ok(());
+    }
+    let run_ids: Vec<i64> = unique.iter().map(|f| f.run_id).collect();
+    let statuses: Vec<&str> = unique.iter().map(|f| f.status.as_str()).collect();
+    let started: Vec<Option<DateTime<Utc>>> = unique.iter().map(|f| f.started_at).collect();
+    let finished: Vec<DateTime<Utc>> = unique.iter().map(|f| f.finished_at).collect();
+    let durations: Vec<Option<i64>> = unique.iter().map(|f| f.duration_ms).collect();
+    let checked: Vec<i64> = unique.iter().map(|f| f.items_checked).collect();
+    let updated: Vec<i64> = unique.iter().map(|f| f.items_updated).collect();
+    let totals: Vec<Option<i64>> = unique.iter().map(|f| f.items_total).collect();
+    let kinds: Vec<Option<String>> = unique
+        .iter()
+        .map(|f| opt_text(f.error_kind.as_deref()))
+        .collect();
+    let messages: Vec<Option<String>> = unique
+        .iter()
+        .map(|f| opt_text(f.error_message.as_deref()))
+        .collect();
+    let summaries: Vec<Option<String>> = unique
+        .iter()
+        .map(|f| opt_text(f.summary.as_deref()))
+        .collect();
+    let retries: Vec<Option<DateTime<Utc>>> = unique.iter().map(|f| f.retry_at).collect();
+    sqlx::query(
+        "UPDATE runs SET status = v.status, started_at = v.started_at, \
+         finished_at = v.finished_at, duration_ms = v.duration_ms, \
+         items_checked = v.items_checked, items_updated = v.items_updated, \
+         items_total = v.items_total, error_kind = v.error_kind, \
+         error_message = v.error_message, summary = v.summary, retry_at = v.retry_at \
+         FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TIMESTAMPTZ[], $4::TIMESTAMPTZ[], \
+              $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[], \
+              $10::TEXT[], $11::TEXT[], $12::TIMESTAMPTZ[]) \
+              AS v(run_id, status, started_at, finished_at, duration_ms, items_checked, \
+                   items_updated, items_total, error_kind, error_message, summary, retry_at) \
+         WHERE runs.id = v.run_id",
+    )
+    .bind(&run_ids)
+    .bind(&statuses)
+    .bind(&started)
+    .bind(&finished)
+    .bind(&durations)
+    .bind(&checked)
+    .bind(&updated)
+    .bind(&totals)
+    .bind(&kinds)
+    .bind(&messages)
+    .bind(&summaries)
+    .bind(&retries)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

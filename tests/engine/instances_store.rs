@@ -1,0 +1,223 @@
+//! Instances, orphan log lines and dropped retries in the store, on both backends (see
+//! [`crate::support::store_suite`]).
+
+use batchboard::job::JobSettings;
+use batchboard::store::{
+    ClaimResult, InstanceKind, LogLine, NewInstance, NewRun, RetryClaim, RunFinish, RunStatus,
+    Trigger, WriteBatch,
+};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::support::{TestStore, store_suite};
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 250_000).expect("a valid time")
+        + Duration::seconds(seconds)
+}
+
+fn instance(id: &str, kind: InstanceKind) -> NewInstance {
+    NewInstance {
+        id: id.into(),
+        kind,
+        host: "box".into(),
+        pid: 42,
+    }
+}
+
+async fn job(store: &TestStore) -> i64 {
+    let settings = JobSettings {
+        name: "copy".into(),
+        handler: "scripted".into(),
+        every: Some("1h".into()),
+        ..JobSettings::default()
+    };
+    store.sync_jobs(&[settings], at(0)).await.expect("synced")[0].id
+}
+
+fn run(job_id: i64, instance_id: &str) -> NewRun {
+    NewRun {
+        job_id,
+        trigger: Trigger::Manual,
+        attempt: 1,
+        first_run_id: None,
+        status: RunStatus::Running,
+        scheduled_for: at(0),
+        started_at: at(0),
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: instance_id.into(),
+    }
+}
+
+async fn insert(store: &TestStore, run: NewRun) -> i64 {
+    store
+        .write_batch(WriteBatch {
+            inserts: vec![run],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("inserted")
+        .inserts[0]
+}
+
+async fn instances_register_beat_count_their_runs_and_stop(store: TestStore) {
+    let job_id = job(&store).await;
+    store
+        .register_instance(&instance("a", InstanceKind::Serve), at(0))
+        .await
+        .expect("a registers");
+    store
+        .register_instance(&instance("b", InstanceKind::Run), at(1))
+        .await
+        .expect("b registers");
+    insert(&store, run(job_id, "a")).await;
+    insert(&store, run(job_id, "a")).await;
+
+    assert!(store.heartbeat_instance("a", at(10)).await.expect("beats"));
+    // A late heartbeat never moves the time back.
+    assert!(store.heartbeat_instance("a", at(5)).await.expect("beats"));
+    assert!(
+        !store
+            .heartbeat_instance("ghost", at(10))
+            .await
+            .expect("asks")
+    );
+
+    let listed = store.instances(at(0)).await.expect("listed");
+    let summary: Vec<(&str, InstanceKind, DateTime<Utc>, u64)> = listed
+        .iter()
+        .map(|i| (i.id.as_str(), i.kind, i.heartbeat_at, i.running_runs))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("b", InstanceKind::Run, at(1), 0),
+            ("a", InstanceKind::Serve, at(10), 2)
+        ]
+    );
+    let lease = Duration::seconds(15);
+    assert!(listed[1].is_alive(at(24), lease));
+    assert!(!listed[1].is_alive(at(25), lease));
+
+    store.stop_instance("b", at(20)).await.expect("b stops");
+    assert!(!store.heartbeat_instance("b", at(21)).await.expect("asks"));
+    let stopped = store
+        .stop_other_instances(InstanceKind::Serve, "c", at(30))
+        .await
+        .expect("others stop");
+    assert_eq!(stopped, 1, "only a was still going among the servers");
+    let recent = store.instances(at(25)).await.expect("listed");
+    assert_eq!(
+        recent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["a"],
+        "b stopped before the window"
+    );
+    assert_eq!(recent[0].stopped_at, Some(at(30)));
+}
+
+async fn a_second_registration_under_the_same_id_is_refused(store: TestStore) {
+    store
+        .register_instance(&instance("a", InstanceKind::Serve), at(0))
+        .await
+        .expect("a registers");
+    assert!(
+        store
+            .register_instance(&instance("a", InstanceKind::Run), at(1))
+            .await
+            .is_err()
+    );
+}
+
+async fn log_lines_of_a_missing_run_are_left_out_and_the_rest_of_the_batch_is_written(
+    store: TestStore,
+) {
+    let job_id = job(&store).await;
+    let run_id = insert(&store, run(job_id, "a")).await;
+    let line = |run_id, message: &str| LogLine {
+        run_id,
+        ts: at(1),
+        level: "INFO".into(),
+        message: message.into(),
+        fields: serde_json::json!({}),
+    };
+    store
+        .write_batch(WriteBatch {
+            logs: vec![line(run_id + 100, "orphan"), line(run_id, "kept")],
+            finishes: vec![RunFinish {
+                run_id,
+                status: RunStatus::Succeeded,
+                started_at: Some(at(0)),
+                finished_at: at(2),
+                duration_ms: Some(2000),
+                items_checked: 0,
+                items_updated: 0,
+                items_total: None,
+                error_kind: None,
+                error_message: None,
+                summary: None,
+                retry_at: None,
+            }],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("the batch is written");
+    let lines = store.run_logs(run_id, None, 10).await.expect("read");
+    assert_eq!(
+        lines
+            .iter()
+            .map(|(_, l)| l.message.as_str())
+            .collect::<Vec<_>>(),
+        ["kept"]
+    );
+    let finished = store.run(run_id).await.expect("read").expect("exists");
+    assert_eq!(finished.status, RunStatus::Succeeded);
+}
+
+async fn a_retry_claim_without_a_run_ends_the_chain_once(store: TestStore) {
+    let job_id = job(&store).await;
+    let failed = insert(&store, run(job_id, "a")).await;
+    store
+        .write_batch(WriteBatch {
+            finishes: vec![RunFinish {
+                run_id: failed,
+                status: RunStatus::Retrying,
+                started_at: Some(at(0)),
+                finished_at: at(1),
+                duration_ms: Some(1000),
+                items_checked: 0,
+                items_updated: 0,
+                items_total: None,
+                error_kind: Some("retryable".into()),
+                error_message: Some("upstream timed out".into()),
+                summary: None,
+                retry_at: Some(at(30)),
+            }],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("finished");
+    let drop_retry = RetryClaim {
+        failed_run_id: failed,
+        expected: at(30),
+        run: None,
+    };
+    let result = store
+        .write_batch(WriteBatch {
+            retries: vec![drop_retry.clone(), drop_retry],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("claimed");
+    assert_eq!(result.retries, [ClaimResult::Claimed, ClaimResult::Lost]);
+    let ended = store.run(failed).await.expect("read").expect("exists");
+    assert_eq!((ended.status, ended.retry_at), (RunStatus::Failed, None));
+    assert!(store.pending_retries().await.expect("read").is_empty());
+}
+
+store_suite!(
+    instances_register_beat_count_their_runs_and_stop,
+    a_second_registration_under_the_same_id_is_refused,
+    log_lines_of_a_missing_run_are_left_out_and_the_rest_of_the_batch_is_written,
+    a_retry_claim_without_a_run_ends_the_chain_once,
+);
