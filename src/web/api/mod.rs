@@ -10,6 +10,7 @@ pub mod extract;
 pub mod history;
 pub mod jobs;
 pub mod runs;
+pub mod settings;
 pub mod status;
 
 use axum::Router;

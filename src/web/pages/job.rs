@@ -14,6 +14,7 @@ use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string}
 use super::dashboard::describe_schedule;
 use super::schedule::{FieldErrors, FormValues, render_form};
 use super::svg::duration_chart;
+use crate::job::{SETTINGS, setting_text};
 use crate::secrets::RedactionList;
 use crate::store::{JobRecord, JobState, RunFilter, RunRecord, RunStatus, Trigger};
 use crate::web::AppState;
@@ -304,37 +305,27 @@ fn parse_filter<T: std::str::FromStr>(field: &str, value: Option<&str>) -> WebRe
         .transpose()
 }
 
-/// The settings shown, in the order of the settings file.
-const FIELDS: [&str; 13] = [
-    "description",
-    "every",
-    "cron",
-    "timezone",
-    "jitter",
-    "timeout",
-    "max_attempts",
-    "backoff",
-    "max_backoff",
-    "concurrency",
-    "misfire",
-    "enabled",
-    "params",
-];
+/// The settings shown, in the order of the settings file: the description, every
+/// setting an operator may change, and the params.
+fn shown_fields() -> impl Iterator<Item = &'static str> {
+    std::iter::once("description")
+        .chain(SETTINGS.iter().map(|setting| setting.name))
+        .chain(["params"])
+}
 
 /// Each setting with its effective value, its file default and the override (if any),
 /// redacted with `redaction`.
 pub fn setting_rows(job: &JobRecord, redaction: &RedactionList) -> Vec<SettingRow> {
     let shown = ShownSettings::of(job, redaction);
-    FIELDS
-        .iter()
+    shown_fields()
         .map(|field| {
-            let effective = shown.effective.get(*field);
+            let effective = shown.effective.get(field);
             SettingRow {
                 field,
                 effective: show(effective),
                 is_set: !matches!(effective, None | Some(serde_json::Value::Null)),
-                default: show(shown.defaults.get(*field)),
-                overridden: shown.overrides.get(*field).map(|value| show(Some(value))),
+                default: show(shown.defaults.get(field)),
+                overridden: shown.overrides.get(field).map(|value| show(Some(value))),
             }
         })
         .collect()
@@ -342,11 +333,7 @@ pub fn setting_rows(job: &JobRecord, redaction: &RedactionList) -> Vec<SettingRo
 
 /// A JSON value as text: strings bare, absent as "—", the rest as compact JSON.
 fn show(value: Option<&serde_json::Value>) -> String {
-    match value {
-        None | Some(serde_json::Value::Null) => "—".into(),
-        Some(serde_json::Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
+    setting_text(value).unwrap_or_else(|| "—".into())
 }
 
 fn history_row(run: &RunRecord) -> HistoryRow {

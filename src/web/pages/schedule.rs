@@ -7,7 +7,6 @@
 //! comes back with the message next to its field and nothing saved.
 
 mod form;
-mod limits;
 mod view;
 
 use axum::extract::{Form, Path, Query, State};
@@ -26,7 +25,6 @@ use crate::web::error::{WebError, WebResult};
 
 use form::SettingsForm;
 use form::patch_from;
-pub use limits::length_errors;
 pub use view::{FieldErrors, FormValues, render_form};
 
 /// The event htmx listeners on the job page and dashboard refresh on.
@@ -169,10 +167,10 @@ pub(super) async fn save_settings(
     user.require(Role::Operator)?;
     let chrome = Chrome::new(user.clone(), csrf);
     let job = load_job(&state, &name).await?;
-    let values = form.values();
+    let values = form.values.clone();
     let mut errors = form.shape_errors();
     let patch = if errors.is_empty() {
-        patch_from(&values, &FormValues::of_job(&job)).unwrap_or_else(|more| {
+        patch_from(&values).unwrap_or_else(|more| {
             errors.extend(more);
             JobPatch::default()
         })

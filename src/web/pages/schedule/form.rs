@@ -1,182 +1,106 @@
 //! The schedule form as posted: its shape checks, and the patch it makes.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
-use validator::Validate;
 
 use super::{FieldErrors, FormValues};
+use crate::job::Setting;
 use crate::scheduler::JobPatch;
 
-/// The schedule form as posted: the values, the version it was loaded at, and the
-/// CSRF token (checked by the middleware; declared so the form decodes).
-#[derive(Debug, Deserialize, Validate)]
+/// The schedule form as posted: the values and the version it was loaded at (the CSRF
+/// token is checked by the middleware). Read from the posted pairs so that its fields
+/// are those of [`crate::job::SETTINGS`].
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "HashMap<String, String>")]
 pub(crate) struct SettingsForm {
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub(super) csrf_token: String,
     pub(super) version: i64,
-    #[serde(default)]
-    #[validate(custom(function = "known_kind"))]
-    pub(super) kind: String,
-    #[serde(default)]
-    #[validate(length(max = 32, message = "an interval is at most 32 characters"))]
-    pub(super) every: String,
-    #[serde(default)]
-    #[validate(length(max = 200, message = "a cron line is at most 200 characters"))]
-    pub(super) cron: String,
-    #[serde(default)]
-    #[validate(length(max = 64, message = "a time zone name is at most 64 characters"))]
-    pub(super) timezone: String,
-    #[serde(default)]
-    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
-    pub(super) jitter: String,
-    #[serde(default)]
-    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
-    pub(super) timeout: String,
-    #[serde(default)]
-    #[validate(custom(function = "whole_number"))]
-    pub(super) max_attempts: String,
-    #[serde(default)]
-    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
-    pub(super) backoff: String,
-    #[serde(default)]
-    #[validate(length(max = 32, message = "a duration is at most 32 characters"))]
-    pub(super) max_backoff: String,
-    #[serde(default)]
-    #[validate(custom(function = "known_concurrency"))]
-    pub(super) concurrency: String,
-    #[serde(default)]
-    #[validate(custom(function = "known_misfire"))]
-    pub(super) misfire: String,
+    pub(super) values: FormValues,
 }
 
-fn one_of(
-    value: &str,
-    allowed: &[&str],
-    message: &'static str,
-) -> Result<(), validator::ValidationError> {
-    if value.is_empty() || allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(validator::ValidationError::new("choice").with_message(message.into()))
-    }
-}
+impl TryFrom<HashMap<String, String>> for SettingsForm {
+    type Error = String;
 
-fn known_kind(value: &str) -> Result<(), validator::ValidationError> {
-    one_of(
-        value,
-        &["interval", "cron"],
-        "choose an interval or a cron line",
-    )
-}
-
-fn known_concurrency(value: &str) -> Result<(), validator::ValidationError> {
-    one_of(
-        value,
-        &["forbid", "allow", "replace"],
-        "choose forbid, allow or replace",
-    )
-}
-
-fn known_misfire(value: &str) -> Result<(), validator::ValidationError> {
-    one_of(value, &["run_once", "skip"], "choose run once or skip")
-}
-
-fn whole_number(value: &str) -> Result<(), validator::ValidationError> {
-    if value.trim().is_empty() || value.trim().parse::<u32>().is_ok() {
-        Ok(())
-    } else {
-        Err(validator::ValidationError::new("number")
-            .with_message("max attempts must be a whole number between 1 and 100".into()))
+    fn try_from(mut form: HashMap<String, String>) -> Result<Self, String> {
+        let version = form
+            .get("version")
+            .ok_or("missing field `version`")?
+            .trim()
+            .parse()
+            .map_err(|error| format!("version: {error}"))?;
+        let mut values = FormValues::default();
+        values.kind = form.remove("kind").unwrap_or_default();
+        for (setting, _) in Setting::in_form() {
+            if let Some(text) = form.remove(setting.name) {
+                values.set(setting.name, text);
+            }
+        }
+        Ok(Self { version, values })
     }
 }
 
 impl SettingsForm {
-    pub(super) fn values(&self) -> FormValues {
-        FormValues {
-            kind: self.kind.clone(),
-            every: self.every.clone(),
-            cron: self.cron.clone(),
-            timezone: self.timezone.clone(),
-            jitter: self.jitter.clone(),
-            timeout: self.timeout.clone(),
-            max_attempts: self.max_attempts.clone(),
-            backoff: self.backoff.clone(),
-            max_backoff: self.max_backoff.clone(),
-            concurrency: self.concurrency.clone(),
-            misfire: self.misfire.clone(),
-        }
-    }
-
-    /// The shape errors, by field.
+    /// The shape errors, by field: a kind of schedule the form does not offer, text too
+    /// long, not a whole number or not one of a setting's choices.
     pub(super) fn shape_errors(&self) -> FieldErrors {
-        let Err(errors) = self.validate() else {
-            return FieldErrors::new();
-        };
+        let mut errors = FieldErrors::new();
+        if !matches!(self.values.kind.as_str(), "" | "interval" | "cron") {
+            errors.insert("kind".into(), "choose an interval or a cron line".into());
+        }
+        for (setting, _) in Setting::in_form() {
+            if let Some(message) = setting.shape_error(self.values.get(setting.name)) {
+                errors.insert(setting.name.into(), message.into());
+            }
+        }
         errors
-            .field_errors()
-            .into_iter()
-            .filter_map(|(field, list)| {
-                let message = list.first()?.message.clone()?;
-                Some((field.into_owned(), message.into_owned()))
-            })
-            .collect()
     }
 }
 
-/// Only what the operator changed against `current` (the values the job has now), so
-/// that an untouched field never becomes an override, and a blank field means "leave".
-pub(super) fn patch_from(form: &FormValues, current: &FormValues) -> Result<JobPatch, FieldErrors> {
-    let changed = |new: &str, old: &str| {
-        let new = new.trim();
-        (!new.is_empty() && new != old).then(|| new.to_owned())
-    };
+/// The patch `form` asks for: the schedule of its kind and every field filled in (a
+/// blank field leaves its setting as it is). The planner drops what would not change.
+pub(super) fn patch_from(form: &FormValues) -> Result<JobPatch, FieldErrors> {
     let mut patch = JobPatch::default();
-    let utc = |zone: &str| {
-        if zone.trim().is_empty() {
-            "UTC".to_owned()
-        } else {
-            zone.trim().to_owned()
+    let mut errors = FieldErrors::new();
+    let mut set = |name: &str, value: Result<serde_json::Value, String>| {
+        if let Err(message) = value.and_then(|value| patch.set(name, value)) {
+            errors.insert(name.to_owned(), message);
         }
     };
     if form.kind == "cron" {
-        if form.cron.trim().is_empty() {
+        let cron = form.get("cron").trim();
+        if cron.is_empty() {
             return Err(FieldErrors::from([(
                 "cron".to_owned(),
                 "write a cron line, e.g. 0 3 * * * for 03:00 every day".to_owned(),
             )]));
         }
-        let same = current.kind == "cron"
-            && form.cron.trim() == current.cron
-            && utc(&form.timezone) == utc(&current.timezone);
-        if !same {
-            patch.cron = Some(form.cron.trim().to_owned());
-            patch.timezone = Some(utc(&form.timezone));
-        }
+        // The form's placeholder says it: a cron line without a zone is in UTC.
+        let zone = match form.get("timezone").trim() {
+            "" => "UTC",
+            zone => zone,
+        };
+        set("cron", Ok(cron.into()));
+        set("timezone", Ok(zone.into()));
     } else {
-        if form.every.trim().is_empty() {
+        let every = form.get("every").trim();
+        if every.is_empty() {
             return Err(FieldErrors::from([(
                 "every".to_owned(),
                 "write an interval, e.g. 5m or 1h30m".to_owned(),
             )]));
         }
-        if current.kind != "interval" || form.every.trim() != current.every {
-            patch.every = Some(form.every.trim().to_owned());
+        set("every", Ok(every.into()));
+    }
+    for (setting, _) in Setting::in_form().filter(|(setting, _)| !setting.schedule) {
+        if let Some(value) = setting.from_text(form.get(setting.name)).transpose() {
+            set(setting.name, value);
         }
     }
-    patch.jitter = changed(&form.jitter, &current.jitter);
-    patch.timeout = changed(&form.timeout, &current.timeout);
-    patch.backoff = changed(&form.backoff, &current.backoff);
-    patch.max_backoff = changed(&form.max_backoff, &current.max_backoff);
-    // An unset policy shows as its first choice; choosing that again is no change.
-    let policy = |new: &str, old: &str, default: &str| {
-        let old = if old.is_empty() { default } else { old };
-        changed(new, old)
-    };
-    patch.concurrency = policy(&form.concurrency, &current.concurrency, "forbid");
-    patch.misfire = policy(&form.misfire, &current.misfire, "run_once");
-    patch.max_attempts =
-        changed(&form.max_attempts, &current.max_attempts).and_then(|text| text.parse().ok());
-    Ok(patch)
+    if errors.is_empty() {
+        Ok(patch)
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -184,58 +108,71 @@ mod tests {
     use super::*;
 
     fn interval(every: &str) -> FormValues {
-        FormValues {
-            kind: "interval".into(),
-            every: every.into(),
-            ..FormValues::default()
-        }
+        let mut values = FormValues::default();
+        values.kind = "interval".into();
+        values.set("every", every);
+        values
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> Result<SettingsForm, String> {
+        let pairs = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<HashMap<_, _>>();
+        SettingsForm::try_from(pairs)
     }
 
     #[test]
-    fn an_untouched_form_is_an_empty_patch() {
+    fn an_untouched_form_restates_the_schedule_and_leaves_blank_fields_out() {
         let current = interval("5m");
-        assert_eq!(patch_from(&current, &current), Ok(JobPatch::default()));
+        let patch = patch_from(&current).expect("a patch");
+        assert_eq!(
+            patch.values().collect::<Vec<_>>(),
+            [("every", &serde_json::Value::from("5m"))]
+        );
     }
 
     #[test]
     fn switching_to_cron_without_a_zone_means_utc() {
-        let form = FormValues {
-            kind: "cron".into(),
-            cron: "0 3 * * *".into(),
-            ..interval("5m")
-        };
-        let patch = patch_from(&form, &interval("5m")).expect("a patch");
-        assert_eq!(patch.cron.as_deref(), Some("0 3 * * *"));
-        assert_eq!(patch.timezone.as_deref(), Some("UTC"));
-        assert_eq!(patch.every, None);
+        let mut form = interval("5m");
+        form.kind = "cron".into();
+        form.set("cron", "0 3 * * *");
+        let patch = patch_from(&form).expect("a patch");
+        assert_eq!(
+            patch.get("cron").and_then(|v| v.as_str()),
+            Some("0 3 * * *")
+        );
+        assert_eq!(patch.get("timezone").and_then(|v| v.as_str()), Some("UTC"));
+        assert_eq!(patch.get("every"), None);
     }
 
     #[test]
     fn an_empty_interval_is_refused_with_its_field() {
-        let errors = patch_from(&interval(" "), &interval("5m")).expect_err("refused");
+        let errors = patch_from(&interval(" ")).expect_err("refused");
         assert!(errors.contains_key("every"));
     }
 
     #[test]
-    fn shapes_are_checked_by_the_validator() {
-        let form = SettingsForm {
-            csrf_token: String::new(),
-            version: 1,
-            kind: "sometimes".into(),
-            every: "5m".into(),
-            cron: "x".repeat(201),
-            timezone: String::new(),
-            jitter: String::new(),
-            timeout: String::new(),
-            max_attempts: "three".into(),
-            backoff: String::new(),
-            max_backoff: String::new(),
-            concurrency: "maybe".into(),
-            misfire: String::new(),
-        };
+    fn shapes_are_checked_before_the_engine() {
+        let form = form(&[
+            ("csrf_token", ""),
+            ("version", "1"),
+            ("kind", "sometimes"),
+            ("every", "5m"),
+            ("cron", &"x".repeat(201)),
+            ("max_attempts", "three"),
+            ("concurrency", "maybe"),
+        ])
+        .expect("decodes");
         let errors = form.shape_errors();
         let fields: Vec<_> = errors.keys().map(String::as_str).collect();
         assert_eq!(fields, ["concurrency", "cron", "kind", "max_attempts"]);
         assert!(errors["max_attempts"].contains("whole number"));
+    }
+
+    #[test]
+    fn a_form_without_a_version_does_not_decode() {
+        assert!(form(&[("kind", "interval")]).is_err());
+        assert!(form(&[("version", "seven")]).is_err());
     }
 }

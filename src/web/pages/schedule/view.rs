@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 
-use crate::job::JobSettings;
+use crate::job::{JobSettings, SETTINGS, Setting, setting_text, settings_json};
 use crate::store::JobRecord;
 use crate::web::pages::chrome::Chrome;
 
@@ -14,28 +14,19 @@ use crate::web::pages::chrome::Chrome;
 pub type FieldErrors = BTreeMap<String, String>;
 
 /// The form's values as text, as shown or as submitted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormValues {
     /// `interval` or `cron`.
     pub kind: String,
-    pub every: String,
-    pub cron: String,
-    pub timezone: String,
-    pub jitter: String,
-    pub timeout: String,
-    pub max_attempts: String,
-    pub backoff: String,
-    pub max_backoff: String,
-    pub concurrency: String,
-    pub misfire: String,
+    /// Text by setting name, for the settings of the form (absent: empty).
+    text: BTreeMap<&'static str, String>,
 }
 
 impl FormValues {
     /// The settings in force for `job`, as the form shows them. Unset fields are empty
     /// (their built-in default is shown as a placeholder).
     pub fn of(settings: &JobSettings) -> Self {
-        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let values = settings_json(settings);
         Self {
             kind: if settings.cron.is_some() {
                 "cron"
@@ -43,19 +34,12 @@ impl FormValues {
                 "interval"
             }
             .into(),
-            every: text(&settings.every),
-            cron: text(&settings.cron),
-            timezone: text(&settings.timezone),
-            jitter: text(&settings.jitter),
-            timeout: text(&settings.timeout),
-            max_attempts: settings
-                .max_attempts
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            backoff: text(&settings.backoff),
-            max_backoff: text(&settings.max_backoff),
-            concurrency: text(&settings.concurrency),
-            misfire: text(&settings.misfire),
+            text: Setting::in_form()
+                .map(|(setting, _)| {
+                    let text = setting_text(values.get(setting.name)).unwrap_or_default();
+                    (setting.name, text)
+                })
+                .collect(),
         }
     }
 
@@ -67,20 +51,16 @@ impl FormValues {
         )
     }
 
-    fn get(&self, field: &str) -> &str {
-        match field {
-            "kind" => &self.kind,
-            "every" => &self.every,
-            "cron" => &self.cron,
-            "timezone" => &self.timezone,
-            "jitter" => &self.jitter,
-            "timeout" => &self.timeout,
-            "max_attempts" => &self.max_attempts,
-            "backoff" => &self.backoff,
-            "max_backoff" => &self.max_backoff,
-            "concurrency" => &self.concurrency,
-            "misfire" => &self.misfire,
-            _ => "",
+    /// The text of the setting `name`; empty when there is none.
+    pub fn get(&self, name: &str) -> &str {
+        self.text.get(name).map_or("", String::as_str)
+    }
+
+    /// Sets the text of the setting `name`; a name that is not a setting of the form is
+    /// ignored, as the form would ignore a field it does not have.
+    pub fn set(&mut self, name: &str, text: impl Into<String>) {
+        if let Some((setting, _)) = Setting::in_form().find(|(setting, _)| setting.name == name) {
+            self.text.insert(setting.name, text.into());
         }
     }
 }
@@ -109,105 +89,26 @@ pub(super) struct FieldView {
     pub error: Option<String>,
 }
 
-struct Spec {
-    name: &'static str,
-    label: &'static str,
-    placeholder: &'static str,
-    choices: &'static [(&'static str, &'static str)],
-}
-
-const SCHEDULE_FIELDS: [Spec; 3] = [
-    Spec {
-        name: "every",
-        label: "Interval",
-        placeholder: "e.g. 5m, 1h30m",
-        choices: &[],
-    },
-    Spec {
-        name: "cron",
-        label: "Cron line",
-        placeholder: "e.g. 0 3 * * *",
-        choices: &[],
-    },
-    Spec {
-        name: "timezone",
-        label: "Time zone",
-        placeholder: "UTC",
-        choices: &[],
-    },
-];
-
-const POLICY_FIELDS: [Spec; 7] = [
-    Spec {
-        name: "jitter",
-        label: "Jitter",
-        placeholder: "none",
-        choices: &[],
-    },
-    Spec {
-        name: "timeout",
-        label: "Timeout",
-        placeholder: "1h",
-        choices: &[],
-    },
-    Spec {
-        name: "max_attempts",
-        label: "Max attempts",
-        placeholder: "3",
-        choices: &[],
-    },
-    Spec {
-        name: "backoff",
-        label: "Retry backoff",
-        placeholder: "30s",
-        choices: &[],
-    },
-    Spec {
-        name: "max_backoff",
-        label: "Max backoff",
-        placeholder: "1h",
-        choices: &[],
-    },
-    Spec {
-        name: "concurrency",
-        label: "Overlapping runs",
-        placeholder: "",
-        choices: &[
-            ("forbid", "Forbid (skip the fire)"),
-            ("allow", "Allow"),
-            ("replace", "Replace (cancel the running run)"),
-        ],
-    },
-    Spec {
-        name: "misfire",
-        label: "Missed fires",
-        placeholder: "",
-        choices: &[
-            ("run_once", "Run once at start-up"),
-            ("skip", "Skip to the next slot"),
-        ],
-    },
-];
-
+/// The views of the form's settings that are (`schedule`) or are not part of the schedule.
 fn field_views(
-    specs: &[Spec],
+    schedule: bool,
     job: &JobRecord,
     values: &FormValues,
     errors: &FieldErrors,
 ) -> Vec<FieldView> {
     let defaults = FormValues::of(&job.defaults);
-    let schedule_overridden = ["every", "cron", "timezone"]
+    let schedule_overridden = SETTINGS
         .iter()
-        .any(|field| job.overrides.contains_key(*field));
-    specs
-        .iter()
-        .map(|spec| {
-            let overridden = if ["every", "cron", "timezone"].contains(&spec.name) {
+        .any(|setting| setting.schedule && job.overrides.contains_key(setting.name));
+    Setting::in_form()
+        .filter(|(setting, _)| setting.schedule == schedule)
+        .map(|(setting, form)| {
+            let overridden = if setting.schedule {
                 schedule_overridden
             } else {
-                job.overrides.contains_key(spec.name)
+                job.overrides.contains_key(setting.name)
             };
-            let file_value = match defaults.get(spec.name) {
+            let file_value = match defaults.get(setting.name) {
                 "" => "not set".to_owned(),
                 value => value.to_owned(),
             };
@@ -216,8 +117,8 @@ fn field_views(
             } else {
                 "file default".to_owned()
             };
-            let value = values.get(spec.name).to_owned();
-            let choices = spec
+            let value = values.get(setting.name).to_owned();
+            let choices = form
                 .choices
                 .iter()
                 .enumerate()
@@ -229,14 +130,14 @@ fn field_views(
                 })
                 .collect();
             FieldView {
-                name: spec.name,
-                label: spec.label,
+                name: setting.name,
+                label: form.label,
                 value,
-                placeholder: spec.placeholder,
+                placeholder: form.placeholder,
                 choices,
                 origin,
                 overridden,
-                error: errors.get(spec.name).cloned(),
+                error: errors.get(setting.name).cloned(),
             }
         })
         .collect()
@@ -292,8 +193,8 @@ pub(super) fn render_form_with_notice(
             .cloned(),
         form_error: errors.get("form").cloned(),
         notice,
-        schedule: field_views(&SCHEDULE_FIELDS, job, values, errors),
-        policies: field_views(&POLICY_FIELDS, job, values, errors),
+        schedule: field_views(true, job, values, errors),
+        policies: field_views(false, job, values, errors),
         any_override: !job.overrides.is_empty(),
     };
     template.render().unwrap_or_else(|error| {
@@ -362,7 +263,7 @@ mod tests {
     fn a_fields_error_is_shown_next_to_it_and_linked_for_screen_readers() {
         let job = job("sync", serde_json::json!({}));
         let mut values = FormValues::of_job(&job);
-        values.every = "0s".into();
+        values.set("every", "0s");
         let errors = FieldErrors::from([(
             "every".to_owned(),
             "an interval must be at least 1 second".to_owned(),
@@ -384,7 +285,7 @@ mod tests {
     fn html_in_a_value_or_message_renders_as_text() {
         let job = job("sync", serde_json::json!({}));
         let mut values = FormValues::of_job(&job);
-        values.cron = "<script>alert(1)</script>".into();
+        values.set("cron", "<script>alert(1)</script>");
         let errors = FieldErrors::from([("cron".to_owned(), "<b>bad</b>".to_owned())]);
         let html = render_form(&job, &values, &errors, "\"><x", true);
         assert!(!html.contains("<script>alert(1)</script>"));
