@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 
-use super::WebConfig;
+use super::state::WebConfig;
 use super::signing::Signer;
 
 /// Base name of the cookie (with secure cookies: `__Host-batchboard_login`).

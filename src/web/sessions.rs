@@ -23,7 +23,7 @@ use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
-use super::WebConfig;
+use super::state::WebConfig;
 use super::auth::AuthSession;
 use super::error::{WebError, WebResult};
 use crate::store::{SharedStore, User};

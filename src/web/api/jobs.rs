@@ -12,11 +12,12 @@ use utoipa::ToSchema;
 use super::runs::RunJson;
 use super::settings::{JobPatchJson, PatchRequest, PolicyJson, ScheduleJson, field_name};
 use super::{ApiError, ApiJson, ApiOperator, ApiPath, ApiResult, ApiUser, ErrorBody};
-use crate::scheduler::{CommandError, EditError};
+use crate::scheduler::EditError;
 use crate::store::{JobRecord, JobRuns, JobState, RunRecord};
-use crate::web::AppState;
 use crate::web::error::WebError;
+use crate::web::lookup::load_job;
 use crate::web::redacted::ShownSettings;
+use crate::web::state::AppState;
 
 /// A job with its settings in force, its state and its latest run.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -249,11 +250,7 @@ pub async fn run_job(
     _operator: ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
-    let run_id = state
-        .scheduler
-        .run_now(&name)
-        .await
-        .map_err(command_error)?;
+    let run_id = state.scheduler.run_now(&name).await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
 
@@ -275,11 +272,7 @@ pub async fn pause_job(
     ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
-    state
-        .scheduler
-        .pause_as(&name, &user.name)
-        .await
-        .map_err(command_error)?;
+    state.scheduler.pause_as(&name, &user.name).await?;
     let job = load_job(&state, &name).await?;
     Ok(Json(detail(&state, &job).await?))
 }
@@ -304,25 +297,9 @@ pub async fn resume_job(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
     refuse_removed(&load_job(&state, &name).await?)?;
-    state
-        .scheduler
-        .resume_as(&name, &user.name)
-        .await
-        .map_err(command_error)?;
+    state.scheduler.resume_as(&name, &user.name).await?;
     let job = load_job(&state, &name).await?;
     Ok(Json(detail(&state, &job).await?))
-}
-
-/// The job named `name`, or a 404.
-///
-/// # Errors
-/// 404 when there is none; 500 when the store fails.
-pub async fn load_job(state: &AppState, name: &str) -> ApiResult<JobRecord> {
-    state.store.job_by_name(name).await?.ok_or_else(|| {
-        ApiError(WebError::NotFound(format!(
-            "there is no job named {name:?}"
-        )))
-    })
 }
 
 /// A job gone from the settings file keeps its history but takes no more changes. The
@@ -356,28 +333,15 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
     })
 }
 
-/// An edit's refusal as an API error; `nested_schedule` names schedule fields
-/// `schedule.every` and so on, as the request did.
-pub fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
-    let message = error.to_string();
-    ApiError(match error {
-        EditError::UnknownJob(name) => {
-            WebError::NotFound(format!("there is no job named {name:?}"))
-        }
-        EditError::Removed(_) | EditError::Conflict => WebError::Conflict(message),
-        EditError::Invalid(settings) => WebError::Invalid {
-            error: "the settings are invalid; nothing was saved".into(),
-            fields: settings
-                .fields
-                .into_iter()
-                .map(|(field, message)| (field_name(field, nested_schedule), message))
-                .collect(),
-        },
-        EditError::Stopped | EditError::Store(_) => WebError::Internal(anyhow::anyhow!(message)),
-    })
-}
-
-/// A scheduler command's refusal as an API error.
-pub fn command_error(error: CommandError) -> ApiError {
-    ApiError(WebError::from(error))
+/// An edit's refusal as an API error, its fields named as the request named them
+/// (`schedule.every` and so on when the schedule came nested).
+fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
+    let mut error = WebError::from(error);
+    if let WebError::Invalid { fields, .. } = &mut error {
+        *fields = std::mem::take(fields)
+            .into_iter()
+            .map(|(field, message)| (field_name(&field, nested_schedule), message))
+            .collect();
+    }
+    ApiError(error)
 }

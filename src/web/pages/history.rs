@@ -8,11 +8,11 @@ use serde::Deserialize;
 
 use super::chrome::Chrome;
 use crate::store::{ChangeFilter, JobChangeRecord};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 use crate::web::redacted::shown_change;
+use crate::web::state::AppState;
 
 /// Changes per page.
 const PAGE_SIZE: u32 = 50;

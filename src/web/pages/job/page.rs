@@ -10,18 +10,21 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
-use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
-use super::dashboard::describe_schedule;
-use super::schedule::{FieldErrors, FormValues, render_form};
-use super::svg::duration_chart;
+use super::settings::{FieldErrors, FormValues, render_form};
 use crate::job::{SETTINGS, setting_text};
 use crate::secrets::RedactionList;
 use crate::store::{JobRecord, JobState, RunFilter, RunRecord, RunStatus, Trigger};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::lookup::load_job;
+use crate::web::pages::chrome::{
+    Badge, Chrome, TimeView, encode, format_ms, non_empty, query_string,
+};
+use crate::web::pages::dashboard::describe_schedule;
+use crate::web::pages::svg::duration_chart;
 use crate::web::redacted::ShownSettings;
+use crate::web::state::AppState;
 
 /// Runs per history page.
 pub const PAGE_SIZE: u32 = 50;
@@ -98,7 +101,7 @@ pub struct JobPage {
     pub chrome: Chrome,
     pub name: String,
     pub summary: JobSummary,
-    /// The schedule form, rendered by [`super::schedule::render_form`].
+    /// The schedule form, rendered by [`super::settings::render_form`].
     pub schedule_form: String,
     pub settings: Vec<SettingRow>,
     pub chart_svg: String,
@@ -131,7 +134,7 @@ const TRIGGERS: [Trigger; 5] = [
     Trigger::CatchUp,
 ];
 
-pub(super) async fn job_page(
+pub(in crate::web::pages) async fn job_page(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -177,7 +180,7 @@ pub(super) async fn job_page(
     let url = |before: Option<String>| {
         format!(
             "/jobs/{}{}",
-            super::chrome::encode(&job.name),
+            encode(&job.name),
             query_string(&[
                 ("status", status.map(RunStatus::as_str)),
                 ("trigger", trigger.map(Trigger::as_str)),
@@ -220,7 +223,7 @@ pub(super) async fn job_page(
 }
 
 /// `GET /jobs/{name}/summary`: the summary block alone.
-pub(super) async fn summary_partial(
+pub(in crate::web::pages) async fn summary_partial(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -240,14 +243,6 @@ pub(super) async fn summary_partial(
     Ok(JobSummaryPartial {
         summary: summarise(&state, &job, &recent, &chrome),
     })
-}
-
-async fn load_job(state: &AppState, name: &str) -> WebResult<JobRecord> {
-    state
-        .store
-        .job_by_name(name)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))
 }
 
 /// The summary of `job` given its `recent` runs, newest first.
@@ -278,7 +273,7 @@ pub fn summary_of(
 ) -> JobSummary {
     JobSummary {
         name: job.name.clone(),
-        url_name: super::chrome::encode(&job.name),
+        url_name: encode(&job.name),
         description: job
             .effective_settings()
             .ok()

@@ -1,8 +1,8 @@
-//! Changing a job from the console: the schedule form and its save, the next-fires
-//! preview, and the actions (run now, pause, resume, reset, cancel a run).
+//! Changing a job's settings from the console: the schedule form, its save and reset,
+//! and the next-fires preview.
 //!
-//! Input is checked twice: the `validator` crate for shapes (known kinds and policies,
-//! lengths), then the engine for meaning (`SchedulerHandle::edit_job` parses the
+//! Input is checked twice: the form for shapes (known kinds and policies, lengths, from
+//! [`crate::job::SETTINGS`]), then the engine for meaning (`SchedulerHandle::edit_job` parses the
 //! schedule and durations and checks the job as a whole). Either way an invalid form
 //! comes back with the message next to its field and nothing saved.
 
@@ -10,18 +10,20 @@ mod form;
 mod view;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::chrome::Chrome;
 use crate::schedule::Schedule;
 use crate::scheduler::{EditError, JobPatch};
 use crate::store::JobRecord;
-use crate::web::AppState;
 use crate::web::auth::{CurrentUser, Role};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::htmx::{is_htmx, trigger};
+use crate::web::lookup::load_job;
+use crate::web::pages::chrome::Chrome;
+use crate::web::state::AppState;
 
 use form::SettingsForm;
 use form::patch_from;
@@ -29,18 +31,6 @@ pub use view::{FieldErrors, FormValues, render_form};
 
 /// The event htmx listeners on the job page and dashboard refresh on.
 const JOB_CHANGED: &str = "job-changed";
-
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.get("HX-Request").is_some_and(|v| v == "true")
-}
-
-async fn load_job(state: &AppState, name: &str) -> WebResult<JobRecord> {
-    state
-        .store
-        .job_by_name(name)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))
-}
 
 /// The form (partial for htmx, a page otherwise) with `status`.
 fn form_response(
@@ -87,11 +77,7 @@ fn changed_response(headers: &HeaderMap, job: &JobRecord, notice: &str, csrf: &s
             csrf,
             true,
         );
-        let mut response = Html(form).into_response();
-        response
-            .headers_mut()
-            .insert("HX-Trigger", HeaderValue::from_static(JOB_CHANGED));
-        response
+        trigger(Html(form).into_response(), JOB_CHANGED)
     } else {
         Redirect::to(&format!("/jobs/{}", job.name)).into_response()
     }
@@ -150,13 +136,11 @@ async fn refused(
                 chrome,
             ))
         }
-        EditError::UnknownJob(_) => Err(WebError::NotFound(error.to_string())),
-        EditError::Removed(_) => Err(WebError::Conflict(error.to_string())),
-        EditError::Stopped | EditError::Store(_) => Err(WebError::Internal(anyhow::anyhow!(error))),
+        other => Err(WebError::from(other)),
     }
 }
 
-pub(super) async fn save_settings(
+pub(in crate::web::pages) async fn save_settings(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -217,7 +201,7 @@ pub(crate) struct ResetForm {
     field: String,
 }
 
-pub(super) async fn reset(
+pub(in crate::web::pages) async fn reset(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -262,7 +246,7 @@ pub(crate) struct PreviewQuery {
 /// How many fires the preview lists.
 const PREVIEW_FIRES: usize = 5;
 
-pub(super) async fn preview(
+pub(in crate::web::pages) async fn preview(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(name): Path<String>,
@@ -306,77 +290,4 @@ pub(super) async fn preview(
     };
     let html = askama::Template::render(&page).map_err(|e| WebError::Internal(e.into()))?;
     Ok(Html(html).into_response())
-}
-
-/// Where to go after an action: an htmx client is told to navigate (`HX-Redirect`), a
-/// plain form post is redirected (303).
-fn go_to(headers: &HeaderMap, to: &str) -> Response {
-    if is_htmx(headers) {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        if let Ok(value) = HeaderValue::from_str(to) {
-            response.headers_mut().insert("HX-Redirect", value);
-        }
-        response
-    } else {
-        Redirect::to(to).into_response()
-    }
-}
-
-pub(super) async fn run_now(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    let run_id = state
-        .scheduler
-        .run_now(&name)
-        .await
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/runs/{run_id}")))
-}
-
-pub(super) async fn pause(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    state
-        .scheduler
-        .pause_as(&name, &user.name)
-        .await
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/jobs/{name}")))
-}
-
-pub(super) async fn resume(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    state
-        .scheduler
-        .resume_as(&name, &user.name)
-        .await
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/jobs/{name}")))
-}
-
-pub(super) async fn cancel(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    state
-        .scheduler
-        .cancel(id, Some(&user.name))
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/runs/{id}")))
 }
