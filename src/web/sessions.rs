@@ -23,9 +23,9 @@ use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore as SqliteSessionStore;
 
-use super::state::WebConfig;
 use super::auth::AuthSession;
 use super::error::{WebError, WebResult};
+use super::state::WebConfig;
 use crate::store::{SharedStore, User};
 
 /// Name of the session cookie (with secure cookies: `__Host-batchboard_session`).

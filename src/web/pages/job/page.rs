@@ -10,7 +10,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
-use super::settings::{FieldErrors, FormValues, render_form};
+use super::settings::{FieldErrors, FormValues, ScheduleForm};
 use crate::job::{SETTINGS, setting_text};
 use crate::secrets::RedactionList;
 use crate::store::{JobRecord, JobState, RunFilter, RunRecord, RunStatus, Trigger};
@@ -101,8 +101,7 @@ pub struct JobPage {
     pub chrome: Chrome,
     pub name: String,
     pub summary: JobSummary,
-    /// The schedule form, rendered by [`super::settings::render_form`].
-    pub schedule_form: String,
+    pub schedule_form: ScheduleForm,
     pub settings: Vec<SettingRow>,
     pub chart_svg: String,
     pub history: Vec<HistoryRow>,
@@ -194,7 +193,7 @@ pub(in crate::web::pages) async fn job_page(
     let first_url = query.before.map(|_| url(None));
     let chrome = Chrome::new(user, csrf);
     let summary = summarise(&state, &job, &recent, &chrome);
-    let schedule_form = render_form(
+    let schedule_form = ScheduleForm::new(
         &job,
         &FormValues::of_job(&job),
         &FieldErrors::new(),
@@ -408,7 +407,7 @@ mod tests {
         let page = JobPage {
             name: HOSTILE.into(),
             summary: summary_of(&job, Badge::new("enabled", "ok"), Some(9), &chrome),
-            schedule_form: render_form(
+            schedule_form: ScheduleForm::new(
                 &job,
                 &FormValues::of_job(&job),
                 &FieldErrors::new(),

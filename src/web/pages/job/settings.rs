@@ -27,7 +27,7 @@ use crate::web::state::AppState;
 
 use form::SettingsForm;
 use form::patch_from;
-pub use view::{FieldErrors, FormValues, render_form};
+pub use view::{FieldErrors, FormValues, ScheduleForm};
 
 /// The event htmx listeners on the job page and dashboard refresh on.
 const JOB_CHANGED: &str = "job-changed";
@@ -39,18 +39,17 @@ fn form_response(
     job: &JobRecord,
     values: &FormValues,
     errors: &FieldErrors,
-    notice: Option<&str>,
     chrome: &Chrome,
 ) -> Response {
-    let form = view::render_form_with_notice(job, values, errors, notice, &chrome.csrf, true);
+    let form = ScheduleForm::new(job, values, errors, &chrome.csrf, true);
     if is_htmx(headers) {
-        (status, Html(form)).into_response()
+        (status, form).into_response()
     } else {
-        (
-            status,
-            Html(view::standalone_page(&job.name, &form, chrome)),
-        )
-            .into_response()
+        let page = view::StandalonePage {
+            chrome: chrome.clone(),
+            form,
+        };
+        (status, page).into_response()
     }
 }
 
@@ -68,16 +67,15 @@ fn saved_notice(job: &JobRecord, what: &str) -> String {
 /// rest of the page), a redirect to the job page otherwise.
 fn changed_response(headers: &HeaderMap, job: &JobRecord, notice: &str, csrf: &str) -> Response {
     if is_htmx(headers) {
-        let values = FormValues::of_job(job);
-        let form = view::render_form_with_notice(
+        let form = ScheduleForm::new(
             job,
-            &values,
+            &FormValues::of_job(job),
             &FieldErrors::new(),
-            Some(notice),
             csrf,
             true,
-        );
-        trigger(Html(form).into_response(), JOB_CHANGED)
+        )
+        .with_notice(Some(notice.to_owned()));
+        trigger(form.into_response(), JOB_CHANGED)
     } else {
         Redirect::to(&format!("/jobs/{}", job.name)).into_response()
     }
@@ -119,7 +117,6 @@ async fn refused(
                 job,
                 values,
                 &errors,
-                None,
                 chrome,
             ))
         }
@@ -132,7 +129,6 @@ async fn refused(
                 &current,
                 &FormValues::of_job(&current),
                 &errors,
-                None,
                 chrome,
             ))
         }
@@ -173,7 +169,6 @@ pub(in crate::web::pages) async fn save_settings(
             &shown,
             &values,
             &errors,
-            None,
             &chrome,
         ));
     }

@@ -1,10 +1,11 @@
 //! The schedule form as data: what each field shows (value, where it comes from, its
-//! error), and its rendering. Kept apart from the handlers so the job page can embed the
-//! form with [`render_form`] and tests can check the HTML without a server.
+//! error), and its templates. Kept apart from the handlers so the job page can embed
+//! [`ScheduleForm`] and tests can check the HTML without a server.
 
 use std::collections::BTreeMap;
 
 use askama::Template;
+use askama_web::WebTemplate;
 
 use crate::job::{JobSettings, SETTINGS, Setting, setting_text, settings_json};
 use crate::store::JobRecord;
@@ -143,64 +144,60 @@ fn field_views(
         .collect()
 }
 
-#[derive(Template)]
+/// The schedule form of a job (`<section id="schedule">…</section>`): embedded in the
+/// job page and the standalone settings page, and the answer to an htmx save. Without
+/// `can_edit` the fields are read-only and there is no save button.
+#[derive(Debug, Clone, Template, WebTemplate)]
 #[template(path = "job_schedule_partial.html")]
-struct FormTemplate<'a> {
-    job: &'a str,
+pub struct ScheduleForm {
+    job: String,
     version: i64,
-    csrf: &'a str,
+    csrf: String,
     can_edit: bool,
     interval: bool,
     kind_error: Option<String>,
     form_error: Option<String>,
-    notice: Option<&'a str>,
+    notice: Option<String>,
     schedule: Vec<FieldView>,
     policies: Vec<FieldView>,
     any_override: bool,
 }
 
-/// The schedule form of `job` showing `values` with `errors` next to their fields, as
-/// an HTML fragment (`<section id="schedule">…</section>`) for the job page. Without
-/// `can_edit` the fields are read-only and there is no save button.
-pub fn render_form(
-    job: &JobRecord,
-    values: &FormValues,
-    errors: &FieldErrors,
-    csrf: &str,
-    can_edit: bool,
-) -> String {
-    render_form_with_notice(job, values, errors, None, csrf, can_edit)
-}
+// The template escapes every value it shows, so the pages that embed the form write its
+// output as it is.
+impl askama::filters::HtmlSafe for ScheduleForm {}
 
-/// [`render_form`] with a status line above the fields ("Saved; next run at …").
-pub(super) fn render_form_with_notice(
-    job: &JobRecord,
-    values: &FormValues,
-    errors: &FieldErrors,
-    notice: Option<&str>,
-    csrf: &str,
-    can_edit: bool,
-) -> String {
-    let template = FormTemplate {
-        job: &job.name,
-        version: job.version,
-        csrf,
-        can_edit,
-        interval: values.kind != "cron",
-        kind_error: errors
-            .get("kind")
-            .or_else(|| errors.get("schedule"))
-            .cloned(),
-        form_error: errors.get("form").cloned(),
-        notice,
-        schedule: field_views(true, job, values, errors),
-        policies: field_views(false, job, values, errors),
-        any_override: !job.overrides.is_empty(),
-    };
-    template.render().unwrap_or_else(|error| {
-        tracing::error!(%error, "the schedule form did not render");
-        "<section id=\"schedule\"><p role=\"alert\">The schedule form could not be shown.</p></section>".into()
-    })
+impl ScheduleForm {
+    /// The form of `job` showing `values` with `errors` next to their fields.
+    pub fn new(
+        job: &JobRecord,
+        values: &FormValues,
+        errors: &FieldErrors,
+        csrf: &str,
+        can_edit: bool,
+    ) -> Self {
+        Self {
+            job: job.name.clone(),
+            version: job.version,
+            csrf: csrf.to_owned(),
+            can_edit,
+            interval: values.kind != "cron",
+            kind_error: errors
+                .get("kind")
+                .or_else(|| errors.get("schedule"))
+                .cloned(),
+            form_error: errors.get("form").cloned(),
+            notice: None,
+            schedule: field_views(true, job, values, errors),
+            policies: field_views(false, job, values, errors),
+            any_override: !job.overrides.is_empty(),
+        }
+    }
+
+    /// The form with a status line above the fields ("Saved; next run at …").
+    pub fn with_notice(self, notice: Option<String>) -> Self {
+        Self { notice, ..self }
+    }
 }
 
 /// The next fire times of a schedule typed into the form, or why it does not parse.
@@ -213,29 +210,31 @@ pub(super) struct PreviewTemplate {
     pub error: Option<String>,
 }
 
-#[derive(Template)]
+/// A whole page around the form, for a form posted without htmx (a refused save then
+/// shows the form with its messages on its own page).
+#[derive(Template, WebTemplate)]
 #[template(path = "job_settings.html")]
-struct StandalonePage<'a> {
-    chrome: &'a Chrome,
-    job: &'a str,
-    form: &'a str,
-}
-
-/// A whole page around an already rendered form, for a form posted without htmx (a
-/// refused save then shows the form with its messages on its own page).
-pub(super) fn standalone_page(job: &str, form: &str, chrome: &Chrome) -> String {
-    StandalonePage { chrome, job, form }
-        .render()
-        .unwrap_or_else(|error| {
-            tracing::error!(%error, "the settings page did not render");
-            form.to_owned()
-        })
+pub(super) struct StandalonePage {
+    pub chrome: Chrome,
+    pub form: ScheduleForm,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
+
+    fn render(
+        job: &JobRecord,
+        values: &FormValues,
+        errors: &FieldErrors,
+        csrf: &str,
+        can_edit: bool,
+    ) -> String {
+        ScheduleForm::new(job, values, errors, csrf, can_edit)
+            .render()
+            .expect("renders")
+    }
 
     fn job(name: &str, overrides: serde_json::Value) -> JobRecord {
         let now = DateTime::<Utc>::UNIX_EPOCH;
@@ -268,7 +267,7 @@ mod tests {
             "every".to_owned(),
             "an interval must be at least 1 second".to_owned(),
         )]);
-        let html = render_form(&job, &values, &errors, "tok", true);
+        let html = render(&job, &values, &errors, "tok", true);
         assert!(
             html.contains(r#"aria-describedby="every-origin every-error""#),
             "{html}"
@@ -287,7 +286,7 @@ mod tests {
         let mut values = FormValues::of_job(&job);
         values.set("cron", "<script>alert(1)</script>");
         let errors = FieldErrors::from([("cron".to_owned(), "<b>bad</b>".to_owned())]);
-        let html = render_form(&job, &values, &errors, "\"><x", true);
+        let html = render(&job, &values, &errors, "\"><x", true);
         assert!(!html.contains("<script>alert(1)</script>"));
         assert!(html.contains("&#60;script&#62;"));
         assert!(!html.contains("<b>bad</b>"));
@@ -297,7 +296,7 @@ mod tests {
     #[test]
     fn overrides_and_file_defaults_are_told_apart() {
         let job = job("sync", serde_json::json!({"timeout": "20m"}));
-        let html = render_form(
+        let html = render(
             &job,
             &FormValues::of_job(&job),
             &FieldErrors::new(),
@@ -311,7 +310,7 @@ mod tests {
     #[test]
     fn a_viewer_sees_the_settings_but_no_save_button() {
         let job = job("sync", serde_json::json!({}));
-        let html = render_form(
+        let html = render(
             &job,
             &FormValues::of_job(&job),
             &FieldErrors::new(),
