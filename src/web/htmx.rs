@@ -6,11 +6,26 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-/// Whether htmx made the request: it sends `HX-Request: true` with every request.
+/// Whether htmx made the request (it sends `HX-Request: true`) for a part of a page. A
+/// history restore (the back button after a pushed address missed htmx's cache) is
+/// sent with the same header but wants the whole page, so it does not count.
 pub fn is_htmx(headers: &HeaderMap) -> bool {
+    let restore = headers
+        .get("HX-History-Restore-Request")
+        .is_some_and(|value| value == "true");
     headers
         .get("HX-Request")
         .is_some_and(|value| value == "true")
+        && !restore
+}
+
+/// Whether htmx made the request to swap the element with id `target` (`HX-Target`):
+/// a page that other htmx requests read whole answers this one with that part alone.
+pub fn aims_at(headers: &HeaderMap, target: &str) -> bool {
+    is_htmx(headers)
+        && headers
+            .get("HX-Target")
+            .is_some_and(|value| value == target)
 }
 
 /// Tells htmx to leave the page for `to` with a full navigation. A redirect (303) would
@@ -80,6 +95,15 @@ mod tests {
         assert!(is_htmx(&headers(&[("hx-request", "true")])));
         assert!(!is_htmx(&headers(&[("hx-request", "false")])));
         assert!(!is_htmx(&HeaderMap::new()));
+        let restore = headers(&[
+            ("hx-request", "true"),
+            ("hx-history-restore-request", "true"),
+        ]);
+        assert!(!is_htmx(&restore), "a history restore wants the whole page");
+        let runs = headers(&[("hx-request", "true"), ("hx-target", "runs")]);
+        assert!(aims_at(&runs, "runs"));
+        assert!(!aims_at(&runs, "job-settings"));
+        assert!(!aims_at(&headers(&[("hx-target", "runs")]), "runs"));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::settings::{FieldErrors, FormValues, ScheduleForm};
@@ -17,6 +19,7 @@ use crate::store::{JobRecord, JobState, RunFilter, RunRecord, RunStatus, Trigger
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::htmx::{aims_at, push_url};
 use crate::web::lookup::load_job;
 use crate::web::pages::chrome::{
     Badge, Chrome, TimeView, encode, format_ms, non_empty, query_string,
@@ -104,6 +107,18 @@ pub struct JobPage {
     pub schedule_form: ScheduleForm,
     pub settings: Vec<SettingRow>,
     pub chart_svg: String,
+    pub runs: RunsView,
+}
+
+/// The id of the run history's element, which its filters and pages swap.
+const RUNS: &str = "runs";
+
+/// The run history with its filters and pages: part of the job page, and alone the
+/// answer to an htmx filter or page (see [`RUNS`]).
+#[derive(Template, WebTemplate)]
+#[template(path = "job_runs_partial.html")]
+pub struct RunsView {
+    pub name: String,
     pub history: Vec<HistoryRow>,
     /// Each status filter choice, and whether it is chosen.
     pub statuses: Vec<(&'static str, bool)>,
@@ -111,6 +126,54 @@ pub struct JobPage {
     pub triggers: Vec<(&'static str, bool)>,
     pub next_url: Option<String>,
     pub first_url: Option<String>,
+    /// The address of what this view shows, for the address bar after an htmx swap.
+    pub url: String,
+}
+
+// The template escapes every value it shows; the job page writes its output as it is.
+impl askama::filters::HtmlSafe for RunsView {}
+
+impl RunsView {
+    /// The history of `job` filtered by `status` and `trigger` from `before`: `page` holds
+    /// its runs, newest first, one more than a page when an older page exists.
+    fn new(
+        job: &str,
+        mut page: Vec<RunRecord>,
+        status: Option<RunStatus>,
+        trigger: Option<Trigger>,
+        before: Option<i64>,
+    ) -> Self {
+        let has_more = page.len() > PAGE_SIZE as usize;
+        page.truncate(PAGE_SIZE as usize);
+        let url = |before: Option<String>| {
+            format!(
+                "/jobs/{}{}",
+                encode(job),
+                query_string(&[
+                    ("status", status.map(RunStatus::as_str)),
+                    ("trigger", trigger.map(Trigger::as_str)),
+                    ("before", before.as_deref()),
+                ])
+            )
+        };
+        Self {
+            name: job.to_owned(),
+            history: page.iter().map(history_row).collect(),
+            statuses: STATUSES
+                .iter()
+                .map(|s| (s.as_str(), Some(*s) == status))
+                .collect(),
+            triggers: TRIGGERS
+                .iter()
+                .map(|t| (t.as_str(), Some(*t) == trigger))
+                .collect(),
+            next_url: has_more
+                .then(|| page.last().map(|run| url(Some(run.id.to_string()))))
+                .flatten(),
+            first_url: before.map(|_| url(None)),
+            url: url(before.map(|before| before.to_string())),
+        }
+    }
 }
 
 const STATUSES: [RunStatus; 10] = [
@@ -137,12 +200,26 @@ pub(in crate::web::pages) async fn job_page(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Query(query): Query<JobQuery>,
-) -> WebResult<JobPage> {
+) -> WebResult<Response> {
     let job = load_job(&state, &name).await?;
     let status = parse_filter::<RunStatus>("status", non_empty(&query.status))?;
     let trigger = parse_filter::<Trigger>("trigger", non_empty(&query.trigger))?;
+    let filter = RunFilter {
+        job_id: Some(job.id),
+        status,
+        trigger,
+        before: query.before,
+        limit: PAGE_SIZE + 1,
+    };
+    if aims_at(&headers, RUNS) {
+        let page = state.store.runs(&filter).await?;
+        let runs = RunsView::new(&job.name, page, status, trigger, query.before);
+        let url = runs.url.clone();
+        return Ok(push_url(runs.into_response(), &url));
+    }
     let recent = state
         .store
         .runs(&RunFilter {
@@ -155,42 +232,15 @@ pub(in crate::web::pages) async fn job_page(
     // the runs once.
     let unfiltered_first_page =
         status.is_none() && trigger.is_none() && query.before.is_none() && CHART_RUNS > PAGE_SIZE;
-    let mut page = if unfiltered_first_page {
+    let page = if unfiltered_first_page {
         recent
             .iter()
             .take(PAGE_SIZE as usize + 1)
             .cloned()
             .collect()
     } else {
-        state
-            .store
-            .runs(&RunFilter {
-                job_id: Some(job.id),
-                status,
-                trigger,
-                before: query.before,
-                limit: PAGE_SIZE + 1,
-            })
-            .await?
+        state.store.runs(&filter).await?
     };
-    let has_more = page.len() > PAGE_SIZE as usize;
-    page.truncate(PAGE_SIZE as usize);
-
-    let url = |before: Option<String>| {
-        format!(
-            "/jobs/{}{}",
-            encode(&job.name),
-            query_string(&[
-                ("status", status.map(RunStatus::as_str)),
-                ("trigger", trigger.map(Trigger::as_str)),
-                ("before", before.as_deref()),
-            ])
-        )
-    };
-    let next_url = has_more
-        .then(|| page.last().map(|run| url(Some(run.id.to_string()))))
-        .flatten();
-    let first_url = query.before.map(|_| url(None));
     let chrome = Chrome::new(user, csrf);
     let summary = summarise(&state, &job, &recent, &chrome);
     let schedule_form = ScheduleForm::new(
@@ -206,19 +256,10 @@ pub(in crate::web::pages) async fn job_page(
         schedule_form,
         settings: setting_rows(&job, &state.redaction),
         chart_svg: duration_chart(&recent),
-        history: page.iter().map(history_row).collect(),
-        statuses: STATUSES
-            .iter()
-            .map(|s| (s.as_str(), Some(*s) == status))
-            .collect(),
-        triggers: TRIGGERS
-            .iter()
-            .map(|t| (t.as_str(), Some(*t) == trigger))
-            .collect(),
-        next_url,
-        first_url,
+        runs: RunsView::new(&job.name, page, status, trigger, query.before),
         name: job.name,
-    })
+    }
+    .into_response())
 }
 
 /// `GET /jobs/{name}/summary`: the summary block alone.
@@ -417,11 +458,7 @@ mod tests {
             chrome,
             settings: setting_rows(&job, &RedactionList::default()),
             chart_svg: duration_chart(&[]),
-            history: vec![],
-            statuses: vec![("failed", true)],
-            triggers: vec![("manual", false)],
-            next_url: None,
-            first_url: None,
+            runs: RunsView::new(HOSTILE, vec![], Some(RunStatus::Failed), None, None),
         };
         let html = page.render().expect("renders");
         assert!(!html.contains("<img src=x"), "{html}");
