@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use crate::job::Setting;
 use crate::schedule::Schedule;
 use crate::scheduler::{EditError, JobPatch};
 use crate::store::JobRecord;
@@ -93,23 +94,14 @@ async fn refused(
 ) -> WebResult<Response> {
     match error {
         EditError::Invalid(settings) => {
-            let mut errors: FieldErrors = settings
-                .fields
-                .iter()
-                .map(|(field, message)| ((*field).to_owned(), message.clone()))
-                .collect();
-            // Problems outside the form's fields still need saying.
-            for field in [
-                "handler",
-                "params",
-                "settings",
-                "name",
-                "description",
-                "field",
-            ] {
-                if let Some(message) = errors.remove(field) {
-                    errors.insert("form".into(), message);
-                }
+            // Problems outside the form's fields (the handler, the params, …) still need
+            // saying: above the form.
+            let mut errors = FieldErrors::new();
+            for (field, message) in settings.fields {
+                let shown = matches!(field, "kind" | "schedule")
+                    || Setting::in_form().any(|(setting, _)| setting.name == field);
+                let field = if shown { field } else { "form" };
+                errors.insert(field.to_owned(), message);
             }
             Ok(form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
