@@ -114,7 +114,7 @@ pub struct JobPage {
 const RUNS: &str = "runs";
 
 /// The run history with its filters and pages: part of the job page, and alone the
-/// answer to an htmx filter or page (see [`RUNS`]).
+/// answer to an htmx filter or page aimed at `#runs`.
 #[derive(Template, WebTemplate)]
 #[template(path = "job_runs_partial.html")]
 pub struct RunsView {
