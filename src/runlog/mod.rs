@@ -24,6 +24,7 @@
 
 mod fields;
 mod layer;
+mod level;
 mod policy;
 mod sink;
 
@@ -37,6 +38,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 pub use crate::secrets::{BUILT_IN_REDACT_FRAGMENTS, REDACTED};
 pub use layer::{CAPTURE_LEVEL, CaptureGate, RunLogLayer, RunScopeFilter, current_run_secrets};
+pub use level::{LEVELS, level_rank};
 pub use policy::{DEFAULT_MAX_LINES, RunLogPolicy};
 pub use sink::RunLogSink;
 

@@ -9,51 +9,72 @@
 //! The planning here is pure; the scheduler task runs it (see `Core::edit`) so that an
 //! edit and the rescheduling it causes happen in order with every other command.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
 
-use crate::job::{JobSettings, JobSpec, Registry, SettingsError};
+use serde_json::{Map, Value};
+
+use crate::job::{JobSettings, JobSpec, Registry, SETTINGS, Setting, SettingsError, settings_json};
 use crate::store::{JobChange, JobRecord};
 
-/// The settings an operator may change, by their [`JobSettings`] names, in form order.
-pub const EDITABLE_FIELDS: [&str; 11] = [
-    "every",
-    "cron",
-    "timezone",
-    "jitter",
-    "timeout",
-    "max_attempts",
-    "backoff",
-    "max_backoff",
-    "concurrency",
-    "misfire",
-    "enabled",
-];
+/// What [`JobPatch::set`] says of a name that is not in [`SETTINGS`].
+pub const NOT_A_SETTING: &str = "this is not a setting that can be changed";
 
-/// The fields that together make the schedule: they are overridden and reset as one.
-const SCHEDULE_FIELDS: [&str; 3] = ["every", "cron", "timezone"];
-
-/// A change to some of a job's settings; `None` leaves a field as it is.
+/// A change to some of a job's settings (see [`SETTINGS`]); a setting it does not name
+/// stays as it is, and so does one it sets to the value in force.
 ///
 /// Setting `every` switches the job to an interval (dropping its cron line and time
 /// zone); setting `cron` switches it to a cron line, in `timezone` if given, else in the
 /// zone it already had (UTC for a job that had an interval).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobPatch {
-    pub every: Option<String>,
-    pub cron: Option<String>,
-    pub timezone: Option<String>,
-    pub jitter: Option<String>,
-    pub timeout: Option<String>,
-    pub max_attempts: Option<u32>,
-    pub backoff: Option<String>,
-    pub max_backoff: Option<String>,
-    pub concurrency: Option<String>,
-    pub misfire: Option<String>,
-    pub enabled: Option<bool>,
+    /// New values by setting name, each of its setting's kind.
+    values: BTreeMap<&'static str, Value>,
     /// Pauses or resumes the job in the same change (one version, one save); not a
     /// setting, so never an override.
     pub paused: Option<bool>,
+}
+
+impl JobPatch {
+    /// Sets the setting `name` to `value` (text is trimmed).
+    ///
+    /// # Errors
+    /// A sentence, when `name` is not a setting ([`NOT_A_SETTING`]) or `value` is not
+    /// of its kind.
+    pub fn set(&mut self, name: &str, value: Value) -> Result<(), String> {
+        let setting = Setting::named(name).ok_or_else(|| NOT_A_SETTING.to_owned())?;
+        self.values.insert(setting.name, setting.from_json(value)?);
+        Ok(())
+    }
+
+    /// `self` with `name` set to `value`, to build a patch in one expression.
+    ///
+    /// # Errors
+    /// As [`JobPatch::set`].
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Result<Self, String> {
+        self.set(name, value.into())?;
+        Ok(self)
+    }
+
+    /// The value the patch gives `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// Every setting the patch gives a value, by name.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.values.iter().map(|(name, value)| (*name, value))
+    }
+}
+
+fn is_schedule(field: &str) -> bool {
+    Setting::named(field).is_some_and(|setting| setting.schedule)
+}
+
+fn schedule_fields() -> impl Iterator<Item = &'static str> {
+    SETTINGS
+        .iter()
+        .filter(|setting| setting.schedule)
+        .map(|setting| setting.name)
 }
 
 /// Why an edit was refused. Nothing was saved in any case.
@@ -131,7 +152,7 @@ pub(crate) fn plan(
     };
     let after = effective(&after_record)?;
     validate(&after, registry)?;
-    let mut changes = changed_fields(&before, &after, actor)?;
+    let mut changes = changed_fields(&before, &after, actor);
     if paused != record.paused {
         changes.push(JobChange {
             actor: actor.to_owned(),
@@ -166,66 +187,86 @@ fn patched(
     record: &JobRecord,
     before: &JobSettings,
     patch: &JobPatch,
-) -> Result<serde_json::Map<String, serde_json::Value>, EditError> {
-    use serde_json::Value;
+) -> Result<Map<String, Value>, EditError> {
+    let now = settings_json(before);
     let mut overrides = record.overrides.clone();
-    match (&patch.every, &patch.cron) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "schedule",
-                "give either an interval (every) or a cron line, not both",
-            ));
-        }
-        (Some(every), None) => {
-            overrides.insert("every".into(), Value::from(every.trim()));
-            overrides.remove("cron");
-            overrides.remove("timezone");
-            // A time zone with an interval is refused by validation, with its message.
-            if let Some(zone) = &patch.timezone {
-                overrides.insert("timezone".into(), Value::from(zone.trim()));
+    let every = patch.get("every");
+    let cron = patch.get("cron");
+    let zone = patch.get("timezone");
+    if every.is_some() && cron.is_some() {
+        return Err(invalid(
+            "schedule",
+            "give either an interval (every) or a cron line, not both",
+        ));
+    }
+    if schedule_changes(&now, patch) {
+        match (every, cron) {
+            (Some(every), _) => {
+                overrides.insert("every".into(), every.clone());
+                overrides.remove("cron");
+                overrides.remove("timezone");
+                // A time zone with an interval is refused by validation, with its message.
+                if let Some(zone) = zone {
+                    overrides.insert("timezone".into(), zone.clone());
+                }
             }
-        }
-        (None, Some(cron)) => {
-            let zone = patch
-                .timezone
-                .clone()
-                .or_else(|| before.cron.as_ref().and(before.timezone.clone()));
-            overrides.insert("cron".into(), Value::from(cron.trim()));
-            overrides.remove("every");
-            match zone {
-                Some(zone) => overrides.insert("timezone".into(), Value::from(zone.trim())),
-                None => overrides.remove("timezone"),
-            };
-        }
-        (None, None) => {
-            if let Some(zone) = &patch.timezone {
-                overrides.insert("timezone".into(), Value::from(zone.trim()));
+            (None, Some(cron)) => {
+                let zone = zone.cloned().or_else(|| {
+                    before
+                        .cron
+                        .as_ref()
+                        .and(before.timezone.clone().map(Value::from))
+                });
+                overrides.insert("cron".into(), cron.clone());
+                overrides.remove("every");
+                match zone {
+                    Some(zone) => overrides.insert("timezone".into(), zone),
+                    None => overrides.remove("timezone"),
+                };
+            }
+            (None, None) => {
+                if let Some(zone) = zone {
+                    overrides.insert("timezone".into(), zone.clone());
+                }
             }
         }
     }
-    let simple: [(&str, Option<Value>); 8] = [
-        ("jitter", patch.jitter.as_deref().map(|v| v.trim().into())),
-        ("timeout", patch.timeout.as_deref().map(|v| v.trim().into())),
-        ("max_attempts", patch.max_attempts.map(Value::from)),
-        ("backoff", patch.backoff.as_deref().map(|v| v.trim().into())),
-        (
-            "max_backoff",
-            patch.max_backoff.as_deref().map(|v| v.trim().into()),
-        ),
-        (
-            "concurrency",
-            patch.concurrency.as_deref().map(|v| v.trim().into()),
-        ),
-        ("misfire", patch.misfire.as_deref().map(|v| v.trim().into())),
-        ("enabled", patch.enabled.map(Value::from)),
-    ];
-    for (field, value) in simple {
-        if let Some(value) = value {
-            overrides.insert(field.into(), value);
+    for setting in SETTINGS.iter().filter(|setting| !setting.schedule) {
+        match patch.get(setting.name) {
+            Some(value) if Some(value) != in_force(&now, setting).as_ref() => {
+                overrides.insert(setting.name.into(), value.clone());
+            }
+            _ => {}
         }
     }
     drop_overrides_equal_to_defaults(record, &mut overrides)?;
     Ok(overrides)
+}
+
+/// What `setting` is now: its value in force, or what an unset one means (a policy's
+/// first choice), so that choosing it again is no change.
+fn in_force(now: &Map<String, Value>, setting: &Setting) -> Option<Value> {
+    now.get(setting.name).cloned().or_else(|| {
+        let (first, _) = setting.form.as_ref()?.choices.first()?;
+        Some(Value::from(*first))
+    })
+}
+
+/// Whether the schedule fields `patch` gives differ from those in force (a cron line
+/// without a zone is in UTC). The schedule is written as one, so a patch that restates
+/// it writes nothing.
+fn schedule_changes(now: &Map<String, Value>, patch: &JobPatch) -> bool {
+    let cron_in_utc = now.contains_key("cron") && !now.contains_key("timezone");
+    schedule_fields().any(|field| {
+        let Some(value) = patch.get(field) else {
+            return false;
+        };
+        let current = match now.get(field) {
+            None if field == "timezone" && cron_in_utc => Some(Value::from("UTC")),
+            current => current.cloned(),
+        };
+        current.as_ref() != Some(value)
+    })
 }
 
 /// An override that says what the file says is no override: dropping it keeps the job
@@ -237,20 +278,15 @@ fn drop_overrides_equal_to_defaults(
     let defaults = serde_json::to_value(&record.defaults)
         .map_err(|error| invalid("settings", error.to_string()))?;
     let default_of = |field: &str| defaults.get(field).cloned();
-    let same_schedule = overrides
-        .keys()
-        .any(|field| SCHEDULE_FIELDS.contains(&field.as_str()))
-        && SCHEDULE_FIELDS
-            .iter()
-            .all(|field| overrides.get(*field).cloned() == default_of(field));
+    let same_schedule = overrides.keys().any(|field| is_schedule(field))
+        && schedule_fields().all(|field| overrides.get(field).cloned() == default_of(field));
     if same_schedule {
-        for field in SCHEDULE_FIELDS {
+        for field in schedule_fields() {
             overrides.remove(field);
         }
     }
-    overrides.retain(|field, value| {
-        SCHEDULE_FIELDS.contains(&field.as_str()) || default_of(field).as_ref() != Some(value)
-    });
+    overrides
+        .retain(|field, value| is_schedule(field) || default_of(field).as_ref() != Some(value));
     Ok(())
 }
 
@@ -261,17 +297,12 @@ fn reset(
     let mut overrides = record.overrides.clone();
     match field {
         None => overrides.clear(),
-        Some("schedule") => {
-            for field in SCHEDULE_FIELDS {
+        Some(field) if field == "schedule" || is_schedule(field) => {
+            for field in schedule_fields() {
                 overrides.remove(field);
             }
         }
-        Some(field) if SCHEDULE_FIELDS.contains(&field) => {
-            for field in SCHEDULE_FIELDS {
-                overrides.remove(field);
-            }
-        }
-        Some(field) if EDITABLE_FIELDS.contains(&field) => {
+        Some(field) if Setting::named(field).is_some() => {
             overrides.remove(field);
         }
         Some(other) => {
@@ -301,29 +332,22 @@ fn validate(settings: &JobSettings, registry: &Registry) -> Result<(), EditError
     })
 }
 
-/// One history row per editable field whose effective value differs.
-fn changed_fields(
-    before: &JobSettings,
-    after: &JobSettings,
-    actor: &str,
-) -> Result<Vec<JobChange>, EditError> {
-    let as_json = |settings: &JobSettings| {
-        serde_json::to_value(settings).map_err(|error| invalid("settings", error.to_string()))
-    };
-    let (before, after) = (as_json(before)?, as_json(after)?);
-    Ok(EDITABLE_FIELDS
+/// One history row per setting whose effective value differs.
+fn changed_fields(before: &JobSettings, after: &JobSettings, actor: &str) -> Vec<JobChange> {
+    let (before, after) = (settings_json(before), settings_json(after));
+    SETTINGS
         .iter()
-        .filter_map(|field| {
-            let old_value = before.get(*field).cloned();
-            let new_value = after.get(*field).cloned();
+        .filter_map(|setting| {
+            let old_value = before.get(setting.name).cloned();
+            let new_value = after.get(setting.name).cloned();
             (old_value != new_value).then(|| JobChange {
                 actor: actor.to_owned(),
-                field: (*field).to_owned(),
+                field: setting.name.to_owned(),
                 old_value,
                 new_value,
             })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -357,6 +381,10 @@ mod tests {
         }
     }
 
+    fn patch(name: &str, value: impl Into<Value>) -> JobPatch {
+        JobPatch::default().with(name, value).expect("a setting")
+    }
+
     fn registry() -> Registry {
         Registry::builder()
             .handler("demo_inventory", crate::jobs::DemoInventoryHandler)
@@ -366,10 +394,7 @@ mod tests {
     #[test]
     fn setting_an_interval_drops_the_cron_line_and_its_zone() {
         let job = record(cron_job(), serde_json::json!({}));
-        let patch = JobPatch {
-            every: Some("10m".into()),
-            ..JobPatch::default()
-        };
+        let patch = patch("every", "10m");
         let plan = plan(&job, &Edit::Patch(Box::new(patch)), "ada", &registry())
             .expect("valid")
             .expect("a change");
@@ -386,10 +411,7 @@ mod tests {
     #[test]
     fn a_new_cron_line_keeps_the_zone_the_job_had() {
         let job = record(cron_job(), serde_json::json!({}));
-        let patch = JobPatch {
-            cron: Some("0 4 * * *".into()),
-            ..JobPatch::default()
-        };
+        let patch = patch("cron", "0 4 * * *");
         let plan = plan(&job, &Edit::Patch(Box::new(patch)), "ada", &registry())
             .expect("valid")
             .expect("a change");
@@ -400,10 +422,7 @@ mod tests {
     #[test]
     fn setting_a_value_back_to_the_file_default_drops_the_override() {
         let job = record(cron_job(), serde_json::json!({"max_attempts": 7}));
-        let mut defaults_patch = JobPatch {
-            max_attempts: Some(3),
-            ..JobPatch::default()
-        };
+        let defaults_patch = patch("max_attempts", 3);
         let mut file = cron_job();
         file.max_attempts = Some(3);
         let job = JobRecord {
@@ -419,7 +438,7 @@ mod tests {
         .expect("valid")
         .expect("a change");
         assert!(plan.overrides.is_empty());
-        defaults_patch.max_attempts = None;
+        let defaults_patch = JobPatch::default();
         assert_eq!(
             super::plan(
                 &job,
@@ -436,34 +455,10 @@ mod tests {
     fn an_invalid_value_is_refused_with_its_field() {
         let job = record(cron_job(), serde_json::json!({}));
         for (patch, field) in [
-            (
-                JobPatch {
-                    every: Some("0s".into()),
-                    ..JobPatch::default()
-                },
-                "every",
-            ),
-            (
-                JobPatch {
-                    cron: Some("61 * * * *".into()),
-                    ..JobPatch::default()
-                },
-                "cron",
-            ),
-            (
-                JobPatch {
-                    timezone: Some("Mars/Olympus".into()),
-                    ..JobPatch::default()
-                },
-                "timezone",
-            ),
-            (
-                JobPatch {
-                    concurrency: Some("sometimes".into()),
-                    ..JobPatch::default()
-                },
-                "concurrency",
-            ),
+            (patch("every", "0s"), "every"),
+            (patch("cron", "61 * * * *"), "cron"),
+            (patch("timezone", "Mars/Olympus"), "timezone"),
+            (patch("concurrency", "sometimes"), "concurrency"),
         ] {
             match plan(&job, &Edit::Patch(Box::new(patch)), "ada", &registry()) {
                 Err(EditError::Invalid(error)) => {
@@ -472,6 +467,52 @@ mod tests {
                 other => panic!("{field}: expected invalid, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn restating_what_is_in_force_is_no_change() {
+        let job = record(cron_job(), serde_json::json!({"timeout": "20m"}));
+        let restated = patch("cron", "0 3 * * *")
+            .with("timezone", "Europe/Berlin")
+            .and_then(|p| p.with("timeout", "20m"))
+            .and_then(|p| p.with("concurrency", "forbid"))
+            .and_then(|p| p.with("misfire", "run_once"))
+            .expect("settings");
+        let edit = Edit::Patch(Box::new(restated));
+        assert_eq!(plan(&job, &edit, "ada", &registry()).expect("valid"), None);
+    }
+
+    #[test]
+    fn a_cron_line_without_a_zone_is_in_utc() {
+        let utc = JobSettings {
+            timezone: None,
+            ..cron_job()
+        };
+        let job = record(utc, serde_json::json!({}));
+        let same = patch("cron", "0 3 * * *")
+            .with("timezone", "UTC")
+            .expect("settings");
+        let edit = Edit::Patch(Box::new(same));
+        assert_eq!(plan(&job, &edit, "ada", &registry()).expect("valid"), None);
+    }
+
+    #[test]
+    fn a_changed_zone_rewrites_the_whole_schedule() {
+        let job = record(cron_job(), serde_json::json!({}));
+        let moved = patch("cron", "0 3 * * *")
+            .with("timezone", "Europe/Paris")
+            .expect("settings");
+        let plan = plan(&job, &Edit::Patch(Box::new(moved)), "ada", &registry())
+            .expect("valid")
+            .expect("a change");
+        assert_eq!(
+            plan.overrides,
+            *serde_json::json!({"cron": "0 3 * * *", "timezone": "Europe/Paris"})
+                .as_object()
+                .expect("object")
+        );
+        let fields: Vec<_> = plan.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["timezone"]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::runlog::RunLogPolicy;
 use crate::store::writer::Writer;
 use crate::store::{JobRecord, RunStatus, SharedStore, Trigger};
 
-pub use edit::{EDITABLE_FIELDS, EditError, JobPatch};
+pub use edit::{EditError, JobPatch, NOT_A_SETTING};
 pub use live::{LiveRun, LiveRuns, StopReason};
 
 /// How the scheduler behaves; see the `[scheduler]` table of the settings file.
@@ -270,7 +270,7 @@ impl SchedulerHandle {
         .await
     }
 
-    /// Drops the operator override of `field` (one of [`EDITABLE_FIELDS`], or
+    /// Drops the operator override of `field` (one of [`crate::job::SETTINGS`], or
     /// `schedule`; any schedule field resets the whole schedule), or of every field when
     /// `None`, so the file's settings apply again. Recorded and applied like
     /// [`SchedulerHandle::edit_job`].

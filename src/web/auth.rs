@@ -12,7 +12,7 @@ use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBacke
 
 use super::error::WebError;
 use super::sessions::Sessions;
-use super::{AppState, WebConfig};
+use super::state::{AppState, WebConfig};
 pub use crate::store::Role;
 use crate::store::{SessionRows, SharedStore, StoreError, TOKEN_PREFIX, User, hash_token};
 
@@ -298,7 +298,10 @@ pub async fn bearer(State(state): State<AppState>, mut request: Request, next: N
 
 /// The guard in front of protected routes: a request with a valid bearer token or a
 /// signed-in session passes; a refused bearer token gets 401 JSON; without either, pages
-/// answer 303 to `/login?next=<this path>` and the API (`/api/…`) 401 JSON.
+/// answer 303 to `/login?next=<this path>` and the API (`/api/…`) 401 JSON. An htmx
+/// request (a poll or a partial whose session expired) is told to navigate to the
+/// sign-in page with `HX-Redirect`, back to the page it was made from: a 303 would be
+/// followed and the sign-in page swapped into the table.
 pub async fn require_login(request: Request, next: Next) -> Response {
     match request.extensions().get::<BearerAuth>() {
         Some(BearerAuth::Valid(_)) => return next.run(request).await,
@@ -317,6 +320,10 @@ pub async fn require_login(request: Request, next: Next) -> Response {
         return WebError::Unauthorized.into_json_response();
     }
     let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    if super::htmx::is_htmx(request.headers()) {
+        let page = local_path_or_root(super::htmx::current_page(request.headers()));
+        return super::htmx::redirect(&format!("/login?next={}", percent_encode(page)));
+    }
     let location = format!("/login?next={}", percent_encode(here));
     see_other(&location)
 }

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use ipnet::IpNet;
 
-use super::AppState;
+use crate::web::state::AppState;
 
 const FORWARDED_FOR: &str = "x-forwarded-for";
 

@@ -17,10 +17,10 @@ use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 use tower_sessions::Session;
 
-use super::AppState;
 use super::auth::{AuthSession, BearerAuth};
 use super::error::WebError;
 use super::login_csrf;
+use crate::web::state::AppState;
 
 /// The session key of the token.
 const SESSION_KEY: &str = "csrf_token";

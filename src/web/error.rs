@@ -96,6 +96,29 @@ impl From<crate::scheduler::CommandError> for WebError {
     }
 }
 
+/// A refused edit: an unknown job is 404, a removed job or a stale version 409, invalid
+/// settings 422 naming each field, the rest internal. The console shows the 422 and 409
+/// in its form instead; every other case, and every API answer, comes from here.
+impl From<crate::scheduler::EditError> for WebError {
+    fn from(error: crate::scheduler::EditError) -> Self {
+        use crate::scheduler::EditError;
+        let message = error.to_string();
+        match error {
+            EditError::UnknownJob(_) => Self::NotFound(message),
+            EditError::Removed(_) | EditError::Conflict => Self::Conflict(message),
+            EditError::Invalid(settings) => Self::Invalid {
+                error: "the settings are invalid; nothing was saved".into(),
+                fields: settings
+                    .fields
+                    .into_iter()
+                    .map(|(field, message)| (field.to_owned(), message))
+                    .collect(),
+            },
+            EditError::Stopped | EditError::Store(_) => Self::Internal(anyhow::anyhow!(message)),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::AppState;
+use crate::web::state::AppState;
 
 /// How long the database may take to answer the readiness query before the process
 /// counts as not ready (a load balancer should not wait on a stuck pool).

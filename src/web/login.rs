@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::AppState;
 use super::auth::{AuthSession, local_path_or_root, see_other};
 use super::client_address::ClientAddress;
 use super::csrf::{self, CsrfToken};
@@ -19,6 +18,7 @@ use super::pages::account;
 use super::signin::{self, Verdict};
 use super::throttle::Limit;
 use crate::users::MAX_NAME_LEN;
+use crate::web::state::AppState;
 
 /// What a failed sign-in says, whichever of name or password was wrong.
 pub const BAD_CREDENTIALS: &str = "That name and password do not match an active account.";

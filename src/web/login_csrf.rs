@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 
-use super::WebConfig;
 use super::signing::Signer;
+use super::state::WebConfig;
 
 /// Base name of the cookie (with secure cookies: `__Host-batchboard_login`).
 pub const COOKIE: &str = "batchboard_login";

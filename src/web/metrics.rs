@@ -22,8 +22,8 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use subtle::ConstantTimeEq as _;
 
-use super::AppState;
 use super::auth::AuthSession;
+use crate::web::state::AppState;
 
 /// HTTP requests answered, by `route` (the matched path template), `method` and `status`.
 pub const HTTP_REQUESTS: &str = "batchboard_http_requests_total";

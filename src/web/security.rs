@@ -8,7 +8,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::WebConfig;
+use super::state::WebConfig;
 
 /// No inline script or style anywhere: every script and stylesheet is a file under
 /// `/static`.

@@ -22,9 +22,9 @@ use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
-use super::WebConfig;
 use super::auth::AuthSession;
 use super::error::{WebError, WebResult};
+use super::state::WebConfig;
 use crate::store::{SessionRows, SharedStore, User};
 
 /// Name of the session cookie (with secure cookies: `__Host-batchboard_session`).

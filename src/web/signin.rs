@@ -4,13 +4,13 @@
 
 use std::net::IpAddr;
 
-use super::AppState;
 use super::auth::{AuthSession, Credentials};
 use super::device::DeviceId;
 use super::error::WebError;
 use super::throttle::Refusal;
 use crate::password_checks::Busy;
 use crate::store::User;
+use crate::web::state::AppState;
 
 /// What became of an attempt.
 #[derive(Debug)]

@@ -27,11 +27,22 @@ async fn history(engine: &Engine) -> Vec<JobChangeRecord> {
         .expect("the history loads")
 }
 
+/// A patch setting each of `settings` (name, value).
+fn patch<const N: usize>(settings: [(&str, serde_json::Value); N]) -> JobPatch {
+    settings
+        .into_iter()
+        .fold(JobPatch::default(), |patch, (name, value)| {
+            patch.with(name, value).expect("a setting")
+        })
+}
+
 fn every(value: &str) -> JobPatch {
-    JobPatch {
-        every: Some(value.into()),
-        ..JobPatch::default()
-    }
+    patch([("every", value.into())])
+}
+
+fn pausing(mut patch: JobPatch, paused: bool) -> JobPatch {
+    patch.paused = Some(paused);
+    patch
 }
 
 #[tokio::test]
@@ -124,15 +135,7 @@ async fn a_change_of_settings_and_paused_together_is_one_version_and_one_save() 
     let before = load(&engine, "sync").await;
     let paused = engine
         .handle
-        .edit_job(
-            "sync",
-            JobPatch {
-                paused: Some(true),
-                ..every("5m")
-            },
-            before.version,
-            "ada",
-        )
+        .edit_job("sync", pausing(every("5m"), true), before.version, "ada")
         .await
         .expect("the edit is accepted");
     assert_eq!(paused.version, before.version + 1);
@@ -156,10 +159,7 @@ async fn a_change_of_settings_and_paused_together_is_one_version_and_one_save() 
         .handle
         .edit_job(
             "sync",
-            JobPatch {
-                paused: Some(false),
-                ..JobPatch::default()
-            },
+            pausing(JobPatch::default(), false),
             paused.version,
             "ada",
         )
@@ -176,28 +176,15 @@ async fn an_invalid_change_is_refused_with_the_field_named_and_nothing_changes()
     let before = load(&engine, "sync").await;
     let cases = [
         (every("0s"), "every"),
+        (patch([("cron", "61 * * * *".into())]), "cron"),
         (
-            JobPatch {
-                cron: Some("61 * * * *".into()),
-                ..JobPatch::default()
-            },
-            "cron",
-        ),
-        (
-            JobPatch {
-                cron: Some("0 3 * * *".into()),
-                timezone: Some("Europe/Atlantis".into()),
-                ..JobPatch::default()
-            },
+            patch([
+                ("cron", "0 3 * * *".into()),
+                ("timezone", "Europe/Atlantis".into()),
+            ]),
             "timezone",
         ),
-        (
-            JobPatch {
-                jitter: Some("2h".into()),
-                ..JobPatch::default()
-            },
-            "jitter",
-        ),
+        (patch([("jitter", "2h".into())]), "jitter"),
     ];
     for (patch, field) in cases {
         match engine
@@ -258,12 +245,11 @@ async fn reset_restores_the_file_default_and_is_recorded() {
         .handle
         .edit_job(
             "sync",
-            JobPatch {
-                cron: Some("30 2 * * *".into()),
-                timezone: Some("Europe/Berlin".into()),
-                max_attempts: Some(5),
-                ..JobPatch::default()
-            },
+            patch([
+                ("cron", "30 2 * * *".into()),
+                ("timezone", "Europe/Berlin".into()),
+                ("max_attempts", 5.into()),
+            ]),
             loaded.version,
             "ada",
         )

@@ -14,6 +14,12 @@ use sqlx::{Connection as _, SqliteConnection};
 
 use crate::support::{Engine, config, job, open_store, t0};
 
+fn enabled(on: bool) -> JobPatch {
+    JobPatch::default()
+        .with("enabled", on)
+        .expect("enabled is a setting")
+}
+
 /// A connection of its own to the engine's database file, as another process would have.
 async fn second_connection(engine: &Engine) -> SqliteConnection {
     let url = format!("sqlite://{}", engine.dir.path().join("test.db").display());
@@ -289,10 +295,7 @@ async fn the_pending_retry_of_a_disabled_job_is_dropped_and_does_not_fire_when_i
         .expect("loads")
         .expect("exists")
         .version;
-    let disable = JobPatch {
-        enabled: Some(false),
-        ..JobPatch::default()
-    };
+    let disable = enabled(false);
     let disabled = engine
         .handle
         .edit_job("flaky", disable, version, "ada")
@@ -307,10 +310,7 @@ async fn the_pending_retry_of_a_disabled_job_is_dropped_and_does_not_fire_when_i
         "the chain ends with the failed attempt"
     );
 
-    let enable = JobPatch {
-        enabled: Some(true),
-        ..JobPatch::default()
-    };
+    let enable = enabled(true);
     engine
         .handle
         .edit_job("flaky", enable, disabled.version, "ada")
@@ -364,10 +364,7 @@ async fn re_enabling_a_job_whose_slot_passed_follows_its_misfire_policy() {
         .expect("exists");
     assert_eq!(stored.next_run_at, Some(t0() + chrono::Duration::hours(1)));
 
-    let enable = JobPatch {
-        enabled: Some(true),
-        ..JobPatch::default()
-    };
+    let enable = enabled(true);
     let enabled = engine
         .handle
         .edit_job("nightly", enable, stored.version, "ada")

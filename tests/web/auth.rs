@@ -2,7 +2,7 @@
 
 use batchboard::store::Role;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 use crate::helpers::{
     ADMIN_PASSWORD, TestApp, USER_PASSWORD, assert_redirect_to, new_client, spawn_app,
@@ -244,6 +244,48 @@ async fn the_token_from_before_sign_in_is_not_valid_after_it() {
     assert_ne!(before, after);
     let response = app.post_form("/logout", &[("csrf_token", &before)]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_htmx_poll_whose_session_ended_is_sent_to_sign_in_not_given_the_login_page() {
+    let app = spawn_app().await;
+    app.login_ok("admin", ADMIN_PASSWORD).await;
+    let token = app.csrf_token().await;
+    let logout = app.post_form("/logout", &[("csrf_token", &token)]).await;
+    assert_redirect_to(&logout, "/login");
+    // The dashboard's table poll, made from a filtered dashboard.
+    let poll = |current: Option<String>| {
+        let request = app
+            .client
+            .get(app.url("/?state=paused"))
+            .header("HX-Request", "true");
+        match current {
+            Some(url) => request.header("HX-Current-URL", url),
+            None => request,
+        }
+        .send()
+    };
+    let response = poll(Some(app.url("/?q=sync&state=paused")))
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        response.headers().get(LOCATION).is_none(),
+        "no 303 to swap in"
+    );
+    assert_eq!(
+        response.headers()["HX-Redirect"],
+        "/login?next=/%3Fq%3Dsync%26state%3Dpaused"
+    );
+    assert!(response.text().await.expect("a body").is_empty());
+    // Without the page's address, the sign-in leads to the home page, not to a partial.
+    let response = poll(None).await.expect("answered");
+    assert_eq!(response.headers()["HX-Redirect"], "/login?next=/");
+    // Not htmx: the usual 303.
+    assert_redirect_to(
+        &app.get("/?state=paused").await,
+        "/login?next=/%3Fstate%3Dpaused",
+    );
 }
 
 #[tokio::test]

@@ -166,6 +166,94 @@ async fn an_operator_edits_an_interval_and_the_page_and_dashboard_follow_without
 }
 
 #[tokio::test]
+async fn filters_swap_their_part_in_place_and_put_their_address_in_the_bar() {
+    let Some(browser) = browser_driver::start().await else {
+        return;
+    };
+    let app = spawn_deterministic_app().await;
+    // A change to find in the history, made by another session.
+    app.login_ok("admin", ADMIN_PASSWORD).await;
+    let token = app.csrf_token().await;
+    app.post_form(&format!("/jobs/{JOB}/pause"), &[("csrf_token", &token)])
+        .await;
+    sign_in(&browser, &app).await;
+
+    browser.goto(&app.url("/history")).await;
+    browser.mark_page().await;
+    browser.type_into("#history-job", JOB).await;
+    browser.click("#changes form button[type=submit]").await;
+    browser
+        .wait_for_address(&format!("/history?job={JOB}"))
+        .await;
+    browser
+        .wait_for_text("#changes h1", &format!("History of {JOB}"))
+        .await;
+    browser.wait_for_text("#changes tbody", "paused").await;
+    browser.assert_not_reloaded("the history's filter").await;
+
+    browser.goto(&app.url(&format!("/jobs/{JOB}"))).await;
+    browser.mark_page().await;
+    browser
+        .find("#h-status")
+        .await
+        .select_by_value("skipped")
+        .await
+        .expect("a status is chosen");
+    browser.click("#runs form button[type=submit]").await;
+    browser
+        .wait_for_address(&format!("/jobs/{JOB}?status=skipped"))
+        .await;
+    browser.wait_for_text("#runs", "No runs match").await;
+    browser.find("#schedule-form").await;
+    browser.assert_not_reloaded("the run filters").await;
+
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_dashboard_whose_session_ended_goes_to_sign_in_instead_of_showing_it_in_the_table() {
+    let Some(browser) = browser_driver::start().await else {
+        return;
+    };
+    let app = spawn_deterministic_app().await;
+    sign_in(&browser, &app).await;
+    browser.goto(&app.url("/?state=enabled")).await;
+    browser.wait_for_text("#jobs-table", JOB).await;
+    let dashboard = browser.client.window().await.expect("the dashboard's tab");
+
+    // Signing out in another tab ends the session the dashboard's poll relies on.
+    let other = browser.client.new_window(true).await.expect("a new tab");
+    browser
+        .client
+        .switch_to_window(other.handle)
+        .await
+        .expect("the new tab is selected");
+    browser.goto(&app.url("/users")).await;
+    browser
+        .click("header form[action='/logout'] button[type=submit]")
+        .await;
+    browser.wait_for_path("/login").await;
+    browser.client.close_window().await.expect("the tab closes");
+    browser
+        .client
+        .switch_to_window(dashboard)
+        .await
+        .expect("the dashboard's tab is selected");
+
+    // Its next poll navigates to the sign-in page, which leads back to the dashboard.
+    browser
+        .wait_for_address("/login?next=/%3Fstate%3Denabled")
+        .await;
+    browser.find("#password").await;
+    assert!(
+        browser.text_of("#jobs-table").await.is_none(),
+        "the sign-in page is a page of its own, not the table's content"
+    );
+
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn a_run_started_from_the_job_page_shows_its_status_and_log_live_then_sign_out_works() {
     let Some(browser) = browser_driver::start().await else {
         return;

@@ -163,6 +163,27 @@ impl Browser {
         }
     }
 
+    /// Waits until the address bar shows `address` (path and query), as after htmx
+    /// pushed it.
+    pub async fn wait_for_address(&self, address: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let url = self.client.current_url().await.expect("a current URL");
+            let now = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            };
+            if now == address {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the address never became {address}; it is {now}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits until the current page's path starts with `prefix`; returns the path.
     pub async fn wait_for_path_starting(&self, prefix: &str) -> String {
         let deadline = Instant::now() + PATIENCE;

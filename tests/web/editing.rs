@@ -324,6 +324,38 @@ async fn a_valid_interval_moves_the_next_fire_and_is_in_the_history() {
 }
 
 #[tokio::test]
+async fn saving_the_form_as_it_is_shown_changes_nothing() {
+    let app = app().await;
+    let operator = signed_in(&app, "otto", Role::Operator).await;
+    let token = operator.csrf_token().await;
+    let job = stored_job(&app).await;
+    let before = snapshot(&app).await;
+    // What a browser posts for the untouched form: every field, the policies' selects
+    // on their first choice since the job leaves them unset.
+    let mut form = interval_form("5m", job.version, &token);
+    for (field, value) in [
+        ("cron", ""),
+        ("timezone", ""),
+        ("jitter", ""),
+        ("timeout", ""),
+        ("max_attempts", ""),
+        ("backoff", ""),
+        ("max_backoff", ""),
+        ("concurrency", "forbid"),
+        ("misfire", "run_once"),
+    ] {
+        form.push((field.to_owned(), value.to_owned()));
+    }
+    let response = post(&operator, &format!("/jobs/{JOB}/settings"), &form).await;
+    assert_redirect_to(&response, &format!("/jobs/{JOB}"));
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "no override, no history, same version"
+    );
+}
+
+#[tokio::test]
 async fn an_htmx_save_answers_the_new_form_and_the_job_changed_event() {
     let app = app().await;
     let operator = signed_in(&app, "otto", Role::Operator).await;

@@ -234,3 +234,85 @@ async fn a_run_page_shows_the_runs_log_lines() {
         .expect("a body");
     assert!(log.contains(&stored[0].1.message));
 }
+
+/// GET `path` as htmx does when it swaps the element `target`.
+async fn htmx_get(
+    client: &crate::helpers::TestClient,
+    path: &str,
+    target: &str,
+) -> reqwest::Response {
+    client
+        .client
+        .get(client.url(path))
+        .header("HX-Request", "true")
+        .header("HX-Target", target)
+        .send()
+        .await
+        .expect("the request is answered")
+}
+
+#[tokio::test]
+async fn filters_answered_by_htmx_swap_their_part_and_set_the_address() {
+    let app = app_with_jobs(vec![job("inventory-sync", "5m")]).await;
+    let admin = signed_in(&app, "ada", Role::Admin).await;
+    run_to_the_end(&app, &admin, "inventory-sync").await;
+    let token = admin.csrf_token().await;
+    let paused = admin
+        .post_form("/jobs/inventory-sync/pause", &[("csrf_token", &token)])
+        .await;
+    assert_redirect_to(&paused, "/jobs/inventory-sync");
+
+    // The job page's run filters: the runs alone, the address without empty filters.
+    let runs = htmx_get(
+        &admin,
+        "/jobs/inventory-sync?status=&trigger=manual",
+        "runs",
+    )
+    .await;
+    assert_eq!(runs.status(), StatusCode::OK);
+    assert_eq!(
+        runs.headers()["HX-Push-Url"],
+        "/jobs/inventory-sync?trigger=manual"
+    );
+    let html = runs.text().await.expect("a body");
+    assert!(
+        html.trim_start().starts_with("<section id=\"runs\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"manual\" selected>"),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"schedule\""), "only the runs: {html}");
+
+    // The settings' refresh reads the whole page (it selects its part itself).
+    let page = htmx_get(&admin, "/jobs/inventory-sync", "job-settings").await;
+    assert!(page.headers().get("HX-Push-Url").is_none());
+    assert!(
+        page.text()
+            .await
+            .expect("a body")
+            .contains("id=\"job-settings\"")
+    );
+
+    // The history's job filter.
+    let changes = htmx_get(&admin, "/history?job=inventory-sync", "changes").await;
+    assert_eq!(changes.status(), StatusCode::OK);
+    assert_eq!(
+        changes.headers()["HX-Push-Url"],
+        "/history?job=inventory-sync"
+    );
+    let html = changes.text().await.expect("a body");
+    assert!(
+        html.trim_start().starts_with("<section id=\"changes\""),
+        "{html}"
+    );
+    assert!(html.contains("<code>paused</code>"), "{html}");
+    let all = htmx_get(&admin, "/history?job=", "changes").await;
+    assert_eq!(all.headers()["HX-Push-Url"], "/history");
+
+    // Without htmx, the same addresses are whole pages.
+    let whole = admin.get("/history?job=inventory-sync").await;
+    assert!(whole.headers().get("HX-Push-Url").is_none());
+    assert!(whole.text().await.expect("a body").contains("<html"));
+}

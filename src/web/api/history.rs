@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::jobs::load_job;
 use super::{ApiQuery, ApiResult, ApiUser, ErrorBody, page_limit};
 use crate::store::{ChangeFilter, JobChangeRecord};
-use crate::web::AppState;
+use crate::web::lookup::load_job;
 use crate::web::redacted::shown_change;
+use crate::web::state::AppState;
 
 /// Changes per page unless `limit` says otherwise.
 pub const DEFAULT_CHANGES: u32 = 50;

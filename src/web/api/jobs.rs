@@ -1,8 +1,6 @@
 //! `/api/v1/jobs…`: list and read jobs, change their settings, reset them to the file,
 //! run, pause and resume them.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,25 +10,14 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::runs::RunJson;
+use super::settings::{JobPatchJson, PatchRequest, PolicyJson, ScheduleJson, field_name};
 use super::{ApiError, ApiJson, ApiOperator, ApiPath, ApiResult, ApiUser, ErrorBody};
-use crate::job::JobSettings;
-use crate::scheduler::{CommandError, EditError, JobPatch};
+use crate::scheduler::EditError;
 use crate::store::{JobRecord, JobRuns, JobState, RunRecord};
-use crate::web::AppState;
 use crate::web::error::WebError;
+use crate::web::lookup::load_job;
 use crate::web::redacted::ShownSettings;
-
-/// A job's schedule: `{"every": "5m"}` or `{"cron": "0 3 * * *", "timezone": "UTC"}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleJson {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub every: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cron: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
-}
+use crate::web::state::AppState;
 
 /// A job with its settings in force, its state and its latest run.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -50,15 +37,9 @@ pub struct JobJson {
     pub last_run: Option<RunJson>,
     /// Send it back with a change: a stale one gets 409.
     pub version: i64,
-    pub jitter: Option<String>,
-    pub timeout: Option<String>,
-    pub max_attempts: Option<u32>,
-    pub backoff: Option<String>,
-    pub max_backoff: Option<String>,
-    /// `forbid`, `allow` or `replace` (absent: `forbid`).
-    pub concurrency: Option<String>,
-    /// `run_once` or `skip` (absent: `run_once`).
-    pub misfire: Option<String>,
+    /// The other settings in force: timeouts, retries, overlaps.
+    #[serde(flatten)]
+    pub policies: PolicyJson,
 }
 
 /// One job: [`JobJson`] plus the file's settings, the operators' overrides and the
@@ -109,27 +90,6 @@ pub struct RunStarted {
     pub run_id: i64,
 }
 
-/// What a `PATCH` may carry; every field but `version` is optional.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[allow(dead_code)] // The documented shape; the body is parsed field by field.
-pub struct JobPatchJson {
-    /// The `version` the change is based on.
-    pub version: i64,
-    pub schedule: Option<ScheduleJson>,
-    pub every: Option<String>,
-    pub cron: Option<String>,
-    pub timezone: Option<String>,
-    pub jitter: Option<String>,
-    pub timeout: Option<String>,
-    pub max_attempts: Option<u32>,
-    pub backoff: Option<String>,
-    pub max_backoff: Option<String>,
-    pub concurrency: Option<String>,
-    pub misfire: Option<String>,
-    pub enabled: Option<bool>,
-    pub paused: Option<bool>,
-}
-
 /// `POST /api/v1/jobs/{name}/reset`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -145,50 +105,19 @@ impl JobJson {
         let settings = job
             .effective_settings()
             .unwrap_or_else(|_| job.defaults.clone());
-        let schedule = if settings.cron.is_some() {
-            ScheduleJson {
-                every: None,
-                timezone: Some(settings.timezone.clone().unwrap_or_else(|| "UTC".into())),
-                cron: settings.cron.clone(),
-            }
-        } else {
-            ScheduleJson {
-                every: settings.every.clone(),
-                ..ScheduleJson::default()
-            }
-        };
-        let JobSettings {
-            handler,
-            description,
-            jitter,
-            timeout,
-            max_attempts,
-            backoff,
-            max_backoff,
-            concurrency,
-            misfire,
-            enabled,
-            ..
-        } = settings;
         Self {
             name: job.name.clone(),
-            handler,
-            description,
-            schedule,
-            enabled: enabled.unwrap_or(true),
+            schedule: ScheduleJson::of(&settings),
+            policies: PolicyJson::of(&settings),
+            enabled: settings.enabled.unwrap_or(true),
+            handler: settings.handler,
+            description: settings.description,
             paused: job.paused,
             removed: job.removed_at.is_some(),
             state: state.to_owned(),
             next_run_at: job.next_run_at,
             last_run: last_run.map(RunJson::from),
             version: job.version,
-            jitter,
-            timeout,
-            max_attempts,
-            backoff,
-            max_backoff,
-            concurrency,
-            misfire,
         }
     }
 }
@@ -321,11 +250,7 @@ pub async fn run_job(
     _operator: ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
-    let run_id = state
-        .scheduler
-        .run_now(&name)
-        .await
-        .map_err(command_error)?;
+    let run_id = state.scheduler.run_now(&name).await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
 
@@ -347,11 +272,7 @@ pub async fn pause_job(
     ApiOperator(user): ApiOperator,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
-    state
-        .scheduler
-        .pause_as(&name, &user.name)
-        .await
-        .map_err(command_error)?;
+    state.scheduler.pause_as(&name, &user.name).await?;
     let job = load_job(&state, &name).await?;
     Ok(Json(detail(&state, &job).await?))
 }
@@ -376,25 +297,9 @@ pub async fn resume_job(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<JobDetailJson>> {
     refuse_removed(&load_job(&state, &name).await?)?;
-    state
-        .scheduler
-        .resume_as(&name, &user.name)
-        .await
-        .map_err(command_error)?;
+    state.scheduler.resume_as(&name, &user.name).await?;
     let job = load_job(&state, &name).await?;
     Ok(Json(detail(&state, &job).await?))
-}
-
-/// The job named `name`, or a 404.
-///
-/// # Errors
-/// 404 when there is none; 500 when the store fails.
-pub async fn load_job(state: &AppState, name: &str) -> ApiResult<JobRecord> {
-    state.store.job_by_name(name).await?.ok_or_else(|| {
-        ApiError(WebError::NotFound(format!(
-            "there is no job named {name:?}"
-        )))
-    })
 }
 
 /// A job gone from the settings file keeps its history but takes no more changes. The
@@ -428,129 +333,15 @@ async fn detail(state: &AppState, job: &JobRecord) -> ApiResult<JobDetailJson> {
     })
 }
 
-/// A `PATCH` body, checked field by field so every bad field is named at once.
-#[derive(Debug)]
-struct PatchRequest {
-    version: i64,
-    patch: JobPatch,
-    /// The schedule came as `"schedule": {...}`: its errors are named `schedule.…`.
-    nested_schedule: bool,
-}
-
-impl PatchRequest {
-    fn parse(body: Map<String, Value>) -> ApiResult<Self> {
-        let mut errors = BTreeMap::new();
-        let mut version = None;
-        let mut patch = JobPatch::default();
-        let mut schedule: Option<ScheduleJson> = None;
-        for (field, value) in body {
-            let errors = &mut errors;
-            match field.as_str() {
-                "version" => version = take(errors, field, value),
-                "schedule" => schedule = take(errors, field, value),
-                "every" => patch.every = take(errors, field, value),
-                "cron" => patch.cron = take(errors, field, value),
-                "timezone" => patch.timezone = take(errors, field, value),
-                "jitter" => patch.jitter = take(errors, field, value),
-                "timeout" => patch.timeout = take(errors, field, value),
-                "max_attempts" => patch.max_attempts = take(errors, field, value),
-                "backoff" => patch.backoff = take(errors, field, value),
-                "max_backoff" => patch.max_backoff = take(errors, field, value),
-                "concurrency" => patch.concurrency = take(errors, field, value),
-                "misfire" => patch.misfire = take(errors, field, value),
-                "enabled" => patch.enabled = take(errors, field, value),
-                "paused" => patch.paused = take(errors, field, value),
-                _ => {
-                    errors.insert(field, "this is not a setting that can be changed".into());
-                }
-            }
-        }
-        let nested_schedule = schedule.is_some();
-        if let Some(schedule) = schedule {
-            if patch.every.is_some() || patch.cron.is_some() || patch.timezone.is_some() {
-                errors.insert(
-                    "schedule".into(),
-                    "give the schedule either as \"schedule\" or as its fields, not both".into(),
-                );
-            }
-            patch.every = schedule.every;
-            patch.cron = schedule.cron;
-            patch.timezone = schedule.timezone;
-        }
-        // The console form's limits, so a huge value is refused before the engine
-        // parses it or echoes it in a message.
-        for (field, message) in crate::web::pages::schedule::length_errors(&patch) {
-            errors
-                .entry(field_name(&field, nested_schedule))
-                .or_insert(message);
-        }
-        if version.is_none() && !errors.contains_key("version") {
-            errors.insert(
-                "version".into(),
-                "send the job's version, so a change made meanwhile is not overwritten".into(),
-            );
-        }
-        match version {
-            Some(version) if errors.is_empty() => Ok(Self {
-                version,
-                patch,
-                nested_schedule,
-            }),
-            _ => Err(ApiError(WebError::Invalid {
-                error: "the change is invalid; nothing was saved".into(),
-                fields: errors,
-            })),
-        }
+/// An edit's refusal as an API error, its fields named as the request named them
+/// (`schedule.every` and so on when the schedule came nested).
+fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
+    let mut error = WebError::from(error);
+    if let WebError::Invalid { fields, .. } = &mut error {
+        *fields = std::mem::take(fields)
+            .into_iter()
+            .map(|(field, message)| (field_name(&field, nested_schedule), message))
+            .collect();
     }
-}
-
-/// `value` as a `T`, or an error noted against `field`.
-fn take<T: serde::de::DeserializeOwned>(
-    errors: &mut BTreeMap<String, String>,
-    field: String,
-    value: Value,
-) -> Option<T> {
-    match serde_json::from_value(value) {
-        Ok(value) => Some(value),
-        Err(error) => {
-            errors.insert(field, format!("wrong type: {error}"));
-            None
-        }
-    }
-}
-
-/// How the request named `field`: `schedule.every` and so on when the schedule came
-/// nested as `"schedule": {...}`.
-fn field_name(field: &str, nested_schedule: bool) -> String {
-    if nested_schedule && matches!(field, "every" | "cron" | "timezone") {
-        format!("schedule.{field}")
-    } else {
-        field.to_owned()
-    }
-}
-
-/// An edit's refusal as an API error; `nested_schedule` names schedule fields
-/// `schedule.every` and so on, as the request did.
-pub fn edit_error(error: EditError, nested_schedule: bool) -> ApiError {
-    let message = error.to_string();
-    ApiError(match error {
-        EditError::UnknownJob(name) => {
-            WebError::NotFound(format!("there is no job named {name:?}"))
-        }
-        EditError::Removed(_) | EditError::Conflict => WebError::Conflict(message),
-        EditError::Invalid(settings) => WebError::Invalid {
-            error: "the settings are invalid; nothing was saved".into(),
-            fields: settings
-                .fields
-                .into_iter()
-                .map(|(field, message)| (field_name(field, nested_schedule), message))
-                .collect(),
-        },
-        EditError::Stopped | EditError::Store(_) => WebError::Internal(anyhow::anyhow!(message)),
-    })
-}
-
-/// A scheduler command's refusal as an API error.
-pub fn command_error(error: CommandError) -> ApiError {
-    ApiError(WebError::from(error))
+    ApiError(error)
 }

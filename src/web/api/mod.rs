@@ -10,6 +10,7 @@ pub mod extract;
 pub mod history;
 pub mod jobs;
 pub mod runs;
+pub mod settings;
 pub mod status;
 
 use axum::Router;
@@ -20,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, patch, post};
 use utoipa::OpenApi;
 
-use super::AppState;
 use super::error::WebError;
+use crate::web::state::AppState;
 
 pub use extract::{ApiJson, ApiOperator, ApiPath, ApiQuery, ApiUser};
 

@@ -7,16 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::jobs::load_job;
 use super::{
     ApiError, ApiOperator, ApiPath, ApiQuery, ApiResult, ApiUser, ErrorBody, invalid_field,
     page_limit,
 };
 use crate::job::Progress;
+use crate::runlog::{LEVELS, level_rank};
 use crate::store::{LogLine, RunFilter, RunRecord, RunStatus, Trigger};
-use crate::web::AppState;
 use crate::web::error::WebError;
-use crate::web::pages::run::{LEVELS, rank};
+use crate::web::lookup::load_job;
+use crate::web::state::AppState;
 
 /// Runs per page unless `limit` says otherwise.
 pub const DEFAULT_RUNS: u32 = 50;
@@ -276,10 +276,10 @@ pub async fn run_logs(
     // The cursor moves past every line read, shown or filtered out, so tailing with a
     // level filter does not read the same lines again.
     let next_after = lines.last().map(|(id, _)| *id).or(query.after);
-    let max_rank = level.as_deref().map_or(LEVELS.len(), rank);
+    let max_rank = level.as_deref().map_or(LEVELS.len(), level_rank);
     let logs = lines
         .into_iter()
-        .filter(|(_, line)| rank(&line.level) <= max_rank)
+        .filter(|(_, line)| level_rank(&line.level) <= max_rank)
         .map(|(id, line)| log_json(id, line))
         .collect();
     Ok(Json(LogList {
@@ -309,10 +309,7 @@ pub async fn cancel_run(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<CancelAccepted>)> {
     load_run(&state, id).await?;
-    state
-        .scheduler
-        .cancel(id, Some(&user.name))
-        .map_err(super::jobs::command_error)?;
+    state.scheduler.cancel(id, Some(&user.name))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CancelAccepted {

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::runs::ProgressJson;
 use super::{ApiResult, ApiUser, ErrorBody};
 use crate::store::Trigger;
-use crate::web::AppState;
+use crate::web::state::AppState;
 
 /// How many upcoming fires the status lists.
 pub const NEXT_FIRES: usize = 10;

@@ -11,19 +11,19 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::store::UserUpdate;
 use crate::users::{hash_password, validate_password, verify_password};
-use crate::web::AppState;
 use crate::web::auth::{
     AuthSession, BearerAuth, SessionUser, local_path_or_root, percent_encode, see_other,
 };
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::state::AppState;
 
 /// The page's path.
 pub const PATH: &str = "/account/password";
@@ -228,12 +228,8 @@ pub async fn require_password_change(request: Request, next: Next) -> Response {
         let body = serde_json::json!({ "error": CHANGE_FIRST, "fields": {} });
         return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
-    if request.headers().contains_key("HX-Request") {
-        return (
-            StatusCode::NO_CONTENT,
-            [("HX-Redirect", HeaderValue::from_static(PATH))],
-        )
-            .into_response();
+    if crate::web::htmx::is_htmx(request.headers()) {
+        return crate::web::htmx::redirect(PATH);
     }
     // After the change, a page that was being read opens again; a refused change does not
     // replay.

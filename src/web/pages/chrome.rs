@@ -161,11 +161,6 @@ pub fn escape_xml(text: &str) -> String {
     out
 }
 
-/// Whether the request came from htmx (answer a partial).
-pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
-    headers.contains_key("hx-request")
-}
-
 /// An empty query value counts as absent (GET forms send every field).
 pub fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())

@@ -6,7 +6,7 @@
 //! runs, the day's status counts, and the outcome buckets of the jobs on this page.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -17,16 +17,16 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 
 use super::chrome::{
-    Badge, Chrome, TimeView, encode, format_ms, is_failure, is_htmx, non_empty, query_string,
+    Badge, Chrome, TimeView, encode, format_ms, is_failure, non_empty, query_string,
 };
 use super::svg::{BucketCounts, outcome_strip};
 use crate::schedule::Schedule;
-use crate::scheduler::Generation;
 use crate::store::{JobRecord, JobRuns, JobState, RunStatus};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::WebResult;
+use crate::web::htmx::is_htmx;
+use crate::web::state::AppState;
 
 mod listing;
 
@@ -201,31 +201,6 @@ pub struct DashboardView {
     handlers: Vec<String>,
 }
 
-/// How long a built dashboard may be reused at most: progress bars and relative times
-/// move without events.
-const REUSE_FOR: Duration = Duration::seconds(1);
-
-/// While runs start and end many times a second, a view is rebuilt at most this often;
-/// a job's change (an edit, a pause) always rebuilds it at once.
-const RUNS_SETTLE_FOR: Duration = Duration::milliseconds(200);
-
-/// Dashboards built recently, by query. Every open dashboard polls every few seconds,
-/// and all of them ask the same thing: the view is rebuilt when a job changed, when runs
-/// started or ended (at most five times a second), and at least every second.
-#[derive(Default)]
-pub struct DashboardCache {
-    // A std Mutex: held for a map lookup or insert, never across an await.
-    views: Mutex<HashMap<String, Built>>,
-}
-
-/// A view with the scheduler generation and the time it was built at.
-type Built = (Generation, DateTime<Utc>, Arc<DashboardView>);
-
-impl DashboardCache {
-    /// How many queries' views are kept; a few filters and pages in use at once.
-    const CAPACITY: usize = 64;
-}
-
 async fn cached_view(state: &AppState, query: &DashboardQuery) -> WebResult<Arc<DashboardView>> {
     let key = query_string(&[
         ("q", non_empty(&query.q)),
@@ -236,30 +211,13 @@ async fn cached_view(state: &AppState, query: &DashboardQuery) -> WebResult<Arc<
     // Read before building: an event during the build makes the next request rebuild.
     let generation = state.scheduler.generation();
     let now = state.clock.now();
-    let cache = &state.dashboard;
-    {
-        let views = cache
-            .views
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((built_generation, built_at, view)) = views.get(&key) {
-            let age = now - *built_at;
-            let runs_settled = built_generation.runs == generation.runs || age < RUNS_SETTLE_FOR;
-            let fresh = built_generation.jobs == generation.jobs && runs_settled;
-            if fresh && age < REUSE_FOR && *built_at <= now {
-                return Ok(Arc::clone(view));
-            }
-        }
+    if let Some(view) = state.dashboard.fresh(&key, generation, now) {
+        return Ok(view);
     }
     let view = Arc::new(build_view(state, query).await?);
-    let mut views = cache
-        .views
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if views.len() >= DashboardCache::CAPACITY {
-        views.clear();
-    }
-    views.insert(key, (generation, now, Arc::clone(&view)));
+    state
+        .dashboard
+        .keep(key, generation, now, Arc::clone(&view));
     Ok(view)
 }
 

@@ -4,15 +4,20 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::chrome::Chrome;
+use super::chrome::{Chrome, query_string};
+use crate::secrets::RedactionList;
 use crate::store::{ChangeFilter, JobChangeRecord};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
-use crate::web::error::{WebError, WebResult};
+use crate::web::error::WebResult;
+use crate::web::htmx::{aims_at, push_url};
+use crate::web::lookup::load_job;
 use crate::web::redacted::shown_change;
+use crate::web::state::AppState;
 
 /// Changes per page.
 const PAGE_SIZE: u32 = 50;
@@ -68,31 +73,77 @@ fn shown(value: Option<&serde_json::Value>) -> String {
 #[template(path = "history.html")]
 pub(crate) struct HistoryPage {
     chrome: Chrome,
+    changes: ChangesView,
+}
+
+/// The id of the changes' element, which its filter and pages swap.
+const CHANGES: &str = "changes";
+
+/// The changes with their filter and pages: the page's body, and alone the answer to an
+/// htmx filter or page (see [`CHANGES`]).
+#[derive(Template, WebTemplate)]
+#[template(path = "history_changes_partial.html")]
+pub(crate) struct ChangesView {
     job: String,
     changes: Vec<ChangeRow>,
-    /// The `before` of the next (older) page, if there is one.
-    next_before: Option<i64>,
+    /// The address of the next (older) page, if there is one.
+    next_url: Option<String>,
+    /// The address of what this view shows, for the address bar after an htmx swap.
+    url: String,
+}
+
+// The template escapes every value it shows; the page writes its output as it is.
+impl askama::filters::HtmlSafe for ChangesView {}
+
+impl ChangesView {
+    /// `changes` of `job` (empty: of every job) from `before`, one more than a page when
+    /// an older page exists.
+    fn new(
+        job: String,
+        mut changes: Vec<JobChangeRecord>,
+        before: Option<i64>,
+        redaction: &RedactionList,
+    ) -> Self {
+        let url = |before: Option<i64>| {
+            let before = before.map(|id| id.to_string());
+            format!(
+                "/history{}",
+                query_string(&[("job", Some(job.as_str())), ("before", before.as_deref())])
+            )
+        };
+        let next_before = if changes.len() > PAGE_SIZE as usize {
+            changes.truncate(PAGE_SIZE as usize);
+            changes.last().map(|change| change.id)
+        } else {
+            None
+        };
+        Self {
+            next_url: next_before.map(|before| url(Some(before))),
+            url: url(before),
+            changes: changes
+                .into_iter()
+                .map(|change| ChangeRow::from(shown_change(change, redaction)))
+                .collect(),
+            job,
+        }
+    }
 }
 
 pub(super) async fn history(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    headers: HeaderMap,
     Query(query): Query<HistoryQuery>,
-) -> WebResult<HistoryPage> {
+) -> WebResult<Response> {
     let job = query.job.trim().to_owned();
     let job_id = if job.is_empty() {
         None
     } else {
-        let record = state
-            .store
-            .job_by_name(&job)
-            .await?
-            .ok_or_else(|| WebError::NotFound(format!("there is no job named {job:?}")))?;
-        Some(record.id)
+        Some(load_job(&state, &job).await?.id)
     };
     // One more than a page, to know whether an older page exists without counting.
-    let mut changes = state
+    let changes = state
         .store
         .job_changes(&ChangeFilter {
             job_id,
@@ -100,21 +151,16 @@ pub(super) async fn history(
             limit: PAGE_SIZE + 1,
         })
         .await?;
-    let next_before = if changes.len() > PAGE_SIZE as usize {
-        changes.truncate(PAGE_SIZE as usize);
-        changes.last().map(|change| change.id)
-    } else {
-        None
-    };
+    let changes = ChangesView::new(job, changes, query.before, &state.redaction);
+    if aims_at(&headers, CHANGES) {
+        let url = changes.url.clone();
+        return Ok(push_url(changes.into_response(), &url));
+    }
     Ok(HistoryPage {
         chrome: Chrome::new(user, csrf),
-        job,
-        changes: changes
-            .into_iter()
-            .map(|change| ChangeRow::from(shown_change(change, &state.redaction)))
-            .collect(),
-        next_before,
-    })
+        changes,
+    }
+    .into_response())
 }
 
 #[cfg(test)]
@@ -133,18 +179,23 @@ mod tests {
                 },
                 CsrfToken("t".into()),
             ),
-            job: String::new(),
-            changes: vec![ChangeRow::from(JobChangeRecord {
-                id: 3,
-                job_id: 1,
-                job_name: "<i>sync</i>".into(),
-                actor: "<b>ada</b>".into(),
-                field: "cron".into(),
-                old_value: None,
-                new_value: Some("<script>x</script>".into()),
-                changed_at: DateTime::<Utc>::UNIX_EPOCH,
-            })],
-            next_before: Some(3),
+            changes: ChangesView::new(
+                String::new(),
+                (0..=PAGE_SIZE)
+                    .map(|_| JobChangeRecord {
+                        id: 3,
+                        job_id: 1,
+                        job_name: "<i>sync</i>".into(),
+                        actor: "<b>ada</b>".into(),
+                        field: "cron".into(),
+                        old_value: None,
+                        new_value: Some("<script>x</script>".into()),
+                        changed_at: DateTime::<Utc>::UNIX_EPOCH,
+                    })
+                    .collect(),
+                None,
+                &RedactionList::default(),
+            ),
         };
         let html = page.render().expect("renders");
         assert!(!html.contains("<script>x"), "{html}");

@@ -7,7 +7,6 @@ pub mod dashboard;
 pub mod history;
 pub mod job;
 pub mod run;
-pub mod schedule;
 pub mod svg;
 pub mod tokens;
 pub mod users;
@@ -15,7 +14,7 @@ pub mod users;
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 
-use super::AppState;
+use crate::web::state::AppState;
 
 /// One console route: its method, its path and how to build its handler.
 #[derive(Clone, Copy)]
@@ -43,21 +42,23 @@ const fn route(
 /// check that each route refuses a request without credentials.
 pub const ROUTES: [PageRoute; 25] = [
     route("GET", "/", || get(dashboard::dashboard)),
-    route("GET", "/jobs/{name}", || get(job::job_page)),
-    route("GET", "/jobs/{name}/summary", || get(job::summary_partial)),
+    route("GET", "/jobs/{name}", || get(job::page::job_page)),
+    route("GET", "/jobs/{name}/summary", || {
+        get(job::page::summary_partial)
+    }),
     route("GET", "/jobs/{name}/schedule-preview", || {
-        get(schedule::preview)
+        get(job::settings::preview)
     }),
     route("POST", "/jobs/{name}/settings", || {
-        post(schedule::save_settings)
+        post(job::settings::save_settings)
     }),
-    route("POST", "/jobs/{name}/reset", || post(schedule::reset)),
-    route("POST", "/jobs/{name}/run", || post(schedule::run_now)),
-    route("POST", "/jobs/{name}/pause", || post(schedule::pause)),
-    route("POST", "/jobs/{name}/resume", || post(schedule::resume)),
+    route("POST", "/jobs/{name}/reset", || post(job::settings::reset)),
+    route("POST", "/jobs/{name}/run", || post(job::actions::run_now)),
+    route("POST", "/jobs/{name}/pause", || post(job::actions::pause)),
+    route("POST", "/jobs/{name}/resume", || post(job::actions::resume)),
     route("GET", "/runs/{id}", || get(run::run_page)),
     route("GET", "/runs/{id}/log", || get(run::run_log)),
-    route("POST", "/runs/{id}/cancel", || post(schedule::cancel)),
+    route("POST", "/runs/{id}/cancel", || post(job::actions::cancel)),
     route("GET", "/history", || get(history::history)),
     route("GET", "/users", || get(users::list)),
     route("POST", "/users", || post(users::add)),

@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
+use crate::runlog::{LEVELS, level_rank};
 use crate::store::{LogLine, RunRecord, RunStatus};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::state::AppState;
 
 /// Log lines read per request.
 pub const LOG_PAGE: u32 = 1000;
@@ -119,9 +120,6 @@ pub struct RunLogPartial {
     pub oob: bool,
 }
 
-/// The log levels, most severe first.
-pub(crate) const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
-
 async fn load(state: &AppState, id: i64) -> WebResult<RunSummaryView> {
     let run = state
         .store
@@ -196,23 +194,17 @@ pub fn summary_view(
     }
 }
 
-/// The rank of a level: lower is more severe; unknown levels rank as `info`.
-pub(crate) fn rank(level: &str) -> usize {
-    let level = level.to_ascii_lowercase();
-    LEVELS.iter().position(|l| *l == level).unwrap_or(2)
-}
-
 /// The lines at least as severe as `level` whose message contains `q`.
 pub fn filter_lines(
     lines: Vec<(i64, LogLine)>,
     level: Option<&str>,
     q: Option<&str>,
 ) -> Vec<LogLineView> {
-    let max_rank = level.map_or(LEVELS.len(), rank);
+    let max_rank = level.map_or(LEVELS.len(), level_rank);
     let needle = q.map(str::to_lowercase);
     lines
         .into_iter()
-        .filter(|(_, line)| rank(&line.level) <= max_rank)
+        .filter(|(_, line)| level_rank(&line.level) <= max_rank)
         .filter(|(_, line)| {
             needle
                 .as_deref()
@@ -240,7 +232,7 @@ fn line_view(id: i64, line: LogLine) -> LogLineView {
             value: other.to_string(),
         }],
     };
-    let tone = match rank(&line.level) {
+    let tone = match level_rank(&line.level) {
         0 => "bad",
         1 => "warn",
         _ => "muted",

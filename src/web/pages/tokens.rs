@@ -18,10 +18,10 @@ use serde::Deserialize;
 
 use super::chrome::{Chrome, TimeView};
 use crate::store::{ApiToken, NewApiToken, Role, StoreError, TokenRef};
-use crate::web::AppState;
 use crate::web::auth::{CurrentUser, SessionUser, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::state::AppState;
 
 /// The lifetime the create form suggests.
 const SUGGESTED_LIFETIME: &str = "90d";

@@ -23,10 +23,10 @@ use validator::{Validate, ValidationErrors};
 use super::chrome::Chrome;
 use crate::store::{NewUser, Role, StoreError, User, UserUpdate};
 use crate::users::{hash_password, validate_name, validate_password};
-use crate::web::AppState;
 use crate::web::auth::{AuthSession, CurrentUser, SessionUser, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::state::AppState;
 
 /// A user as listed.
 struct UserRow {

@@ -4,9 +4,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{DashboardQuery, PAGE_SIZE};
 use crate::store::{JobQuery, JobRecord, JobRuns, RunRecord};
-use crate::web::AppState;
 use crate::web::error::WebResult;
 use crate::web::pages::chrome::non_empty;
+use crate::web::state::AppState;
 
 /// One page of jobs and what the page needs to know about all of them.
 pub(super) struct Listing {

@@ -1,48 +1,37 @@
-//! Changing a job from the console: the schedule form and its save, the next-fires
-//! preview, and the actions (run now, pause, resume, reset, cancel a run).
+//! Changing a job's settings from the console: the schedule form, its save and reset,
+//! and the next-fires preview.
 //!
-//! Input is checked twice: the `validator` crate for shapes (known kinds and policies,
-//! lengths), then the engine for meaning (`SchedulerHandle::edit_job` parses the
+//! Input is checked twice: the form for shapes (known kinds and policies, lengths, from
+//! [`crate::job::SETTINGS`]), then the engine for meaning (`SchedulerHandle::edit_job` parses the
 //! schedule and durations and checks the job as a whole). Either way an invalid form
 //! comes back with the message next to its field and nothing saved.
 
 mod form;
-mod limits;
 mod view;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::chrome::Chrome;
+use crate::job::Setting;
 use crate::schedule::Schedule;
 use crate::scheduler::{EditError, JobPatch};
 use crate::store::JobRecord;
-use crate::web::AppState;
 use crate::web::auth::{CurrentUser, Role};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::htmx::{is_htmx, trigger};
+use crate::web::lookup::load_job;
+use crate::web::pages::chrome::Chrome;
+use crate::web::state::AppState;
 
 use form::SettingsForm;
 use form::patch_from;
-pub use limits::length_errors;
-pub use view::{FieldErrors, FormValues, render_form};
+pub use view::{FieldErrors, FormValues, ScheduleForm};
 
 /// The event htmx listeners on the job page and dashboard refresh on.
 const JOB_CHANGED: &str = "job-changed";
-
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.get("HX-Request").is_some_and(|v| v == "true")
-}
-
-async fn load_job(state: &AppState, name: &str) -> WebResult<JobRecord> {
-    state
-        .store
-        .job_by_name(name)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))
-}
 
 /// The form (partial for htmx, a page otherwise) with `status`.
 fn form_response(
@@ -51,18 +40,17 @@ fn form_response(
     job: &JobRecord,
     values: &FormValues,
     errors: &FieldErrors,
-    notice: Option<&str>,
     chrome: &Chrome,
 ) -> Response {
-    let form = view::render_form_with_notice(job, values, errors, notice, &chrome.csrf, true);
+    let form = ScheduleForm::new(job, values, errors, &chrome.csrf, true);
     if is_htmx(headers) {
-        (status, Html(form)).into_response()
+        (status, form).into_response()
     } else {
-        (
-            status,
-            Html(view::standalone_page(&job.name, &form, chrome)),
-        )
-            .into_response()
+        let page = view::StandalonePage {
+            chrome: chrome.clone(),
+            form,
+        };
+        (status, page).into_response()
     }
 }
 
@@ -80,20 +68,15 @@ fn saved_notice(job: &JobRecord, what: &str) -> String {
 /// rest of the page), a redirect to the job page otherwise.
 fn changed_response(headers: &HeaderMap, job: &JobRecord, notice: &str, csrf: &str) -> Response {
     if is_htmx(headers) {
-        let values = FormValues::of_job(job);
-        let form = view::render_form_with_notice(
+        let form = ScheduleForm::new(
             job,
-            &values,
+            &FormValues::of_job(job),
             &FieldErrors::new(),
-            Some(notice),
             csrf,
             true,
-        );
-        let mut response = Html(form).into_response();
-        response
-            .headers_mut()
-            .insert("HX-Trigger", HeaderValue::from_static(JOB_CHANGED));
-        response
+        )
+        .with_notice(Some(notice.to_owned()));
+        trigger(form.into_response(), JOB_CHANGED)
     } else {
         Redirect::to(&format!("/jobs/{}", job.name)).into_response()
     }
@@ -111,23 +94,14 @@ async fn refused(
 ) -> WebResult<Response> {
     match error {
         EditError::Invalid(settings) => {
-            let mut errors: FieldErrors = settings
-                .fields
-                .iter()
-                .map(|(field, message)| ((*field).to_owned(), message.clone()))
-                .collect();
-            // Problems outside the form's fields still need saying.
-            for field in [
-                "handler",
-                "params",
-                "settings",
-                "name",
-                "description",
-                "field",
-            ] {
-                if let Some(message) = errors.remove(field) {
-                    errors.insert("form".into(), message);
-                }
+            // Problems outside the form's fields (the handler, the params, …) still need
+            // saying: above the form.
+            let mut errors = FieldErrors::new();
+            for (field, message) in settings.fields {
+                let shown = matches!(field, "kind" | "schedule")
+                    || Setting::in_form().any(|(setting, _)| setting.name == field);
+                let field = if shown { field } else { "form" };
+                errors.insert(field.to_owned(), message);
             }
             Ok(form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -135,7 +109,6 @@ async fn refused(
                 job,
                 values,
                 &errors,
-                None,
                 chrome,
             ))
         }
@@ -148,17 +121,14 @@ async fn refused(
                 &current,
                 &FormValues::of_job(&current),
                 &errors,
-                None,
                 chrome,
             ))
         }
-        EditError::UnknownJob(_) => Err(WebError::NotFound(error.to_string())),
-        EditError::Removed(_) => Err(WebError::Conflict(error.to_string())),
-        EditError::Stopped | EditError::Store(_) => Err(WebError::Internal(anyhow::anyhow!(error))),
+        other => Err(WebError::from(other)),
     }
 }
 
-pub(super) async fn save_settings(
+pub(in crate::web::pages) async fn save_settings(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -169,10 +139,10 @@ pub(super) async fn save_settings(
     user.require(Role::Operator)?;
     let chrome = Chrome::new(user.clone(), csrf);
     let job = load_job(&state, &name).await?;
-    let values = form.values();
+    let values = form.values.clone();
     let mut errors = form.shape_errors();
     let patch = if errors.is_empty() {
-        patch_from(&values, &FormValues::of_job(&job)).unwrap_or_else(|more| {
+        patch_from(&values).unwrap_or_else(|more| {
             errors.extend(more);
             JobPatch::default()
         })
@@ -191,7 +161,6 @@ pub(super) async fn save_settings(
             &shown,
             &values,
             &errors,
-            None,
             &chrome,
         ));
     }
@@ -219,7 +188,7 @@ pub(crate) struct ResetForm {
     field: String,
 }
 
-pub(super) async fn reset(
+pub(in crate::web::pages) async fn reset(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -264,7 +233,7 @@ pub(crate) struct PreviewQuery {
 /// How many fires the preview lists.
 const PREVIEW_FIRES: usize = 5;
 
-pub(super) async fn preview(
+pub(in crate::web::pages) async fn preview(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(name): Path<String>,
@@ -308,77 +277,4 @@ pub(super) async fn preview(
     };
     let html = askama::Template::render(&page).map_err(|e| WebError::Internal(e.into()))?;
     Ok(Html(html).into_response())
-}
-
-/// Where to go after an action: an htmx client is told to navigate (`HX-Redirect`), a
-/// plain form post is redirected (303).
-fn go_to(headers: &HeaderMap, to: &str) -> Response {
-    if is_htmx(headers) {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        if let Ok(value) = HeaderValue::from_str(to) {
-            response.headers_mut().insert("HX-Redirect", value);
-        }
-        response
-    } else {
-        Redirect::to(to).into_response()
-    }
-}
-
-pub(super) async fn run_now(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    let run_id = state
-        .scheduler
-        .run_now(&name)
-        .await
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/runs/{run_id}")))
-}
-
-pub(super) async fn pause(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    state
-        .scheduler
-        .pause_as(&name, &user.name)
-        .await
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/jobs/{name}")))
-}
-
-pub(super) async fn resume(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    state
-        .scheduler
-        .resume_as(&name, &user.name)
-        .await
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/jobs/{name}")))
-}
-
-pub(super) async fn cancel(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
-    user.require(Role::Operator)?;
-    state
-        .scheduler
-        .cancel(id, Some(&user.name))
-        .map_err(WebError::from)?;
-    Ok(go_to(&headers, &format!("/runs/{id}")))
 }

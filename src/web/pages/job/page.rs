@@ -8,19 +8,26 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::chrome::{Badge, Chrome, TimeView, format_ms, non_empty, query_string};
-use super::dashboard::describe_schedule;
-use super::schedule::{FieldErrors, FormValues, render_form};
-use super::svg::duration_chart;
+use super::settings::{FieldErrors, FormValues, ScheduleForm};
+use crate::job::{SETTINGS, setting_text};
 use crate::secrets::RedactionList;
 use crate::store::{JobRecord, JobState, RunFilter, RunRecord, RunStatus, Trigger};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
+use crate::web::htmx::{aims_at, push_url};
+use crate::web::lookup::load_job;
+use crate::web::pages::chrome::{
+    Badge, Chrome, TimeView, encode, format_ms, non_empty, query_string,
+};
+use crate::web::pages::dashboard::describe_schedule;
+use crate::web::pages::svg::duration_chart;
 use crate::web::redacted::ShownSettings;
+use crate::web::state::AppState;
 
 /// Runs per history page.
 pub const PAGE_SIZE: u32 = 50;
@@ -97,10 +104,21 @@ pub struct JobPage {
     pub chrome: Chrome,
     pub name: String,
     pub summary: JobSummary,
-    /// The schedule form, rendered by [`super::schedule::render_form`].
-    pub schedule_form: String,
+    pub schedule_form: ScheduleForm,
     pub settings: Vec<SettingRow>,
     pub chart_svg: String,
+    pub runs: RunsView,
+}
+
+/// The id of the run history's element, which its filters and pages swap.
+const RUNS: &str = "runs";
+
+/// The run history with its filters and pages: part of the job page, and alone the
+/// answer to an htmx filter or page aimed at `#runs`.
+#[derive(Template, WebTemplate)]
+#[template(path = "job_runs_partial.html")]
+pub struct RunsView {
+    pub name: String,
     pub history: Vec<HistoryRow>,
     /// Each status filter choice, and whether it is chosen.
     pub statuses: Vec<(&'static str, bool)>,
@@ -108,6 +126,54 @@ pub struct JobPage {
     pub triggers: Vec<(&'static str, bool)>,
     pub next_url: Option<String>,
     pub first_url: Option<String>,
+    /// The address of what this view shows, for the address bar after an htmx swap.
+    pub url: String,
+}
+
+// The template escapes every value it shows; the job page writes its output as it is.
+impl askama::filters::HtmlSafe for RunsView {}
+
+impl RunsView {
+    /// The history of `job` filtered by `status` and `trigger` from `before`: `page` holds
+    /// its runs, newest first, one more than a page when an older page exists.
+    fn new(
+        job: &str,
+        mut page: Vec<RunRecord>,
+        status: Option<RunStatus>,
+        trigger: Option<Trigger>,
+        before: Option<i64>,
+    ) -> Self {
+        let has_more = page.len() > PAGE_SIZE as usize;
+        page.truncate(PAGE_SIZE as usize);
+        let url = |before: Option<String>| {
+            format!(
+                "/jobs/{}{}",
+                encode(job),
+                query_string(&[
+                    ("status", status.map(RunStatus::as_str)),
+                    ("trigger", trigger.map(Trigger::as_str)),
+                    ("before", before.as_deref()),
+                ])
+            )
+        };
+        Self {
+            name: job.to_owned(),
+            history: page.iter().map(history_row).collect(),
+            statuses: STATUSES
+                .iter()
+                .map(|s| (s.as_str(), Some(*s) == status))
+                .collect(),
+            triggers: TRIGGERS
+                .iter()
+                .map(|t| (t.as_str(), Some(*t) == trigger))
+                .collect(),
+            next_url: has_more
+                .then(|| page.last().map(|run| url(Some(run.id.to_string()))))
+                .flatten(),
+            first_url: before.map(|_| url(None)),
+            url: url(before.map(|before| before.to_string())),
+        }
+    }
 }
 
 const STATUSES: [RunStatus; 10] = [
@@ -130,16 +196,30 @@ const TRIGGERS: [Trigger; 5] = [
     Trigger::CatchUp,
 ];
 
-pub(super) async fn job_page(
+pub(in crate::web::pages) async fn job_page(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Query(query): Query<JobQuery>,
-) -> WebResult<JobPage> {
+) -> WebResult<Response> {
     let job = load_job(&state, &name).await?;
     let status = parse_filter::<RunStatus>("status", non_empty(&query.status))?;
     let trigger = parse_filter::<Trigger>("trigger", non_empty(&query.trigger))?;
+    let filter = RunFilter {
+        job_id: Some(job.id),
+        status,
+        trigger,
+        before: query.before,
+        limit: PAGE_SIZE + 1,
+    };
+    if aims_at(&headers, RUNS) {
+        let page = state.store.runs(&filter).await?;
+        let runs = RunsView::new(&job.name, page, status, trigger, query.before);
+        let url = runs.url.clone();
+        return Ok(push_url(runs.into_response(), &url));
+    }
     let recent = state
         .store
         .runs(&RunFilter {
@@ -152,45 +232,18 @@ pub(super) async fn job_page(
     // the runs once.
     let unfiltered_first_page =
         status.is_none() && trigger.is_none() && query.before.is_none() && CHART_RUNS > PAGE_SIZE;
-    let mut page = if unfiltered_first_page {
+    let page = if unfiltered_first_page {
         recent
             .iter()
             .take(PAGE_SIZE as usize + 1)
             .cloned()
             .collect()
     } else {
-        state
-            .store
-            .runs(&RunFilter {
-                job_id: Some(job.id),
-                status,
-                trigger,
-                before: query.before,
-                limit: PAGE_SIZE + 1,
-            })
-            .await?
+        state.store.runs(&filter).await?
     };
-    let has_more = page.len() > PAGE_SIZE as usize;
-    page.truncate(PAGE_SIZE as usize);
-
-    let url = |before: Option<String>| {
-        format!(
-            "/jobs/{}{}",
-            super::chrome::encode(&job.name),
-            query_string(&[
-                ("status", status.map(RunStatus::as_str)),
-                ("trigger", trigger.map(Trigger::as_str)),
-                ("before", before.as_deref()),
-            ])
-        )
-    };
-    let next_url = has_more
-        .then(|| page.last().map(|run| url(Some(run.id.to_string()))))
-        .flatten();
-    let first_url = query.before.map(|_| url(None));
     let chrome = Chrome::new(user, csrf);
     let summary = summarise(&state, &job, &recent, &chrome);
-    let schedule_form = render_form(
+    let schedule_form = ScheduleForm::new(
         &job,
         &FormValues::of_job(&job),
         &FieldErrors::new(),
@@ -203,23 +256,14 @@ pub(super) async fn job_page(
         schedule_form,
         settings: setting_rows(&job, &state.redaction),
         chart_svg: duration_chart(&recent),
-        history: page.iter().map(history_row).collect(),
-        statuses: STATUSES
-            .iter()
-            .map(|s| (s.as_str(), Some(*s) == status))
-            .collect(),
-        triggers: TRIGGERS
-            .iter()
-            .map(|t| (t.as_str(), Some(*t) == trigger))
-            .collect(),
-        next_url,
-        first_url,
+        runs: RunsView::new(&job.name, page, status, trigger, query.before),
         name: job.name,
-    })
+    }
+    .into_response())
 }
 
 /// `GET /jobs/{name}/summary`: the summary block alone.
-pub(super) async fn summary_partial(
+pub(in crate::web::pages) async fn summary_partial(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
@@ -239,14 +283,6 @@ pub(super) async fn summary_partial(
     Ok(JobSummaryPartial {
         summary: summarise(&state, &job, &recent, &chrome),
     })
-}
-
-async fn load_job(state: &AppState, name: &str) -> WebResult<JobRecord> {
-    state
-        .store
-        .job_by_name(name)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("there is no job named {name:?}")))
 }
 
 /// The summary of `job` given its `recent` runs, newest first.
@@ -277,7 +313,7 @@ pub fn summary_of(
 ) -> JobSummary {
     JobSummary {
         name: job.name.clone(),
-        url_name: super::chrome::encode(&job.name),
+        url_name: encode(&job.name),
         description: job
             .effective_settings()
             .ok()
@@ -304,37 +340,27 @@ fn parse_filter<T: std::str::FromStr>(field: &str, value: Option<&str>) -> WebRe
         .transpose()
 }
 
-/// The settings shown, in the order of the settings file.
-const FIELDS: [&str; 13] = [
-    "description",
-    "every",
-    "cron",
-    "timezone",
-    "jitter",
-    "timeout",
-    "max_attempts",
-    "backoff",
-    "max_backoff",
-    "concurrency",
-    "misfire",
-    "enabled",
-    "params",
-];
+/// The settings shown, in the order of the settings file: the description, every
+/// setting an operator may change, and the params.
+fn shown_fields() -> impl Iterator<Item = &'static str> {
+    std::iter::once("description")
+        .chain(SETTINGS.iter().map(|setting| setting.name))
+        .chain(["params"])
+}
 
 /// Each setting with its effective value, its file default and the override (if any),
 /// redacted with `redaction`.
 pub fn setting_rows(job: &JobRecord, redaction: &RedactionList) -> Vec<SettingRow> {
     let shown = ShownSettings::of(job, redaction);
-    FIELDS
-        .iter()
+    shown_fields()
         .map(|field| {
-            let effective = shown.effective.get(*field);
+            let effective = shown.effective.get(field);
             SettingRow {
                 field,
                 effective: show(effective),
                 is_set: !matches!(effective, None | Some(serde_json::Value::Null)),
-                default: show(shown.defaults.get(*field)),
-                overridden: shown.overrides.get(*field).map(|value| show(Some(value))),
+                default: show(shown.defaults.get(field)),
+                overridden: shown.overrides.get(field).map(|value| show(Some(value))),
             }
         })
         .collect()
@@ -342,11 +368,7 @@ pub fn setting_rows(job: &JobRecord, redaction: &RedactionList) -> Vec<SettingRo
 
 /// A JSON value as text: strings bare, absent as "—", the rest as compact JSON.
 fn show(value: Option<&serde_json::Value>) -> String {
-    match value {
-        None | Some(serde_json::Value::Null) => "—".into(),
-        Some(serde_json::Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
+    setting_text(value).unwrap_or_else(|| "—".into())
 }
 
 fn history_row(run: &RunRecord) -> HistoryRow {
@@ -426,7 +448,7 @@ mod tests {
         let page = JobPage {
             name: HOSTILE.into(),
             summary: summary_of(&job, Badge::new("enabled", "ok"), Some(9), &chrome),
-            schedule_form: render_form(
+            schedule_form: ScheduleForm::new(
                 &job,
                 &FormValues::of_job(&job),
                 &FieldErrors::new(),
@@ -436,11 +458,7 @@ mod tests {
             chrome,
             settings: setting_rows(&job, &RedactionList::default()),
             chart_svg: duration_chart(&[]),
-            history: vec![],
-            statuses: vec![("failed", true)],
-            triggers: vec![("manual", false)],
-            next_url: None,
-            first_url: None,
+            runs: RunsView::new(HOSTILE, vec![], Some(RunStatus::Failed), None, None),
         };
         let html = page.render().expect("renders");
         assert!(!html.contains("<img src=x"), "{html}");
