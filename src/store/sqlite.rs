@@ -108,8 +108,20 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
-        Ok(())
+        // sqlx takes no lock on SQLite, so two processes migrating a new file at once
+        // (a `batchboard run` and a first `serve`) both create the first tables and one
+        // fails; run again, it finds the winner's migrations applied and has nothing to do.
+        let mut attempts_left = 3;
+        loop {
+            match sqlx::migrate!("migrations/sqlite").run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempts_left > 1 => {
+                    attempts_left -= 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     async fn sync_jobs(

@@ -60,9 +60,8 @@ async fn a_second_serve_on_the_same_sqlite_file_is_refused_with_a_clear_message(
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(dir.path().join("batchboard.toml"), SETTINGS).expect("settings written");
     let mut first = start(dir.path());
-    let store = store::connect(&database_url(dir.path()))
-        .await
-        .expect("the database opens");
+    // Opened, not migrated: the server migrates the file.
+    let store = store::open(&database_url(dir.path())).expect("the database opens");
     serving(&store).await;
 
     let second = Command::new(env!("CARGO_BIN_EXE_batchboard"))
@@ -190,4 +189,15 @@ async fn a_cli_run_going_while_a_server_starts_runs_once_and_is_left_to_its_proc
         (runs[0].id, runs[0].trigger, runs[0].status),
         (cli_run, Trigger::Manual, RunStatus::Succeeded)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_migrating_a_new_sqlite_file_at_once_both_succeed() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = database_url(dir.path());
+        let (first, second) = tokio::join!(store::connect(&url), store::connect(&url));
+        first.expect("the first migrates");
+        second.expect("the second migrates too");
+    }
 }

@@ -75,7 +75,9 @@ async fn a_run_cut_off_by_a_crash_is_marked_interrupted_and_retried_after_restar
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             // The server creates and migrates the database; wait for its job to appear.
-            if let Ok(store) = store::connect(&url).await
+            // Opened without migrating: two processes migrating one SQLite file at once
+            // both create the first tables, and the loser (often the server) fails.
+            if let Ok(store) = store::open(&url)
                 && store
                     .job_by_name("long-copy")
                     .await

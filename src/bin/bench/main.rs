@@ -1,9 +1,9 @@
 //! `batchboard-bench`: measures Batchboard on this machine and prints its figures, the
 //! last line as one JSON object.
 //!
-//! `batchboard-bench scheduler --jobs N --every 1s --secs S [--burst]` runs N trivial jobs
-//! (one log line each) through the real scheduler, with full recording on a temporary
-//! SQLite file.
+//! `batchboard-bench scheduler --jobs N --every 1s --secs S [--burst] [--database-url URL]`
+//! runs N trivial jobs (one log line each) through the real scheduler, with full
+//! recording on a temporary SQLite file or the database of `URL` (PostgreSQL).
 //!
 //! `batchboard-bench web --jobs 1000 --runs 1000000` seeds a database, serves it, signs in
 //! and loads the dashboard, a job page and a run page with 16 concurrent clients, and a

@@ -8,7 +8,7 @@
 //! under READ COMMITTED an `UPDATE` that waited for another transaction's row lock
 //! re-checks its `WHERE` against the row as committed, so of two instances claiming the
 //! same fire, one updates the row and the other finds it changed and loses. Within one
-//! batch, claims go in [rounds](crate::store::batch_order::rounds).
+//! batch, claims go in rounds (see [`crate::store::batch_order`]).
 //!
 //! New runs get their ids from the `runs` sequence before they are inserted, sorted, and
 //! handed out in batch order: so each id maps to its claim or insert without relying on

@@ -8,7 +8,7 @@
 //! Two things make the multi-row form exact rather than merely fast:
 //!
 //! - A claim's result must be the one sequential `UPDATE`s would give: claims go in
-//!   [rounds](crate::store::batch_order::rounds), as on PostgreSQL.
+//!   rounds (see [`crate::store::batch_order`]), as on PostgreSQL.
 //! - SQLite does not promise the order of `RETURNING` rows, so new runs get their ids from
 //!   the store: the transaction holds the write lock, so the ids after the current maximum
 //!   are free, and handing them out in batch order maps each id to its claim or insert.
