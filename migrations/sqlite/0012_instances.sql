@@ -21,3 +21,10 @@ CREATE TABLE instances (
 
 -- Runs by instance: finding the runs of instances that are gone.
 CREATE INDEX runs_by_instance ON runs (instance_id) WHERE status IN ('queued', 'running');
+
+-- At most one start per fire, enforced by the database itself: the first attempt of a
+-- scheduled slot exists once per job, whichever instance claims it. The fire's
+-- compare-and-swap on `jobs.next_run_at` is the first fence; this is the second, for
+-- the day two schedulers both believe they own a slot.
+CREATE UNIQUE INDEX runs_one_start_per_fire ON runs (job_id, scheduled_for)
+    WHERE trigger IN ('schedule', 'catch_up') AND attempt = 1;

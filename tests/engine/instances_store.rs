@@ -215,7 +215,35 @@ async fn a_retry_claim_without_a_run_ends_the_chain_once(store: TestStore) {
     assert!(store.pending_retries().await.expect("read").is_empty());
 }
 
+async fn a_scheduled_slot_has_one_first_attempt_whoever_inserts_it(store: TestStore) {
+    let job_id = job(&store).await;
+    let scheduled = |instance_id: &str| NewRun {
+        trigger: Trigger::Schedule,
+        ..run(job_id, instance_id)
+    };
+    insert(&store, scheduled("a")).await;
+    let second = store
+        .write_batch(WriteBatch {
+            inserts: vec![scheduled("b")],
+            ..WriteBatch::default()
+        })
+        .await;
+    let error = second.expect_err("a second first attempt of the slot is refused");
+    assert!(!error.is_transient(), "{error}");
+    // Retries of the slot and manual runs at the same instant are other starts.
+    insert(
+        &store,
+        NewRun {
+            attempt: 2,
+            ..scheduled("b")
+        },
+    )
+    .await;
+    insert(&store, run(job_id, "b")).await;
+}
+
 store_suite!(
+    a_scheduled_slot_has_one_first_attempt_whoever_inserts_it,
     instances_register_beat_count_their_runs_and_stop,
     a_second_registration_under_the_same_id_is_refused,
     log_lines_of_a_missing_run_are_left_out_and_the_rest_of_the_batch_is_written,
