@@ -12,6 +12,7 @@ mod browser_driver;
 mod editing;
 mod health;
 mod helpers;
+mod instances;
 mod metrics;
 mod pages;
 mod raw_db;

@@ -8,6 +8,7 @@
 
 pub mod extract;
 pub mod history;
+pub mod instances;
 pub mod jobs;
 pub mod runs;
 pub mod settings;
@@ -42,7 +43,7 @@ pub struct ApiRoute {
 
 /// Every API route. The router is built from this table and the tests check every row
 /// against the OpenAPI document and the router.
-pub const ROUTES: [ApiRoute; 16] = [
+pub const ROUTES: [ApiRoute; 17] = [
     route("GET", "/api/v1/jobs", || get(jobs::list_jobs)),
     route("GET", "/api/v1/jobs/{name}", || get(jobs::get_job)),
     route("PATCH", "/api/v1/jobs/{name}", || patch(jobs::patch_job)),
@@ -64,6 +65,9 @@ pub const ROUTES: [ApiRoute; 16] = [
     }),
     route("GET", "/api/v1/history", || get(history::list_changes)),
     route("GET", "/api/v1/status", || get(status::scheduler_status)),
+    route("GET", "/api/v1/instances", || {
+        get(instances::list_instances)
+    }),
     route("GET", "/api/v1/openapi.json", || get(openapi_json)),
     // Unknown API paths answer the JSON 404, not the console's HTML one.
     route("ANY", "/api/v1", || any(not_found)),
@@ -139,6 +143,7 @@ pub fn is_catch_all(route: &ApiRoute) -> bool {
         runs::cancel_run,
         history::list_changes,
         status::scheduler_status,
+        instances::list_instances,
         openapi_json,
     ),
     components(schemas(ErrorBody))

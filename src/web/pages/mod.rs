@@ -5,6 +5,7 @@ pub mod account;
 pub mod chrome;
 pub mod dashboard;
 pub mod history;
+pub mod instances;
 pub mod job;
 pub mod run;
 pub mod svg;
@@ -40,7 +41,7 @@ const fn route(
 
 /// Every console route. The router is built from this table, and a test walks it to
 /// check that each route refuses a request without credentials.
-pub const ROUTES: [PageRoute; 25] = [
+pub const ROUTES: [PageRoute; 26] = [
     route("GET", "/", || get(dashboard::dashboard)),
     route("GET", "/jobs/{name}", || get(job::page::job_page)),
     route("GET", "/jobs/{name}/summary", || {
@@ -60,6 +61,7 @@ pub const ROUTES: [PageRoute; 25] = [
     route("GET", "/runs/{id}/log", || get(run::run_log)),
     route("POST", "/runs/{id}/cancel", || post(job::actions::cancel)),
     route("GET", "/history", || get(history::history)),
+    route("GET", "/instances", || get(instances::list)),
     route("GET", "/users", || get(users::list)),
     route("POST", "/users", || post(users::add)),
     route("POST", "/users/{id}/role", || post(users::set_role)),

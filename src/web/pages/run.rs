@@ -87,6 +87,8 @@ pub struct RunSummaryView {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub summary: Option<String>,
+    /// The instance (process) that claimed the run.
+    pub instance: String,
 }
 
 /// The poller's next URL; `None` once the run is final.
@@ -161,6 +163,7 @@ pub fn summary_view(
     now: DateTime<Utc>,
 ) -> RunSummaryView {
     RunSummaryView {
+        instance: run.instance_id.clone(),
         id: run.id,
         job: run.job_name.clone(),
         job_url: format!("/jobs/{}", super::chrome::encode(&run.job_name)),
