@@ -215,7 +215,7 @@ mod tests {
     /// lines and the finish), and returns its id.
     async fn seed_run(store: &SharedStore, job_id: i64, seed: Seed) -> i64 {
         let inserted = store
-            .write_batch(WriteBatch {
+            .write_batch(&WriteBatch {
                 inserts: vec![NewRun {
                     job_id,
                     trigger: Trigger::Schedule,
@@ -262,7 +262,7 @@ mod tests {
             }]
         };
         store
-            .write_batch(WriteBatch {
+            .write_batch(&WriteBatch {
                 logs,
                 finishes,
                 ..WriteBatch::default()

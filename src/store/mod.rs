@@ -91,7 +91,7 @@ pub trait Store: Send + Sync + 'static {
     async fn set_next_run(&self, job_id: i64, next: Option<DateTime<Utc>>) -> StoreResult<bool>;
 
     /// Applies `batch` in one transaction; see [`WriteBatch`] for the order.
-    async fn write_batch(&self, batch: WriteBatch) -> StoreResult<BatchResult>;
+    async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<BatchResult>;
 
     /// Runs not yet ended (`queued` or `running`), oldest first.
     async fn running_runs(&self) -> StoreResult<Vec<RunRecord>>;

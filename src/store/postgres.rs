@@ -138,7 +138,7 @@ impl Store for PgStore {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn write_batch(&self, batch: WriteBatch) -> StoreResult<BatchResult> {
+    async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<BatchResult> {
         batch::write_batch(&self.pool, batch).await
     }
 

@@ -122,6 +122,97 @@ impl Writer {
     }
 }
 
+/// Who waits for each write of a batch, in the order the writes came.
+enum Reply {
+    Fire(oneshot::Sender<Result<ClaimResult, WriteFailed>>),
+    Retry(oneshot::Sender<Result<ClaimResult, WriteFailed>>),
+    Insert(oneshot::Sender<Result<i64, WriteFailed>>),
+    Mark(oneshot::Sender<Result<(), WriteFailed>>),
+    Finish(oneshot::Sender<Result<(), WriteFailed>>),
+    /// A log line: nobody waits for it.
+    Log,
+}
+
+/// Writes gathered into one batch, and who waits for each.
+#[derive(Default)]
+struct Pending {
+    batch: WriteBatch,
+    replies: Vec<Reply>,
+}
+
+impl Pending {
+    fn push(&mut self, request: Request) {
+        let batch = &mut self.batch;
+        let reply = match request {
+            Request::Fire(claim, reply) => {
+                batch.fires.push(claim);
+                Reply::Fire(reply)
+            }
+            Request::Retry(claim, reply) => {
+                batch.retries.push(claim);
+                Reply::Retry(reply)
+            }
+            Request::Insert(run, reply) => {
+                batch.inserts.push(run);
+                Reply::Insert(reply)
+            }
+            Request::Mark(mark, reply) => {
+                batch.marks.push(mark);
+                Reply::Mark(reply)
+            }
+            Request::Finish(finish, reply) => {
+                batch.finishes.push(finish);
+                Reply::Finish(reply)
+            }
+            Request::Log(line) => {
+                batch.logs.push(line);
+                Reply::Log
+            }
+        };
+        self.replies.push(reply);
+    }
+
+    fn len(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// The requests again, in the order they came: only on the rare path where a batch
+    /// is split.
+    fn into_requests(self) -> Vec<Request> {
+        let WriteBatch {
+            fires,
+            retries,
+            inserts,
+            marks,
+            logs,
+            finishes,
+        } = self.batch;
+        let (mut fires, mut retries, mut inserts) =
+            (fires.into_iter(), retries.into_iter(), inserts.into_iter());
+        let (mut marks, mut logs, mut finishes) =
+            (marks.into_iter(), logs.into_iter(), finishes.into_iter());
+        self.replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                Reply::Fire(reply) => fires.next().map(|claim| Request::Fire(claim, reply)),
+                Reply::Retry(reply) => retries.next().map(|claim| Request::Retry(claim, reply)),
+                Reply::Insert(reply) => inserts.next().map(|run| Request::Insert(run, reply)),
+                Reply::Mark(reply) => marks.next().map(|mark| Request::Mark(mark, reply)),
+                Reply::Finish(reply) => finishes.next().map(|end| Request::Finish(end, reply)),
+                Reply::Log => logs.next().map(Request::Log),
+            })
+            .collect()
+    }
+
+    fn of(requests: Vec<Request>) -> Self {
+        let mut pending = Pending::default();
+        for request in requests {
+            pending.push(request);
+        }
+        pending
+    }
+}
+
 async fn run(
     store: SharedStore,
     mut requests: mpsc::UnboundedReceiver<Request>,
@@ -130,7 +221,7 @@ async fn run(
     let mut requests_open = true;
     let mut logs_open = true;
     while requests_open || logs_open {
-        let mut pending = Vec::new();
+        let mut pending = Pending::default();
         // Wait for the first piece of work, then take everything else already waiting.
         tokio::select! {
             request = requests.recv(), if requests_open => match request {
@@ -154,7 +245,7 @@ async fn run(
             let Ok(line) = logs.try_recv() else { break };
             pending.push(Request::Log(line));
         }
-        if pending.is_empty() {
+        if pending.len() == 0 {
             continue;
         }
         commit(&store, pending, !requests_open).await;
@@ -163,54 +254,46 @@ async fn run(
 
 /// Writes `pending`, splitting it around writes the database refuses; see the module
 /// documentation.
-async fn commit(store: &SharedStore, pending: Vec<Request>, stopping: bool) {
+async fn commit(store: &SharedStore, pending: Pending, stopping: bool) {
     // Halves still to write, the next one last; applying the first half before the
     // second does what the whole batch would have done, as each kind of write keeps its
     // order.
     let mut halves = vec![pending];
-    while let Some(mut pending) = halves.pop() {
-        match write_until_done(store, &pending, stopping).await {
-            Ok(result) => answer(pending, result),
+    while let Some(pending) = halves.pop() {
+        match write_until_done(store, &pending.batch, stopping).await {
+            Ok(result) => answer(pending.replies, result),
             Err(error) if pending.len() > 1 => {
                 tracing::warn!(%error, writes = pending.len(), "the database refused a batch; writing it in halves to find the refused write");
-                let second = pending.split_off(pending.len() / 2);
-                halves.push(second);
-                halves.push(pending);
+                let mut first = pending.into_requests();
+                let second = first.split_off(first.len() / 2);
+                halves.push(Pending::of(second));
+                halves.push(Pending::of(first));
             }
-            Err(error) => refuse(pending, error),
+            Err(error) => refuse(pending.into_requests(), error),
         }
     }
 }
 
-/// Writes the batch of `pending`, waiting out transient errors with backoff. Returns the
-/// first error that is not transient (or any error, once stopping has lasted too long).
+/// Writes `batch`, waiting out transient errors with backoff. Returns the first error
+/// that is not transient (or any error, once stopping has lasted too long).
 async fn write_until_done(
     store: &SharedStore,
-    pending: &[Request],
+    batch: &WriteBatch,
     stopping: bool,
 ) -> Result<BatchResult, StoreError> {
     let started = std::time::Instant::now();
     let mut wait = RETRY_WAIT_FIRST;
     let mut failures: u32 = 0;
     loop {
-        let batch = batch_of(pending);
-        let sizes = [
-            batch.fires.len(),
-            batch.retries.len(),
-            batch.inserts.len(),
-            batch.marks.len(),
-            batch.logs.len(),
-            batch.finishes.len(),
-        ];
         let attempt_started = std::time::Instant::now();
         let written = store.write_batch(batch).await;
         tracing::debug!(
-            fires = sizes[0],
-            retries = sizes[1],
-            inserts = sizes[2],
-            marks = sizes[3],
-            logs = sizes[4],
-            finishes = sizes[5],
+            fires = batch.fires.len(),
+            retries = batch.retries.len(),
+            inserts = batch.inserts.len(),
+            marks = batch.marks.len(),
+            logs = batch.logs.len(),
+            finishes = batch.finishes.len(),
             elapsed_us = u64::try_from(attempt_started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "batch written"
         );
@@ -229,30 +312,14 @@ async fn write_until_done(
         failures += 1;
         // Loud at first, then at each doubling: an outage of an hour logs a dozen lines.
         if failures.is_power_of_two() {
-            tracing::error!(%error, failures, writes = pending.len(), retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "writing to the database failed; retrying");
+            tracing::error!(%error, failures, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "writing to the database failed; retrying");
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(RETRY_WAIT_MAX);
     }
 }
 
-/// The writes of `pending` as one batch. Cloned so that the batch can be sent again.
-fn batch_of(pending: &[Request]) -> WriteBatch {
-    let mut batch = WriteBatch::default();
-    for request in pending {
-        match request {
-            Request::Fire(claim, _) => batch.fires.push(claim.clone()),
-            Request::Retry(claim, _) => batch.retries.push(claim.clone()),
-            Request::Insert(run, _) => batch.inserts.push(run.clone()),
-            Request::Mark(mark, _) => batch.marks.push(*mark),
-            Request::Log(line) => batch.logs.push(line.clone()),
-            Request::Finish(finish, _) => batch.finishes.push(finish.clone()),
-        }
-    }
-    batch
-}
-
-fn answer(pending: Vec<Request>, result: BatchResult) {
+fn answer(replies: Vec<Reply>, result: BatchResult) {
     let mut fires = result.fires.into_iter();
     let mut retries = result.retries.into_iter();
     let mut inserts = result.inserts.into_iter();
@@ -262,21 +329,21 @@ fn answer(pending: Vec<Request>, result: BatchResult) {
         )))
     };
     // A receiver that is gone stopped caring (its task ended); nothing to do.
-    for request in pending {
-        match request {
-            Request::Fire(_, reply) => {
+    for reply in replies {
+        match reply {
+            Reply::Fire(reply) => {
                 let _ = reply.send(fires.next().ok_or_else(missing));
             }
-            Request::Retry(_, reply) => {
+            Reply::Retry(reply) => {
                 let _ = reply.send(retries.next().ok_or_else(missing));
             }
-            Request::Insert(_, reply) => {
+            Reply::Insert(reply) => {
                 let _ = reply.send(inserts.next().ok_or_else(missing));
             }
-            Request::Mark(_, reply) | Request::Finish(_, reply) => {
+            Reply::Mark(reply) | Reply::Finish(reply) => {
                 let _ = reply.send(Ok(()));
             }
-            Request::Log(_) => {}
+            Reply::Log => {}
         }
     }
 }

@@ -52,7 +52,7 @@ fn run(job_id: i64, instance_id: &str) -> NewRun {
 
 async fn insert(store: &TestStore, run: NewRun) -> i64 {
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             inserts: vec![run],
             ..WriteBatch::default()
         })
@@ -142,7 +142,7 @@ async fn log_lines_of_a_missing_run_are_left_out_and_the_rest_of_the_batch_is_wr
         fields: serde_json::json!({}),
     };
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             logs: vec![line(run_id + 100, "orphan"), line(run_id, "kept")],
             finishes: vec![RunFinish {
                 run_id,
@@ -178,7 +178,7 @@ async fn a_retry_claim_without_a_run_ends_the_chain_once(store: TestStore) {
     let job_id = job(&store).await;
     let failed = insert(&store, run(job_id, "a")).await;
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes: vec![RunFinish {
                 run_id: failed,
                 status: RunStatus::Retrying,
@@ -203,7 +203,7 @@ async fn a_retry_claim_without_a_run_ends_the_chain_once(store: TestStore) {
         run: None,
     };
     let result = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             retries: vec![drop_retry.clone(), drop_retry],
             ..WriteBatch::default()
         })
@@ -223,7 +223,7 @@ async fn a_scheduled_slot_has_one_first_attempt_whoever_inserts_it(store: TestSt
     };
     insert(&store, scheduled("a")).await;
     let second = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             inserts: vec![scheduled("b")],
             ..WriteBatch::default()
         })

@@ -2,6 +2,7 @@
 //! modules, so the crate is linked once.
 
 mod cli;
+mod cluster;
 mod edits;
 mod edits_store;
 mod faults;

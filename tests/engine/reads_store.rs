@@ -69,7 +69,7 @@ async fn add_run(
         }],
         ..WriteBatch::default()
     };
-    let id = store.write_batch(insert).await.expect("insert").inserts[0];
+    let id = store.write_batch(&insert).await.expect("insert").inserts[0];
     if status != RunStatus::Running {
         let finish = WriteBatch {
             finishes: vec![RunFinish {
@@ -88,7 +88,7 @@ async fn add_run(
             }],
             ..WriteBatch::default()
         };
-        store.write_batch(finish).await.expect("finish");
+        store.write_batch(&finish).await.expect("finish");
     }
     id
 }

@@ -94,7 +94,7 @@ async fn a_log_line_with_a_nul_character_is_kept_and_fails_nothing(store: TestSt
         .await
         .expect("sync");
     let run = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             inserts: vec![new_run(synced[0].id, at(1), "one")],
             ..WriteBatch::default()
         })
@@ -109,7 +109,7 @@ async fn a_log_line_with_a_nul_character_is_kept_and_fails_nothing(store: TestSt
         fields: serde_json::json!({ "out\0": "x\0y" }),
     };
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             logs: vec![line],
             ..WriteBatch::default()
         })
@@ -149,10 +149,8 @@ async fn two_processes_claiming_the_same_fires_make_one_run_per_fire(store: Test
             .collect(),
         ..WriteBatch::default()
     };
-    let (one, two) = tokio::join!(
-        store.write_batch(batch("one")),
-        other.write_batch(batch("two"))
-    );
+    let (first, second) = (batch("one"), batch("two"));
+    let (one, two) = tokio::join!(store.write_batch(&first), other.write_batch(&second));
     let (one, two) = (one.expect("first batch"), two.expect("second batch"));
     for (a, b) in one.fires.iter().zip(&two.fires) {
         let winners = [a, b]

@@ -96,7 +96,7 @@ async fn insert_runs(store: &TestStore, jobs: &[i64], start: i64) -> Vec<i64> {
         .map(|(i, &job)| new_run(job, at(start + i as i64)))
         .collect();
     let result = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             inserts,
             ..WriteBatch::default()
         })
@@ -116,7 +116,7 @@ async fn finish_all(store: &TestStore, runs: &[i64], status: RunStatus) {
         });
     }
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes,
             ..WriteBatch::default()
         })
@@ -242,7 +242,7 @@ async fn two_claims_for_the_same_fire_in_one_batch_make_exactly_one_run(store: T
     store.set_next_run(job, Some(at(60))).await.expect("set");
 
     let result = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: vec![fire(job, at(60), at(120)), fire(job, at(60), at(120))],
             ..WriteBatch::default()
         })
@@ -277,7 +277,7 @@ async fn a_claim_with_a_stale_expected_time_loses_in_a_later_batch(store: TestSt
     let job = ids[0];
     store.set_next_run(job, Some(at(60))).await.expect("set");
     let first = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: vec![fire(job, at(60), at(120))],
             ..WriteBatch::default()
         })
@@ -286,7 +286,7 @@ async fn a_claim_with_a_stale_expected_time_loses_in_a_later_batch(store: TestSt
     assert!(matches!(first.fires[0], ClaimResult::Run(_)));
 
     let second = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: vec![fire(job, at(60), at(120))],
             ..WriteBatch::default()
         })
@@ -310,7 +310,7 @@ async fn successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order(st
     store.set_next_run(beta, Some(at(0))).await.expect("set");
 
     let result = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: vec![
                 fire(alpha, at(0), at(60)),
                 fire(beta, at(0), at(60)),
@@ -372,7 +372,7 @@ async fn a_batch_larger_than_one_statement_maps_every_id_to_its_own_claim(store:
         }
     }
     let result = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: fires.clone(),
             ..WriteBatch::default()
         })
@@ -408,7 +408,7 @@ async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt(store: T
     failed.error_message = Some("connection reset".into());
     failed.retry_at = Some(at(40));
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes: vec![failed],
             ..WriteBatch::default()
         })
@@ -430,7 +430,7 @@ async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt(store: T
         run: Some(retry_run),
     };
     let result = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             retries: vec![claim.clone(), claim.clone()],
             ..WriteBatch::default()
         })
@@ -441,7 +441,7 @@ async fn a_retry_is_claimed_once_and_its_run_links_to_the_first_attempt(store: T
     };
     assert_eq!(result.retries[1], ClaimResult::Lost);
     let again = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             retries: vec![claim],
             ..WriteBatch::default()
         })
@@ -475,7 +475,7 @@ async fn pending_retries_come_by_due_time(store: TestStore) {
         })
         .collect();
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes,
             ..WriteBatch::default()
         })
@@ -494,7 +494,7 @@ async fn marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run(s
         started_at,
     };
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             marks: vec![
                 mark(runs[0], RunStatus::Queued, None),
                 mark(runs[1], RunStatus::Queued, None),
@@ -511,7 +511,7 @@ async fn marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run(s
 
     // In one batch: the later mark of a run wins; a mark after its finish is ignored.
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             marks: vec![
                 mark(runs[0], RunStatus::Running, Some(at(3))),
                 mark(runs[0], RunStatus::Running, Some(at(5))),
@@ -522,7 +522,7 @@ async fn marks_move_a_waiting_run_the_later_wins_and_none_revives_an_ended_run(s
         .await
         .expect("marked");
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             marks: vec![mark(runs[1], RunStatus::Running, Some(at(6)))],
             ..WriteBatch::default()
         })
@@ -554,7 +554,7 @@ async fn a_finish_records_every_field_and_the_later_of_two_finishes_wins(store: 
         ..finish(run, RunStatus::Dead, at(9))
     };
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes: vec![early, late.clone()],
             ..WriteBatch::default()
         })
@@ -592,14 +592,14 @@ async fn log_lines_come_back_in_order_and_page_after_an_id(store: TestStore) {
     // Interleaved with another run's lines, and finished in the same batch as the last
     // ones: logs land before the finish.
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             logs: vec![line(runs[0], 0), line(runs[1], 100), line(runs[0], 1)],
             ..WriteBatch::default()
         })
         .await
         .expect("logs");
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             logs: vec![line(runs[0], 2), line(runs[0], 3)],
             finishes: vec![finish(runs[0], RunStatus::Succeeded, at(4))],
             ..WriteBatch::default()
@@ -640,7 +640,7 @@ async fn runs_are_listed_newest_first_by_keyset_pages_and_filters(store: TestSto
     let (alpha, beta) = (ids[0], ids[1]);
     let runs = insert_runs(&store, &[alpha, beta, alpha, beta, alpha], 0).await;
     let manual = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             inserts: vec![NewRun {
                 trigger: Trigger::Manual,
                 ..new_run(beta, at(10))
@@ -752,7 +752,7 @@ async fn add_logs(store: &TestStore, runs: &[i64], lines: usize) {
         })
         .collect();
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             logs,
             ..WriteBatch::default()
         })
@@ -774,7 +774,7 @@ async fn pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batc
     )
     .await;
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes: vec![RunFinish {
                 retry_at: Some(at(500)),
                 ..finish(runs[4], RunStatus::Retrying, at(20))
@@ -830,7 +830,7 @@ async fn pruning_by_age_takes_runs_that_never_started_by_their_slot(store: TestS
         ..finish(run_id, RunStatus::Cancelled, at(20))
     };
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes: vec![
                 never_started(runs[0]),
                 never_started(runs[1]),
@@ -926,7 +926,7 @@ async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim(s
 
     // A time one microsecond off must lose; the exact one read back must win.
     let off = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: vec![fire(ids[0], read - Duration::microseconds(1), at(9999))],
             ..WriteBatch::default()
         })
@@ -934,7 +934,7 @@ async fn times_round_trip_to_the_microsecond_and_the_read_value_wins_the_claim(s
         .expect("batch");
     assert_eq!(off.fires, [ClaimResult::Lost]);
     let exact = store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             fires: vec![fire(ids[0], read, at(9999))],
             ..WriteBatch::default()
         })
@@ -967,7 +967,7 @@ async fn times_order_correctly_whatever_their_fraction(store: TestStore) {
         },
     ];
     store
-        .write_batch(WriteBatch {
+        .write_batch(&WriteBatch {
             finishes,
             ..WriteBatch::default()
         })
@@ -987,7 +987,7 @@ async fn stored_defaults_that_no_longer_fit_the_settings_are_a_decode_error(stor
 
 async fn an_empty_batch_writes_nothing_and_returns_empty_results(store: TestStore) {
     let result = store
-        .write_batch(WriteBatch::default())
+        .write_batch(&WriteBatch::default())
         .await
         .expect("empty batch");
     assert_eq!(result, batchboard::store::BatchResult::default());

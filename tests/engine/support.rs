@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 #[path = "../common/postgres.rs"]
 mod postgres;
-use postgres::PgDatabase;
+pub use postgres::PgDatabase;
 
 /// What a `scripted` run does.
 #[derive(Debug, Deserialize)]

@@ -178,7 +178,7 @@ async fn seed_runs(store: &SharedStore, job_ids: &[i64], total: usize) -> anyhow
             })
             .collect();
         let ids = store
-            .write_batch(WriteBatch {
+            .write_batch(&WriteBatch {
                 inserts: inserts.clone(),
                 ..WriteBatch::default()
             })
@@ -227,7 +227,7 @@ async fn seed_runs(store: &SharedStore, job_ids: &[i64], total: usize) -> anyhow
             Vec::new()
         };
         store
-            .write_batch(WriteBatch {
+            .write_batch(&WriteBatch {
                 finishes,
                 logs,
                 ..WriteBatch::default()
@@ -241,7 +241,9 @@ async fn seed_runs(store: &SharedStore, job_ids: &[i64], total: usize) -> anyhow
 /// Signs in as the first admin and returns the session cookie.
 async fn sign_in(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let page = client.get(format!("{base}/login")).send().await?;
-    let cookie = session_cookie(&page).context("the login page set no session cookie")?;
+    // The sign-in form's token is checked against a signed cookie, not a session.
+    let cookie = named_cookie(&page, "batchboard_login=")
+        .context("the login page set no sign-in form cookie")?;
     let html = page.text().await?;
     let token = html
         .split("name=\"csrf_token\" value=\"")
@@ -267,12 +269,17 @@ async fn sign_in(client: &reqwest::Client, base: &str) -> anyhow::Result<String>
 }
 
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    named_cookie(response, "batchboard_session=")
+}
+
+/// The `name=value` of the cookie `response` sets whose text starts with `prefix`.
+fn named_cookie(response: &reqwest::Response, prefix: &str) -> Option<String> {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .find(|value| value.starts_with("batchboard_session="))
+        .find(|value| value.starts_with(prefix))
         .and_then(|value| value.split(';').next())
         .map(str::to_owned)
 }

@@ -28,7 +28,7 @@ use crate::store::{
 
 /// Applies `batch` in one transaction: fire claims, retry claims, inserts, marks, log
 /// lines, finishes, in that order.
-pub(super) async fn write_batch(pool: &PgPool, batch: WriteBatch) -> StoreResult<BatchResult> {
+pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResult<BatchResult> {
     if batch.is_empty() {
         return Ok(BatchResult::default());
     }

@@ -49,7 +49,7 @@ fn chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 
 /// Applies `batch` in one transaction: fire claims, retry claims, inserts, marks, log
 /// lines, finishes, in that order.
-pub(super) async fn write_batch(pool: &SqlitePool, batch: WriteBatch) -> StoreResult<BatchResult> {
+pub(super) async fn write_batch(pool: &SqlitePool, batch: &WriteBatch) -> StoreResult<BatchResult> {
     if batch.is_empty() {
         return Ok(BatchResult::default());
     }
