@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::instance::{Registration, ServeLock};
+use crate::instance::{Elector, Registration, ServeLock};
 use crate::job::RegistryBuilder;
 use crate::runlog::RunLogPolicy;
 use crate::scheduler::{self, SchedulerConfig, SchedulerHandle, SchedulerParts};
@@ -40,6 +40,8 @@ pub struct Application {
     jobs_source: String,
     /// This process among the instances sharing the database.
     registration: Registration,
+    /// Asks for the scheduler lease; only the leader fires scheduled runs.
+    elector: Elector,
     /// On SQLite, proof that no other `serve` uses the file; released when dropped.
     _serve_lock: Option<ServeLock>,
 }
@@ -137,6 +139,7 @@ impl Application {
                 .await
                 .context("recording that earlier servers stopped")?;
         }
+        let elector = Elector::start(store.clone(), options.clock.clone(), registration.id()).await;
         let (writer, writer_task) = Writer::start(store.clone());
         let parts = SchedulerParts {
             store: store.clone(),
@@ -144,6 +147,7 @@ impl Application {
             registry: registry.clone(),
             clock: options.clock.clone(),
             config,
+            leading: Some(elector.leading()),
         };
         crate::telemetry::redact_on_stdout(std::sync::Arc::clone(&parts.config.runlog));
         let (scheduler, scheduler_task) = scheduler::start(parts)
@@ -218,6 +222,7 @@ impl Application {
             session_cleanup,
             jobs_source,
             registration,
+            elector,
             _serve_lock: serve_lock,
         })
     }
@@ -316,6 +321,8 @@ impl Application {
         if let Err(error) = self.scheduler_task.await {
             tracing::error!(%error, "the scheduler task failed");
         }
+        // Resigned once this scheduler stopped firing, so the next leader starts at once.
+        self.elector.stop().await;
         drop(self.scheduler);
         drop(self.store);
         if let Err(error) = self.writer_task.await {

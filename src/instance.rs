@@ -3,6 +3,7 @@
 //! process's to interrupt only once its instance is gone (see [`live_instance_ids`]),
 //! so a `serve` starting beside a `batchboard run` never takes over that run.
 
+pub mod leader;
 mod serve_lock;
 
 use std::collections::HashSet;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::store::{InstanceKind, NewInstance, SharedStore, StoreResult};
 
+pub use leader::{Elector, Leading};
 pub use serve_lock::ServeLock;
 
 /// How often an instance renews its heartbeat.

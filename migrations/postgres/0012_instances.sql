@@ -27,3 +27,14 @@ CREATE INDEX runs_by_instance ON runs (instance_id) WHERE status IN ('queued', '
 -- the day two schedulers both believe they own a slot.
 CREATE UNIQUE INDEX runs_one_start_per_fire ON runs (job_id, scheduled_for)
     WHERE trigger IN ('schedule', 'catch_up') AND attempt = 1;
+
+-- Leadership leases: the instance named here decides the scheduled fires while its
+-- lease runs (`expires_at`, set from the database's time). A leader renews its own
+-- live lease; anyone may take an expired one, which starts a new term (`elected_at`),
+-- so a leader that was away past its expiry learns that its term ended.
+CREATE TABLE leadership (
+    name       TEXT    PRIMARY KEY,
+    holder     TEXT    NOT NULL,
+    elected_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);

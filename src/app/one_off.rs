@@ -84,6 +84,7 @@ pub async fn run_job_once(mut settings: Settings, job: &str) -> anyhow::Result<R
         registry,
         clock,
         config,
+        leading: None,
     };
     let run_id = scheduler::run_once(parts, job).await;
     writer_task.await.context("the writer task failed")?;

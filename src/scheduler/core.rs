@@ -61,6 +61,13 @@ pub(crate) struct Core {
     deferred: HashMap<i64, Vec<RetryDue>>,
     /// Claims the database refused in a row, by job: the next try waits longer.
     refusals: HashMap<i64, u32>,
+    /// Whether this instance decides scheduled fires now. Only the leader queues and
+    /// fires them; every instance runs its manual runs and claims retries.
+    leads: bool,
+    /// Where leadership changes are heard; taken by the loop.
+    leadership: Option<crate::instance::Leading>,
+    /// This instance holds the lease but could not take over the fires yet.
+    lead_pending: bool,
 }
 
 /// The wait before a refused claim is tried again: a second, doubled at each further
@@ -137,6 +144,9 @@ impl Core {
             return;
         };
         job.next_run_at = Some(nominal);
+        if !self.leads {
+            return; // the leader fires it; the store holds the time
+        }
         self.queue
             .push_fire(job_id, nominal, catch_up, job.spec.jitter, rand::random);
     }
@@ -151,6 +161,7 @@ impl Core {
         let lease_check_every = chrono::Duration::from_std(crate::instance::HEARTBEAT_EVERY)
             .unwrap_or(chrono::Duration::seconds(5));
         let mut next_lease_check = now_of(&self.clock) + lease_check_every;
+        let mut leadership = self.leadership.take();
         loop {
             self.fire_due();
             let now = now_of(&self.clock);
@@ -158,6 +169,10 @@ impl Core {
                 // Off this task: the check reads the database.
                 tokio::spawn(Arc::clone(&self.exec).check_leases(self.store.clone()));
                 next_lease_check = now + lease_check_every;
+                if self.lead_pending {
+                    self.follow_leadership(true).await;
+                    continue;
+                }
             }
             let wake = self
                 .queue
@@ -165,13 +180,30 @@ impl Core {
                 .map_or(next_lease_check, |due| due.min(next_lease_check));
             let sleep = self.clock.sleep_until(wake);
             tokio::select! {
-                // Commands first: an operator's pause must win over a fire due at the
-                // same moment.
+                // A change of leader first, then commands: an operator's pause must win
+                // over a fire due at the same moment.
                 biased;
+                changed = async {
+                    match leadership.as_mut() {
+                        Some(leading) => leading.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let term = match (changed, leadership.as_ref()) {
+                        (Ok(()), Some(leading)) => *leading.borrow(),
+                        // The elector is gone (shutting down): keep the current state.
+                        _ => {
+                            leadership = None;
+                            continue;
+                        }
+                    };
+                    self.follow_leadership(term.is_some()).await;
+                }
                 command = commands.recv() => match command {
                     None | Some(Command::Shutdown) => break,
                     Some(command) => self.handle(command).await,
                 },
+
                 () = sleep => {}
             }
         }
@@ -182,6 +214,8 @@ impl Core {
         let now = now_of(&self.clock);
         while let Some(entry) = self.queue.pop_due(now) {
             match entry {
+                // Left from a term that ended: the new leader fires it.
+                DueEntry::Fire(_) if !self.leads => {}
                 DueEntry::Fire(fire) if fire.early && self.is_active(fire.job_id) => {
                     // Decide at the slot itself whether the previous run is over.
                     self.queue.push_at_start(fire);
@@ -483,6 +517,21 @@ impl Core {
             {
                 tracing::warn!(job = %name, %error, "could not reload a job after losing a fire");
             }
+        }
+    }
+
+    async fn follow_leadership(&mut self, leads: bool) {
+        self.lead_pending = false;
+        if !leads {
+            tracing::info!("another instance decides the scheduled fires now");
+            self.leads = false;
+            return;
+        }
+        if let Err(error) = self.take_the_lead().await {
+            // Tried again at the next lease check, while the term lasts.
+            tracing::error!(error = %format!("{error:#}"), "could not take over the scheduled fires");
+            self.leads = false;
+            self.lead_pending = true;
         }
     }
 

@@ -80,6 +80,9 @@ pub struct SchedulerParts {
     pub registry: Registry,
     pub clock: SharedClock,
     pub config: SchedulerConfig,
+    /// Whether this instance leads (decides scheduled fires); `None`: it always does
+    /// (one-off runs, tests of one scheduler).
+    pub leading: Option<crate::instance::Leading>,
 }
 
 /// Something that happened in the scheduler, for live views and tests.
@@ -433,6 +436,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
         registry,
         clock,
         config,
+        leading: _,
     } = parts;
     let record = store
         .job_by_name(job)

@@ -1,6 +1,7 @@
 //! The pure decisions of scheduling: when the next fire is, and what a run's ending
 //! means for retries. Kept free of I/O so they are tested directly.
 
+use super::due_queue::LOOKAHEAD;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::job::{ErrorKind, RetryPolicy};
@@ -34,18 +35,23 @@ pub fn next_fire(
 /// Whether `stored` is still a sensible next fire for `schedule` at `now`: a real slot of
 /// the schedule and no further away than one period. When the schedule was edited in the
 /// settings file while the process was down, the stored time may be neither.
+///
+/// A fire is claimed up to [`LOOKAHEAD`] before its slot, and its claim stores the slot
+/// after it, so the period is counted from `now + LOOKAHEAD`: a leader taking over just
+/// after such a claim must keep the grid, not start a new one.
 pub fn stored_next_is_valid(
     schedule: &Schedule,
     stored: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> bool {
+    let claimed_by = now + LOOKAHEAD;
     match schedule {
-        Schedule::Every(interval) => stored <= now + interval.as_chrono(),
+        Schedule::Every(interval) => stored <= claimed_by + interval.as_chrono(),
         Schedule::Cron(_) => {
             let just_before = stored - chrono::Duration::microseconds(1);
             schedule.next_after(just_before) == Some(stored)
                 && schedule
-                    .next_after(now)
+                    .next_after(claimed_by)
                     .is_some_and(|upcoming| stored <= upcoming)
         }
     }
@@ -160,6 +166,17 @@ mod tests {
         let daily = Schedule::parse(None, Some("0 3 * * *"), None).expect("valid cron");
         assert!(stored_next_is_valid(&daily, at(3, 0, 0), at(2, 0, 0)));
         assert!(!stored_next_is_valid(&daily, at(4, 0, 0), at(2, 0, 0)));
+    }
+
+    #[test]
+    fn the_slot_stored_by_a_claim_made_ahead_of_its_fire_is_still_valid() {
+        // The 10:01 fire was claimed at 10:00:59.8 and stored 10:02 as the next one.
+        let claimed = at(10, 1, 0) - chrono::Duration::milliseconds(200);
+        assert!(stored_next_is_valid(&every("1m"), at(10, 2, 0), claimed));
+        let hourly = Schedule::parse(None, Some("0 * * * *"), None).expect("valid cron");
+        let claimed = at(3, 0, 0) - chrono::Duration::milliseconds(200);
+        assert!(stored_next_is_valid(&hourly, at(4, 0, 0), claimed));
+        assert!(!stored_next_is_valid(&hourly, at(5, 0, 0), claimed));
     }
 
     #[test]

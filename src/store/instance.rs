@@ -92,3 +92,13 @@ mod tests {
         assert!(!instance(beat, Some(beat)).is_alive(beat, lease));
     }
 }
+
+/// A term of a leadership lease: who holds it, since when, and until when the database
+/// counts it as held unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaderTerm {
+    pub holder: String,
+    /// Identifies the term with `holder`: a new election gives a new one.
+    pub elected_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
-pub use instance::{InstanceKind, InstanceRecord, NewInstance};
+pub use instance::{InstanceKind, InstanceRecord, LeaderTerm, NewInstance};
 pub use job_state::{JobRuns, JobState};
 pub use model::*;
 pub use reads::*;
@@ -335,6 +335,32 @@ pub trait Store: Send + Sync + 'static {
     /// Instances not stopped, and those stopped since `since`, newest first, each with
     /// its count of runs going.
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceRecord>>;
+
+    // leadership leases
+
+    /// Asks for the lease `name` for `candidate` at `now` (the database's time), for
+    /// `ttl`: renews it when `candidate` holds a live term, takes it (a new term) when it
+    /// is free or expired, and otherwise leaves it. Returns the term in force afterwards,
+    /// whoever holds it; `None` only if nobody does.
+    async fn claim_leadership(
+        &self,
+        name: &str,
+        candidate: &str,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<LeaderTerm>>;
+
+    /// Gives up the term of `holder` elected at `elected_at`, if it is still the one in
+    /// force, so that another candidate need not wait for it to expire.
+    async fn resign_leadership(
+        &self,
+        name: &str,
+        holder: &str,
+        elected_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The term of lease `name` as stored, expired or not.
+    async fn leadership(&self, name: &str) -> StoreResult<Option<LeaderTerm>>;
 
     // server keys
 

@@ -498,6 +498,29 @@ impl Store for SqliteStore {
         instances::list(&self.pool, since).await
     }
 
+    async fn claim_leadership(
+        &self,
+        name: &str,
+        candidate: &str,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<LeaderTerm>> {
+        instances::claim_leadership(&self.pool, name, candidate, ttl, now).await
+    }
+
+    async fn resign_leadership(
+        &self,
+        name: &str,
+        holder: &str,
+        elected_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        instances::resign_leadership(&self.pool, name, holder, elected_at).await
+    }
+
+    async fn leadership(&self, name: &str) -> StoreResult<Option<LeaderTerm>> {
+        instances::leadership(&self.pool, name).await
+    }
+
     async fn server_key(
         &self,
         purpose: &str,

@@ -8,6 +8,8 @@ mod edits_store;
 mod faults;
 mod instances;
 mod instances_store;
+mod leadership;
+mod leadership_store;
 mod queued;
 mod reads_store;
 mod restart;

@@ -216,6 +216,7 @@ async fn a_secret_a_handler_registers_at_run_time_is_masked_in_the_stored_log_an
             .build(),
         clock: ManualClock::new(t0()).shared(),
         config: config(),
+        leading: None,
     };
     let run_id = scheduler::run_once(parts, "fetcher")
         .await

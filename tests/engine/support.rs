@@ -130,12 +130,33 @@ impl Engine {
         Self::boot(dir, clock, jobs, config).await
     }
 
+    /// A fresh database with `jobs`, and a scheduler at [`t0`] that fires scheduled runs
+    /// only while `leading` says it leads.
+    pub async fn start_following(
+        jobs: &[JobSettings],
+        leading: batchboard::instance::Leading,
+    ) -> Engine {
+        let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        let clock = ManualClock::new(t0());
+        Self::boot_following(dir, clock, jobs, config(), Some(leading)).await
+    }
+
     /// Starts a scheduler on an existing database directory, as a new process would.
     pub async fn boot(
         dir: Arc<tempfile::TempDir>,
         clock: ManualClock,
         jobs: &[JobSettings],
         config: SchedulerConfig,
+    ) -> Engine {
+        Self::boot_following(dir, clock, jobs, config, None).await
+    }
+
+    async fn boot_following(
+        dir: Arc<tempfile::TempDir>,
+        clock: ManualClock,
+        jobs: &[JobSettings],
+        config: SchedulerConfig,
+        leading: Option<batchboard::instance::Leading>,
     ) -> Engine {
         batchboard::telemetry::init_for_tests();
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
@@ -152,6 +173,7 @@ impl Engine {
             registry,
             clock: clock.shared(),
             config,
+            leading,
         };
         let (handle, task) = scheduler::start(parts).await.expect("the scheduler starts");
         let events = handle.subscribe();

@@ -127,6 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         registry,
         clock,
         config,
+        leading: None,
     };
     let (handle, task) = scheduler::start(parts).await?;
     let wait = (end - Utc::now()).to_std().unwrap_or(Duration::ZERO);

@@ -36,7 +36,12 @@ impl Core {
             registry,
             clock,
             config,
+            mut leading,
         } = parts;
+        // Seen here, so the loop hears only later changes.
+        let leads = leading
+            .as_mut()
+            .is_none_or(|leading| leading.borrow_and_update().is_some());
         let exec = Arc::new(Exec::new(
             writer.clone(),
             clock.clone(),
@@ -62,6 +67,9 @@ impl Core {
             active: HashMap::new(),
             deferred: HashMap::new(),
             refusals: HashMap::new(),
+            leads,
+            leadership: leading,
+            lead_pending: false,
         };
         let records = store.jobs().await.context("loading jobs")?;
         for record in &records {
@@ -71,8 +79,10 @@ impl Core {
             }
         }
         core.interrupt_orphans(&writer).await?;
-        for record in &records {
-            core.schedule_at_start(record).await?;
+        if core.leads {
+            for record in &records {
+                core.schedule_at_start(record).await?;
+            }
         }
         for run in store
             .pending_retries()
@@ -164,7 +174,34 @@ impl Core {
         (finish, retry)
     }
 
-    async fn schedule_at_start(&mut self, record: &JobRecord) -> anyhow::Result<()> {
+    /// Takes over deciding the scheduled fires: every job's next fire is read from the
+    /// store (the previous leader may have moved it) and queued, with missed ones
+    /// following their misfire policy, as at start-up.
+    pub(in crate::scheduler) async fn take_the_lead(&mut self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        self.leads = true;
+        let records = self.store.jobs().await.context("loading jobs")?;
+        for record in &records {
+            self.ids.insert(record.name.clone(), record.id);
+            match self.job_state(record) {
+                Some(state) => {
+                    self.jobs.insert(record.id, state);
+                }
+                None => {
+                    self.jobs.remove(&record.id);
+                }
+            }
+        }
+        for record in &records {
+            self.schedule_at_start(record).await?;
+        }
+        Ok(())
+    }
+
+    pub(in crate::scheduler) async fn schedule_at_start(
+        &mut self,
+        record: &JobRecord,
+    ) -> anyhow::Result<()> {
         let now = now_of(&self.clock);
         let Some(job) = self.jobs.get(&record.id) else {
             if record.next_run_at.is_some() {

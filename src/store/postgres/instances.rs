@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::store::{InstanceKind, InstanceRecord, NewInstance, StoreError, StoreResult};
+use crate::store::{
+    InstanceKind, InstanceRecord, LeaderTerm, NewInstance, StoreError, StoreResult,
+};
 
 #[derive(sqlx::FromRow)]
 struct InstanceRow {
@@ -112,4 +114,85 @@ pub(super) async fn list(pool: &PgPool, since: DateTime<Utc>) -> StoreResult<Vec
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(InstanceRecord::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct TermRow {
+    holder: String,
+    elected_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl From<TermRow> for LeaderTerm {
+    fn from(row: TermRow) -> Self {
+        LeaderTerm {
+            holder: row.holder,
+            elected_at: row.elected_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+pub(super) async fn claim_leadership(
+    pool: &PgPool,
+    name: &str,
+    candidate: &str,
+    ttl: chrono::Duration,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<LeaderTerm>> {
+    let mut tx = pool.begin().await?;
+    // One statement decides under the row's lock: a live term of the candidate is
+    // renewed (same term); a free or expired lease is taken with a new term; a live term
+    // of someone else is left alone. Two candidates racing both wait for the lock and
+    // the second sees the first's term.
+    sqlx::query(
+        "INSERT INTO leadership (name, holder, elected_at, expires_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO UPDATE SET \
+             elected_at = CASE WHEN leadership.holder = excluded.holder \
+                 AND leadership.expires_at > $3 THEN leadership.elected_at \
+                 ELSE excluded.elected_at END, \
+             holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+         WHERE (leadership.holder = excluded.holder AND leadership.expires_at > $3) \
+            OR leadership.expires_at <= $3",
+    )
+    .bind(name)
+    .bind(candidate)
+    .bind(now)
+    .bind(now + ttl)
+    .execute(&mut *tx)
+    .await?;
+    let term = sqlx::query_as::<_, TermRow>(
+        "SELECT holder, elected_at, expires_at FROM leadership WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(term.map(LeaderTerm::from))
+}
+
+pub(super) async fn resign_leadership(
+    pool: &PgPool,
+    name: &str,
+    holder: &str,
+    elected_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM leadership WHERE name = $1 AND holder = $2 AND elected_at = $3")
+        .bind(name)
+        .bind(holder)
+        .bind(elected_at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn leadership(pool: &PgPool, name: &str) -> StoreResult<Option<LeaderTerm>> {
+    let term = sqlx::query_as::<_, TermRow>(
+        "SELECT holder, elected_at, expires_at FROM leadership WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(term.map(LeaderTerm::from))
 }

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use super::rows::{micros, opt_micros};
-use crate::store::{InstanceKind, InstanceRecord, NewInstance, StoreError, StoreResult};
+use crate::store::{
+    InstanceKind, InstanceRecord, LeaderTerm, NewInstance, StoreError, StoreResult,
+};
 
 #[derive(sqlx::FromRow)]
 struct InstanceRow {
@@ -119,4 +121,89 @@ pub(super) async fn list(
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(InstanceRecord::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct TermRow {
+    holder: String,
+    elected_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<TermRow> for LeaderTerm {
+    type Error = StoreError;
+
+    fn try_from(row: TermRow) -> StoreResult<Self> {
+        let time = |stored: i64| {
+            DateTime::from_timestamp_micros(stored)
+                .ok_or_else(|| StoreError::Decode(format!("time {stored} µs is out of range")))
+        };
+        Ok(LeaderTerm {
+            holder: row.holder,
+            elected_at: time(row.elected_at)?,
+            expires_at: time(row.expires_at)?,
+        })
+    }
+}
+
+pub(super) async fn claim_leadership(
+    pool: &SqlitePool,
+    name: &str,
+    candidate: &str,
+    ttl: chrono::Duration,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<LeaderTerm>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // A live term of the candidate is renewed (same term); a free or expired lease is
+    // taken with a new term; a live term of someone else is left alone.
+    sqlx::query(
+        "INSERT INTO leadership (name, holder, elected_at, expires_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO UPDATE SET \
+             elected_at = CASE WHEN leadership.holder = excluded.holder \
+                 AND leadership.expires_at > $3 THEN leadership.elected_at \
+                 ELSE excluded.elected_at END, \
+             holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+         WHERE (leadership.holder = excluded.holder AND leadership.expires_at > $3) \
+            OR leadership.expires_at <= $3",
+    )
+    .bind(name)
+    .bind(candidate)
+    .bind(micros(now))
+    .bind(micros(now + ttl))
+    .execute(&mut *tx)
+    .await?;
+    let term = sqlx::query_as::<_, TermRow>(
+        "SELECT holder, elected_at, expires_at FROM leadership WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    term.map(LeaderTerm::try_from).transpose()
+}
+
+pub(super) async fn resign_leadership(
+    pool: &SqlitePool,
+    name: &str,
+    holder: &str,
+    elected_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM leadership WHERE name = $1 AND holder = $2 AND elected_at = $3")
+        .bind(name)
+        .bind(holder)
+        .bind(micros(elected_at))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn leadership(pool: &SqlitePool, name: &str) -> StoreResult<Option<LeaderTerm>> {
+    let term = sqlx::query_as::<_, TermRow>(
+        "SELECT holder, elected_at, expires_at FROM leadership WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    term.map(LeaderTerm::try_from).transpose()
 }
