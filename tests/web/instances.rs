@@ -23,9 +23,10 @@ async fn the_instances_panel_and_api_show_this_server_alive_and_runs_name_their_
         (
             me["kind"].as_str(),
             me["alive"].as_bool(),
+            me["leader"].as_bool(),
             me["running_runs"].as_u64()
         ),
-        (Some("serve"), Some(true), Some(0)),
+        (Some("serve"), Some(true), Some(true), Some(0)),
         "{body}"
     );
     let id = me["id"].as_str().expect("an id").to_owned();
@@ -41,7 +42,8 @@ async fn the_instances_panel_and_api_show_this_server_alive_and_runs_name_their_
     assert_eq!(panel.status(), StatusCode::OK);
     let html = panel.text().await.expect("a page");
     assert!(
-        html.contains(&format!("<code>{id}</code> (this one)")) && html.contains("<td>alive</td>"),
+        html.contains(&format!("<code>{id}</code> (this one)"))
+            && html.contains("<td>alive, leader</td>"),
         "{html}"
     );
 }

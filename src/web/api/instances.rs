@@ -39,6 +39,8 @@ pub struct InstanceJson {
     pub alive: bool,
     /// Its runs still queued or running.
     pub running_runs: u64,
+    /// It holds the scheduler lease: it decides the scheduled fires.
+    pub leader: bool,
 }
 
 /// `GET /api/v1/instances`: every instance, alive or stopped within a day.
@@ -56,6 +58,12 @@ pub async fn list_instances(
     _user: ApiUser,
 ) -> ApiResult<Json<InstancesJson>> {
     let now = crate::instance::now(&state.store, &state.clock).await?;
+    let leader = state
+        .store
+        .leadership(crate::instance::leader::SCHEDULER_LEASE)
+        .await?
+        .filter(|term| term.expires_at > now)
+        .map(|term| term.holder);
     let instances = state
         .store
         .instances(now - STOPPED_SHOWN_FOR)
@@ -63,6 +71,8 @@ pub async fn list_instances(
         .into_iter()
         .map(|instance| InstanceJson {
             alive: instance.is_alive(now, LEASE),
+            leader: leader.as_deref() == Some(instance.id.as_str())
+                && instance.is_alive(now, LEASE),
             kind: instance.kind.as_str().to_owned(),
             id: instance.id,
             host: instance.host,

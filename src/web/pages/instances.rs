@@ -29,10 +29,17 @@ struct InstanceRow {
     state: &'static str,
     running_runs: u64,
     this_one: bool,
+    /// It holds the scheduler lease: it decides the scheduled fires.
+    leader: bool,
 }
 
 impl InstanceRow {
-    fn new(instance: InstanceRecord, now: chrono::DateTime<chrono::Utc>, me: &str) -> Self {
+    fn new(
+        instance: InstanceRecord,
+        now: chrono::DateTime<chrono::Utc>,
+        me: &str,
+        leader: Option<&str>,
+    ) -> Self {
         let state = if instance.stopped_at.is_some() {
             "stopped"
         } else if instance.is_alive(now, LEASE) {
@@ -42,6 +49,7 @@ impl InstanceRow {
         };
         Self {
             this_one: instance.id == me,
+            leader: leader == Some(instance.id.as_str()) && state == "alive",
             kind: instance.kind.as_str(),
             started: TimeView::new(instance.started_at),
             heartbeat: TimeView::new(instance.heartbeat_at),
@@ -71,12 +79,18 @@ pub(super) async fn list(
 ) -> WebResult<InstancesPage> {
     let now = crate::instance::now(&state.store, &state.clock).await?;
     let me = state.scheduler.instance_id().to_owned();
+    let leader = state
+        .store
+        .leadership(crate::instance::leader::SCHEDULER_LEASE)
+        .await?
+        .filter(|term| term.expires_at > now)
+        .map(|term| term.holder);
     let instances = state
         .store
         .instances(now - STOPPED_SHOWN_FOR)
         .await?
         .into_iter()
-        .map(|instance| InstanceRow::new(instance, now, &me))
+        .map(|instance| InstanceRow::new(instance, now, &me, leader.as_deref()))
         .collect();
     Ok(InstancesPage {
         chrome: Chrome::new(user, csrf),
