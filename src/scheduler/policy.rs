@@ -36,7 +36,7 @@ pub fn next_fire(
 /// the schedule and no further away than one period. When the schedule was edited in the
 /// settings file while the process was down, the stored time may be neither.
 ///
-/// A fire is claimed up to [`LOOKAHEAD`] before its slot, and its claim stores the slot
+/// A fire is claimed up to `LOOKAHEAD` (300 ms) before its slot, and its claim stores the slot
 /// after it, so the period is counted from `now + LOOKAHEAD`: a leader taking over just
 /// after such a claim must keep the grid, not start a new one.
 pub fn stored_next_is_valid(

@@ -8,11 +8,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
+use axum_login::{AuthManagerLayer, AuthUser, AuthnBackend};
 
 use super::error::WebError;
-use super::sessions::Sessions;
-use super::state::{AppState, WebConfig};
+use super::state::AppState;
 pub use crate::store::Role;
 use crate::store::{SessionRows, SharedStore, StoreError, TOKEN_PREFIX, User, hash_token};
 
@@ -97,11 +96,6 @@ impl AuthnBackend for Backend {
             .await?
             .filter(|user| !user.disabled))
     }
-}
-
-/// Builds the session and sign-in layers over `sessions` (see [`Sessions::layer`]).
-pub fn layer(sessions: &Sessions, config: &WebConfig, store: SharedStore) -> AuthLayer {
-    AuthManagerLayerBuilder::new(Backend::new(store), sessions.layer(config)).build()
 }
 
 /// The signed-in user of this request. Extracting it from a request without a session
@@ -329,6 +323,22 @@ pub async fn require_login(request: Request, next: Next) -> Response {
 }
 
 /// A 303 See Other to `location`.
+/// Where a user changes their own password (and must, before anything else, when it
+/// was generated or set by an admin).
+pub const CHANGE_PASSWORD_PATH: &str = "/account/password";
+
+/// A 303 to the password page, keeping where the user was going.
+pub fn go_change_password(next: &str) -> Response {
+    if next == "/" {
+        see_other(CHANGE_PASSWORD_PATH)
+    } else {
+        see_other(&format!(
+            "{CHANGE_PASSWORD_PATH}?next={}",
+            percent_encode(next)
+        ))
+    }
+}
+
 pub fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),

@@ -10,11 +10,9 @@ use serde::Deserialize;
 
 use super::auth::{AuthSession, local_path_or_root, see_other};
 use super::client_address::ClientAddress;
-use super::csrf::{self, CsrfToken};
 use super::device;
-use super::error::{WebError, WebResult};
+use super::error::WebResult;
 use super::login_csrf;
-use super::pages::account;
 use super::signin::{self, Verdict};
 use super::throttle::Limit;
 use crate::users::MAX_NAME_LEN;
@@ -112,10 +110,8 @@ pub async fn submit(
     let (status, retry_after, message) = match signin::judge(&state, &auth, attempt).await? {
         Verdict::SignedIn(user) => {
             state.sessions.sign_in(&mut auth, &user, now).await?;
-            // The signed-in session's own token, ready for the first page.
-            csrf::renew(&auth.session).await?;
             let mut response = if user.must_change_password {
-                account::go_change_password(&next)
+                super::auth::go_change_password(&next)
             } else {
                 see_other(&next)
             };
@@ -173,33 +169,6 @@ fn wait_text(seconds: u64) -> String {
     } else {
         format!("{} min", seconds.div_ceil(60))
     }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "logout.html")]
-struct LogoutPage {
-    csrf: String,
-    name: String,
-}
-
-/// `GET /logout`: a confirmation form, so signing out works without JavaScript from any
-/// link, and any role can reach a page carrying its CSRF token.
-pub async fn confirm(
-    user: super::auth::CurrentUser,
-    CsrfToken(csrf): CsrfToken,
-) -> impl IntoResponse {
-    LogoutPage {
-        csrf,
-        name: user.name,
-    }
-}
-
-/// `POST /logout`: deletes the session from the store and the cookie's value with it.
-pub async fn logout(mut auth: AuthSession) -> WebResult<Response> {
-    auth.logout()
-        .await
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("ending a session: {e}")))?;
-    Ok(see_other("/login"))
 }
 
 #[cfg(test)]

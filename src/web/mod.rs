@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod client_address;
+pub mod config;
 pub mod csrf;
 pub mod device;
 pub mod error;
@@ -44,7 +45,9 @@ pub use state::{AppState, WebConfig};
 /// # Errors
 /// When the router cannot be built.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
-    let auth_layer = auth::layer(&state.sessions, &state.config, state.store.clone());
+    let auth_layer = state
+        .sessions
+        .auth_layer(&state.config, state.store.clone());
     let bearer_layer = from_fn_with_state(state.clone(), auth::bearer);
     let csrf_layer = from_fn_with_state(state.clone(), csrf::verify);
     let headers_layer = from_fn_with_state(state.config.clone(), security::headers);

@@ -23,8 +23,8 @@ use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use super::auth::AuthSession;
+use super::config::WebConfig;
 use super::error::{WebError, WebResult};
-use super::state::WebConfig;
 use crate::store::{SessionRows, SharedStore, User};
 
 /// Name of the session cookie (with secure cookies: `__Host-batchboard_session`).
@@ -97,7 +97,17 @@ impl Sessions {
             .with_expiry(Expiry::OnInactivity(SESSION_INACTIVITY))
     }
 
-    /// Signs `user` in on this request's session with a new session id, and indexes it.
+    /// The session and sign-in layers over this store.
+    pub fn auth_layer(&self, config: &WebConfig, store: SharedStore) -> super::auth::AuthLayer {
+        axum_login::AuthManagerLayerBuilder::new(
+            super::auth::Backend::new(store),
+            self.layer(config),
+        )
+        .build()
+    }
+
+    /// Signs `user` in on this request's session with a new session id and a new CSRF
+    /// token, and indexes it.
     ///
     /// axum-login changes the id only when the session held no signed-in user before; a
     /// sign-in over a signed-in session (another user, or the same one again) must not
@@ -131,6 +141,8 @@ impl Sessions {
         self.store
             .index_session(&id.to_string(), user.id, now)
             .await?;
+        // The signed-in session's own CSRF token, ready for the first page.
+        super::csrf::renew(&auth.session).await?;
         Ok(())
     }
 

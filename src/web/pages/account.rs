@@ -18,15 +18,14 @@ use serde::Deserialize;
 
 use crate::store::UserUpdate;
 use crate::users::{hash_password, validate_password, verify_password};
-use crate::web::auth::{
-    AuthSession, BearerAuth, SessionUser, local_path_or_root, percent_encode, see_other,
-};
+use crate::web::auth::{AuthSession, BearerAuth, SessionUser, local_path_or_root, see_other};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 use crate::web::state::AppState;
 
 /// The page's path.
-pub const PATH: &str = "/account/password";
+pub use crate::web::auth::CHANGE_PASSWORD_PATH as PATH;
+use crate::web::auth::go_change_password;
 
 /// Wrong current passwords a session may send before it is signed out: whoever holds a
 /// stolen session cookie gets a handful of guesses at the password, not unlimited ones.
@@ -84,15 +83,6 @@ impl PasswordPage {
 #[derive(Debug, Deserialize)]
 pub(crate) struct NextQuery {
     next: Option<String>,
-}
-
-/// A 303 to the page, keeping where the user was going.
-pub fn go_change_password(next: &str) -> Response {
-    if next == "/" {
-        see_other(PATH)
-    } else {
-        see_other(&format!("{PATH}?next={}", percent_encode(next)))
-    }
 }
 
 /// `GET /account/password`.

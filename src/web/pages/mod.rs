@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod history;
 pub mod instances;
 pub mod job;
+pub mod logout;
 pub mod run;
 pub mod svg;
 pub mod tokens;
@@ -74,8 +75,8 @@ pub const ROUTES: [PageRoute; 26] = [
     route("POST", "/tokens/{id}/revoke", || post(tokens::revoke)),
     route("GET", "/account/password", || get(account::show)),
     route("POST", "/account/password", || post(account::change)),
-    route("GET", "/logout", || get(super::login::confirm)),
-    route("POST", "/logout", || post(super::login::logout)),
+    route("GET", "/logout", || get(logout::confirm)),
+    route("POST", "/logout", || post(logout::logout)),
 ];
 
 /// Every page route, from [`ROUTES`].
