@@ -42,6 +42,8 @@ pub struct Application {
     registration: Registration,
     /// Asks for the scheduler lease; only the leader fires scheduled runs.
     elector: Elector,
+    /// Reloads the jobs other instances change (PostgreSQL); cancelled at shutdown.
+    job_changes: (tokio_util::sync::CancellationToken, Option<JoinHandle<()>>),
     /// On SQLite, proof that no other `serve` uses the file; released when dropped.
     _serve_lock: Option<ServeLock>,
 }
@@ -153,6 +155,14 @@ impl Application {
         let (scheduler, scheduler_task) = scheduler::start(parts)
             .await
             .context("starting the scheduler")?;
+        let stop_following = tokio_util::sync::CancellationToken::new();
+        let following = crate::instance::job_changes::follow(
+            store.clone(),
+            scheduler.clone(),
+            stop_following.clone(),
+        )
+        .await
+        .context("following the job changes of other instances")?;
         let mut metrics_server = None;
         let mut metrics_address = None;
         let signer = web::signing::Signer::load(&store, options.clock.now())
@@ -223,6 +233,7 @@ impl Application {
             jobs_source,
             registration,
             elector,
+            job_changes: (stop_following, following),
             _serve_lock: serve_lock,
         })
     }
@@ -312,6 +323,13 @@ impl Application {
 
     /// Stops the session cleanup, the scheduler (with its grace period) and the writer.
     pub async fn stop(self) {
+        let (stop_following, following) = self.job_changes;
+        stop_following.cancel();
+        if let Some(following) = following
+            && let Err(error) = following.await
+        {
+            tracing::error!(%error, "the job change follower failed");
+        }
         let (stop_cleanup, cleanup) = self.session_cleanup;
         stop_cleanup.cancel();
         if let Err(error) = cleanup.await {

@@ -3,6 +3,7 @@
 //! process's to interrupt only once its instance is gone (see [`live_instance_ids`]),
 //! so a `serve` starting beside a `batchboard run` never takes over that run.
 
+pub mod job_changes;
 pub mod leader;
 mod serve_lock;
 

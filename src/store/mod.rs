@@ -56,6 +56,10 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The PostgreSQL channel on which a job's edit, pause or resume is announced, with the
+/// job's name as payload.
+pub const JOB_CHANGES_CHANNEL: &str = "batchboard_job_changes";
+
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;
 
@@ -335,6 +339,18 @@ pub trait Store: Send + Sync + 'static {
     /// Instances not stopped, and those stopped since `since`, newest first, each with
     /// its count of runs going.
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceRecord>>;
+
+    /// Starts following the job changes other instances announce: each changed job's
+    /// name is sent to `changed`, and `None` when announcements may have been missed (a
+    /// lost connection), so that the caller reconciles everything. `Ok(None)` for a
+    /// backend with no announcements (SQLite: one server per file).
+    async fn follow_job_changes(
+        &self,
+        changed: tokio::sync::mpsc::UnboundedSender<Option<String>>,
+    ) -> StoreResult<Option<tokio::task::JoinHandle<()>>> {
+        drop(changed);
+        Ok(None)
+    }
 
     // leadership leases
 

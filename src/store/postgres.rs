@@ -422,6 +422,32 @@ impl Store for PgStore {
         instances::list(&self.pool, since).await
     }
 
+    async fn follow_job_changes(
+        &self,
+        changed: tokio::sync::mpsc::UnboundedSender<Option<String>>,
+    ) -> StoreResult<Option<tokio::task::JoinHandle<()>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(JOB_CHANGES_CHANNEL).await?;
+        Ok(Some(tokio::spawn(async move {
+            loop {
+                let heard = match listener.try_recv().await {
+                    Ok(Some(notification)) => Some(notification.payload().to_owned()),
+                    // The connection was lost (and is opened again at the next call):
+                    // whatever was announced meanwhile is gone.
+                    Ok(None) => None,
+                    Err(error) => {
+                        tracing::warn!(%error, "lost the job change announcements; listening again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        None
+                    }
+                };
+                if changed.send(heard).is_err() {
+                    return; // nobody follows any more
+                }
+            }
+        })))
+    }
+
     async fn claim_leadership(
         &self,
         name: &str,

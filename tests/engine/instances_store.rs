@@ -242,7 +242,81 @@ async fn a_scheduled_slot_has_one_first_attempt_whoever_inserts_it(store: TestSt
     insert(&store, run(job_id, "b")).await;
 }
 
+/// The next announcement heard, within 10 s.
+async fn next(news: &mut tokio::sync::mpsc::UnboundedReceiver<Option<String>>) -> Option<String> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), news.recv())
+        .await
+        .expect("an announcement within 10 s")
+        .expect("the listener runs")
+}
+
+async fn edits_and_pauses_are_announced_to_the_other_instances_when_they_commit(store: TestStore) {
+    let job_id = job(&store).await;
+    let (heard, mut news) = tokio::sync::mpsc::unbounded_channel();
+    let Some(listener) = store.follow_job_changes(heard).await.expect("listens") else {
+        assert_eq!(
+            store.backend,
+            crate::support::Backend::Sqlite,
+            "only SQLite announces nothing"
+        );
+        return;
+    };
+    // Another instance: its own connections to the same database.
+    let other = batchboard::store::connect(&store.url)
+        .await
+        .expect("a second store");
+    let record = other
+        .set_paused_by(job_id, true, None, "ada", at(1))
+        .await
+        .expect("paused");
+    assert_eq!(next(&mut news).await, Some("copy".to_owned()));
+
+    // A refused edit (stale version) announces nothing: the next news is the later pause
+    // of another job.
+    let stale = batchboard::store::JobEdit {
+        overrides: serde_json::Map::new(),
+        paused: false,
+        next_run_at: None,
+        changes: Vec::new(),
+    };
+    assert!(
+        other
+            .update_job_overrides(job_id, record.version - 1, &stale, at(2))
+            .await
+            .is_err()
+    );
+    let second = JobSettings {
+        name: "other".into(),
+        handler: "scripted".into(),
+        every: Some("1h".into()),
+        ..JobSettings::default()
+    };
+    let jobs = other
+        .sync_jobs(
+            &[
+                JobSettings {
+                    name: "copy".into(),
+                    handler: "scripted".into(),
+                    every: Some("1h".into()),
+                    ..JobSettings::default()
+                },
+                second,
+            ],
+            at(3),
+        )
+        .await
+        .expect("synced");
+    let other_id = jobs.iter().find(|j| j.name == "other").expect("other").id;
+    other
+        .set_paused_by(other_id, true, None, "ada", at(4))
+        .await
+        .expect("paused");
+    assert_eq!(next(&mut news).await, Some("other".to_owned()));
+    listener.abort();
+}
+
 store_suite!(
+    edits_and_pauses_are_announced_to_the_other_instances_when_they_commit,
     a_scheduled_slot_has_one_first_attempt_whoever_inserts_it,
     instances_register_beat_count_their_runs_and_stop,
     a_second_registration_under_the_same_id_is_refused,

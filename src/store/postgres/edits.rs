@@ -48,8 +48,21 @@ pub(super) async fn update_job_overrides(
         });
     };
     insert_changes(&mut tx, job_id, &edit.changes, now).await?;
+    let record = JobRecord::try_from(row)?;
+    announce(&mut tx, &record.name).await?;
     tx.commit().await?;
-    JobRecord::try_from(row)
+    Ok(record)
+}
+
+/// Tells the other instances that job `name` changed. Sent inside the transaction, so
+/// it is delivered when (and only if) the change commits.
+async fn announce(tx: &mut sqlx::PgConnection, name: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::store::JOB_CHANGES_CHANNEL)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// See [`crate::store::Store::set_paused_by`].
@@ -88,8 +101,10 @@ pub(super) async fn set_paused_by(
         };
         insert_changes(&mut tx, job_id, &[change], now).await?;
     }
+    let record = JobRecord::try_from(row)?;
+    announce(&mut tx, &record.name).await?;
     tx.commit().await?;
-    JobRecord::try_from(row)
+    Ok(record)
 }
 
 async fn insert_changes(
