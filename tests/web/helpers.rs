@@ -112,8 +112,13 @@ pub fn take_database(dir: &Path) -> Option<PgDatabase> {
 /// Settings for a test app with its database in `dir` (or on PostgreSQL, see
 /// [`BACKEND_VAR`]).
 pub fn test_settings(dir: &std::path::Path) -> Settings {
+    test_settings_on(dir, &database_url(dir))
+}
+
+/// [`test_settings`] on the database at `database_url` (another app's, say).
+pub fn test_settings_on(dir: &std::path::Path, database_url: &str) -> Settings {
     Settings {
-        database_url: database_url(dir),
+        database_url: database_url.to_owned(),
         bind: "127.0.0.1:0".parse().expect("an address"),
         admin_password: Some(ADMIN_PASSWORD.into()),
         // A source, so the demo jobs do not replace ours.

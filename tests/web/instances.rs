@@ -47,3 +47,65 @@ async fn the_instances_panel_and_api_show_this_server_alive_and_runs_name_their_
         "{html}"
     );
 }
+
+/// Two servers on one PostgreSQL database: an edit made on the follower reaches the
+/// leader at once (the follower's commit announces it), so the leader fires on the new
+/// schedule without waiting for the old slot. On SQLite a second server is refused, so
+/// this runs with `BATCHBOARD_TEST_WEB_BACKEND=postgres` only.
+#[tokio::test]
+async fn an_edit_made_on_a_follower_reaches_the_leader_at_once() {
+    if !crate::helpers::on_postgres() {
+        return;
+    }
+    let leader = crate::helpers::spawn_app().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = crate::helpers::test_settings_on(dir.path(), &leader.database_url);
+    let follower = crate::helpers::spawn_app_with(settings, dir).await;
+    let operator = signed_in(&follower, "otto", Role::Operator).await;
+
+    let job: Value = operator
+        .get("/api/v1/jobs/inventory-sync")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let token = operator.csrf_token().await;
+    let saved = operator
+        .client
+        .patch(operator.url("/api/v1/jobs/inventory-sync"))
+        .header("X-CSRF-Token", token)
+        .json(&serde_json::json!({"every": "1m", "version": job["version"]}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved: Value = saved.json().await.expect("JSON");
+    let next: chrono::DateTime<chrono::Utc> = saved["next_run_at"]
+        .as_str()
+        .and_then(|at| at.parse().ok())
+        .expect("a next fire");
+
+    // The old schedule's next fire is 5 minutes away; the new one comes first.
+    leader.clock.set(next + chrono::Duration::seconds(1));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let runs = leader
+            .store
+            .runs(&batchboard::store::RunFilter {
+                limit: 10,
+                ..batchboard::store::RunFilter::default()
+            })
+            .await
+            .expect("runs load");
+        if runs.iter().any(|run| run.scheduled_for == next) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader did not fire the edited schedule's slot {next}: {runs:?}"
+        );
+        // The leader's scheduler wakes on its own clock; nudge it.
+        leader.clock.set(next + chrono::Duration::seconds(1));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

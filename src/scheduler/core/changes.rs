@@ -95,7 +95,7 @@ impl Core {
             .job_state(&plan.applied_to(&record))
             .ok_or_else(|| edit::invalid("settings", "the edited job cannot run"))?;
         let now = now_of(&self.clock);
-        let next_run_at = self.next_fire_after_change(record.id, &state, now);
+        let next_run_at = self.next_fire_after_change(record.id, &state, now, false);
         let resumed = record.paused && !plan.paused;
         let change = JobEdit {
             overrides: plan.overrides,
@@ -128,17 +128,21 @@ impl Core {
     /// that changing another setting does not move it; a fresh one otherwise; none while
     /// it is paused or disabled. A job that was not firing (disabled, or unable to run)
     /// and whose stored slot has passed follows its misfire policy, as at start-up.
+    /// `stored_is_current`: the stored time was computed for the job's current schedule
+    /// (by whoever saved it), so it stands whenever it is valid.
     fn next_fire_after_change(
         &self,
         job_id: i64,
         state: &JobState,
         now: DateTime<Utc>,
+        stored_is_current: bool,
     ) -> Option<DateTime<Utc>> {
         if state.paused || !state.spec.enabled {
             return None;
         }
         let before = self.jobs.get(&job_id);
-        let same_schedule = before.is_some_and(|job| job.spec.schedule == state.spec.schedule);
+        let same_schedule = stored_is_current
+            || before.is_some_and(|job| job.spec.schedule == state.spec.schedule);
         let was_firing = before.is_some_and(|job| job.spec.enabled && !job.paused);
         let schedule = &state.spec.schedule;
         let stored = state
@@ -170,7 +174,9 @@ impl Core {
                     .into(),
             });
         };
-        let next = self.next_fire_after_change(record.id, &state, now_of(&self.clock));
+        // What the store holds was written by whoever changed the job last (another
+        // instance's edit, the claim that beat ours): it stands when still valid.
+        let next = self.next_fire_after_change(record.id, &state, now_of(&self.clock), true);
         let stored = state.next_run_at.take();
         // The new next fire is written before memory follows it: if the write fails, the
         // job keeps firing on what the store holds, never on nothing.
