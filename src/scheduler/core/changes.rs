@@ -141,8 +141,8 @@ impl Core {
             return None;
         }
         let before = self.jobs.get(&job_id);
-        let same_schedule = stored_is_current
-            || before.is_some_and(|job| job.spec.schedule == state.spec.schedule);
+        let same_schedule =
+            stored_is_current || before.is_some_and(|job| job.spec.schedule == state.spec.schedule);
         let was_firing = before.is_some_and(|job| job.spec.enabled && !job.paused);
         let schedule = &state.spec.schedule;
         let stored = state
