@@ -160,6 +160,7 @@ impl Application {
             store.clone(),
             scheduler.clone(),
             stop_following.clone(),
+            settings.scheduler.listen,
         )
         .await
         .context("following the job changes of other instances")?;

@@ -106,6 +106,10 @@ pub struct SchedulerSettings {
     /// How long a run that passed its timeout has to stop after being cancelled, before
     /// it is abandoned (default 10s).
     pub timeout_grace: Duration,
+    /// Hear other instances' job changes at once (PostgreSQL's LISTEN, default true).
+    /// Off behind a transaction-mode pooler, where LISTEN cannot work: changes are then
+    /// picked up by polling every few seconds.
+    pub listen: bool,
 }
 
 impl Default for SchedulerSettings {
@@ -114,6 +118,7 @@ impl Default for SchedulerSettings {
             max_concurrent_runs: 256,
             shutdown_grace: Duration::from_secs(30),
             timeout_grace: Duration::from_secs(10),
+            listen: true,
         }
     }
 }

@@ -36,6 +36,7 @@ pub(super) struct FileScheduler {
     pub(super) max_concurrent_runs: Option<u64>,
     pub(super) shutdown_grace: Option<String>,
     pub(super) timeout_grace: Option<String>,
+    pub(super) listen: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,6 +9,7 @@ bind = "0.0.0.0:9000"
 max_concurrent_runs = 32
 shutdown_grace = "1m"
 timeout_grace = "5s"
+listen = false
 
 [runlog]
 max_lines_per_run = 500
@@ -88,6 +89,7 @@ fn a_full_valid_file_is_read_with_every_value() {
             max_concurrent_runs: 32,
             shutdown_grace: Duration::from_secs(60),
             timeout_grace: Duration::from_secs(5),
+            listen: false,
         }
     );
     assert_eq!(

@@ -155,6 +155,9 @@ fn scheduler_settings(
     problem: &mut impl FnMut(&str, Option<&str>, String),
 ) -> SchedulerSettings {
     let mut scheduler = SchedulerSettings::default();
+    if let Some(listen) = raw.listen {
+        scheduler.listen = listen;
+    }
     if let Some(count) = raw.max_concurrent_runs {
         match usize::try_from(count)
             .ok()

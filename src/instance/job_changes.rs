@@ -14,11 +14,15 @@ use tokio_util::sync::CancellationToken;
 use crate::scheduler::SchedulerHandle;
 use crate::store::{SharedStore, StoreResult};
 
-/// How often every job's version is compared with what was last loaded.
+/// How often every job's version is compared with what was last loaded, while the
+/// announcements are heard.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
 
-/// Starts following; `Ok(None)` on a backend that announces nothing (SQLite, where one
-/// server owns the file and sees its own changes).
+/// How often it is compared without announcements (`[scheduler] listen = false`).
+pub const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts following; `Ok(None)` on SQLite, where one server owns the file and sees its
+/// own changes. With `listen` off, changes are found by polling alone.
 ///
 /// # Errors
 /// When the database cannot be listened to, or the jobs cannot be read.
@@ -26,28 +30,40 @@ pub async fn follow(
     store: SharedStore,
     scheduler: SchedulerHandle,
     stop: CancellationToken,
+    listen: bool,
 ) -> StoreResult<Option<JoinHandle<()>>> {
-    let (changed, mut heard) = mpsc::unbounded_channel();
-    let Some(listener) = store.follow_job_changes(changed).await? else {
+    if store.backend() == "sqlite" {
         return Ok(None);
+    }
+    let (changed, mut heard) = mpsc::unbounded_channel();
+    let listener = if listen {
+        store.follow_job_changes(changed).await?
+    } else {
+        None
+    };
+    let every = if listener.is_some() {
+        RECONCILE_EVERY
+    } else {
+        POLL_EVERY
     };
     let mut versions = versions(&store).await?;
     Ok(Some(tokio::spawn(async move {
-        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        let mut reconcile = tokio::time::interval(every);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.tick().await;
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                news = heard.recv() => match news {
-                    Some(Some(job)) => reload(&scheduler, &job).await,
-                    Some(None) => reconcile_all(&store, &scheduler, &mut versions).await,
-                    None => break,
+                Some(news) = heard.recv() => match news {
+                    Some(job) => reload(&scheduler, &job).await,
+                    None => reconcile_all(&store, &scheduler, &mut versions).await,
                 },
                 _ = reconcile.tick() => reconcile_all(&store, &scheduler, &mut versions).await,
             }
         }
-        listener.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
     })))
 }
 

@@ -95,9 +95,22 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        let migrator = sqlx::migrate!("migrations/postgres");
+        // sqlx holds a session advisory lock while it migrates, which a transaction-mode
+        // pooler can strand: when every migration is already applied (`batchboard
+        // migrate` was run over a direct connection), start-up takes no lock at all.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if migrator
+            .iter()
+            .all(|migration| applied.contains(&migration.version))
+        {
+            return Ok(());
+        }
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 

@@ -54,10 +54,24 @@ async fn the_instances_panel_and_api_show_this_server_alive_and_runs_name_their_
 /// this runs with `BATCHBOARD_TEST_WEB_BACKEND=postgres` only.
 #[tokio::test]
 async fn an_edit_made_on_a_follower_reaches_the_leader_at_once() {
+    edit_on_a_follower_reaches_the_leader(true).await;
+}
+
+/// The same behind a transaction-mode pooler (`[scheduler] listen = false`): the leader
+/// finds the change by polling, within seconds.
+#[tokio::test]
+async fn an_edit_made_on_a_follower_reaches_a_leader_that_only_polls() {
+    edit_on_a_follower_reaches_the_leader(false).await;
+}
+
+async fn edit_on_a_follower_reaches_the_leader(listen: bool) {
     if !crate::helpers::on_postgres() {
         return;
     }
-    let leader = crate::helpers::spawn_app().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut settings = crate::helpers::test_settings(dir.path());
+    settings.scheduler.listen = listen;
+    let leader = crate::helpers::spawn_app_with(settings, dir).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let settings = crate::helpers::test_settings_on(dir.path(), &leader.database_url);
     let follower = crate::helpers::spawn_app_with(settings, dir).await;
