@@ -31,6 +31,12 @@ pub enum WebError {
     /// A malformed request (not a validation problem).
     #[error("{0}")]
     BadRequest(String),
+    /// The database does not answer (busy, unreachable, full); the cause is logged.
+    #[error(
+        "the database is not answering right now; runs already going go on, and what they \
+         record is written once it is back. Try again in a moment."
+    )]
+    Unavailable(anyhow::Error),
     /// Anything else; the cause is logged, never shown.
     #[error("something went wrong on our side")]
     Internal(#[from] anyhow::Error),
@@ -45,6 +51,7 @@ impl WebError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,8 +68,17 @@ impl WebError {
     }
 
     fn log(&self) {
-        if let Self::Internal(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed");
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    "request failed: the database is not answering"
+                );
+            }
+            _ => {}
         }
     }
 }
@@ -72,6 +88,7 @@ impl From<crate::store::StoreError> for WebError {
         match error {
             crate::store::StoreError::Conflict => Self::Conflict(error.to_string()),
             crate::store::StoreError::NotFound => Self::NotFound("not found".into()),
+            other if other.is_transient() => Self::Unavailable(other.into()),
             other => Self::Internal(other.into()),
         }
     }
@@ -145,3 +162,20 @@ impl IntoResponse for WebError {
 
 /// The result of a web handler.
 pub type WebResult<T> = Result<T, WebError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_database_that_does_not_answer_is_a_503_that_says_so_without_its_cause() {
+        let error = WebError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let message = error.to_string();
+        assert!(message.contains("database is not answering"), "{message}");
+        assert!(!message.contains("pool"), "{message}");
+        let refused = WebError::from(StoreError::Decode("bad row".into()));
+        assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
