@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod changes;
+
+pub(in crate::scheduler) use changes::Saved;
 mod recovery;
 
 use super::due_queue::{DueEntry, DueQueue, FireDue};
@@ -24,7 +26,7 @@ use crate::clock::SharedClock;
 use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, Registry};
 use crate::store::{FireClaim, JobRecord, NewRun, RetryClaim, RunStatus, SharedStore, Trigger};
 
-struct JobState {
+pub(in crate::scheduler) struct JobState {
     name: String,
     spec: Arc<JobSpec>,
     handler: Arc<dyn ErasedHandler>,
@@ -96,6 +98,27 @@ pub(crate) fn runnable(
     Ok((Arc::new(spec), handler))
 }
 
+/// See [`Core::job_state`]; usable off the scheduler task.
+fn job_state_of(record: &JobRecord, registry: &Registry, exec: &Exec) -> Option<JobState> {
+    if record.removed_at.is_some() {
+        return None;
+    }
+    match runnable(record, registry) {
+        Ok((spec, handler)) => Some(JobState {
+            name: record.name.clone(),
+            secrets: exec.secrets_of(&spec),
+            spec,
+            handler,
+            next_run_at: record.next_run_at,
+            paused: record.paused,
+        }),
+        Err(reason) => {
+            tracing::error!(job = %record.name, %reason, "job cannot run");
+            None
+        }
+    }
+}
+
 fn now_of(clock: &SharedClock) -> DateTime<Utc> {
     // Both databases keep microseconds; times are cut to that so that a value read back
     // compares equal to the one written (the fire compare-and-swap relies on it).
@@ -105,23 +128,7 @@ fn now_of(clock: &SharedClock) -> DateTime<Utc> {
 impl Core {
     /// The job's runnable state, or `None` (with the reason logged) if it cannot run.
     fn job_state(&self, record: &JobRecord) -> Option<JobState> {
-        if record.removed_at.is_some() {
-            return None;
-        }
-        match runnable(record, &self.registry) {
-            Ok((spec, handler)) => Some(JobState {
-                name: record.name.clone(),
-                secrets: self.exec.secrets_of(&spec),
-                spec,
-                handler,
-                next_run_at: record.next_run_at,
-                paused: record.paused,
-            }),
-            Err(reason) => {
-                tracing::error!(job = %record.name, %reason, "job cannot run");
-                None
-            }
-        }
+        job_state_of(record, &self.registry, &self.exec)
     }
 
     async fn set_next(
@@ -414,11 +421,9 @@ impl Core {
                     let _ = reply.send(Err(error));
                 }
             },
-            Command::Pause { job, actor, reply } => {
-                let _ = reply.send(self.set_paused(&job, true, &actor).await);
-            }
+            Command::Pause { job, actor, reply } => self.start_pause(&job, true, &actor, reply),
             Command::Resume { job, actor, reply } => {
-                let _ = reply.send(self.set_paused(&job, false, &actor).await);
+                self.start_pause(&job, false, &actor, reply);
             }
             Command::Edit {
                 job,
@@ -426,9 +431,8 @@ impl Core {
                 expected_version,
                 actor,
                 reply,
-            } => {
-                let _ = reply.send(self.edit(&job, &edit, expected_version, &actor).await);
-            }
+            } => self.start_edit(job, edit, expected_version, actor, reply),
+            Command::Saved(saved) => self.apply_saved(*saved),
             Command::Reload { job, reply } => {
                 let _ = reply.send(self.reload(&job).await);
             }

@@ -99,6 +99,11 @@ impl Exec {
         secrets::secret_values(&spec.params, self.runlog.redaction()).into()
     }
 
+    /// Where the scheduler task hears from the tasks it starts.
+    pub(crate) fn commands(&self) -> &mpsc::UnboundedSender<Command> {
+        &self.commands
+    }
+
     pub(crate) fn instance_id(&self) -> &str {
         &self.instance_id
     }

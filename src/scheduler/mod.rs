@@ -176,6 +176,8 @@ enum Command {
     Orphaned(Vec<crate::store::RunRecord>),
     /// A retry of a run interrupted by the lease check, once its end is written.
     QueueRetry(handoff::RetryDue),
+    /// A pause, resume or edit, as the store saved (or refused) it.
+    Saved(Box<core::Saved>),
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.

@@ -456,3 +456,47 @@ async fn the_runs_of_an_instance_whose_lease_ran_out_are_interrupted_and_retried
     );
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn the_scheduler_keeps_dispatching_while_a_pause_waits_for_the_database() {
+    let engine = Engine::start(&[
+        job("slow-to-pause", "1h", serde_json::json!({"action": "ok"})),
+        job("tick", "10s", serde_json::json!({"action": "ok"})),
+    ])
+    .await;
+    // Another process holds the write lock: the pause's write waits for it.
+    let mut other = second_connection(&engine).await;
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .expect("the lock is taken");
+    // Polled once, the pause is on the scheduler's queue, ahead of what follows.
+    let mut pause = Box::pin(engine.handle.pause("slow-to-pause"));
+    assert!(futures::poll!(&mut pause).is_pending());
+
+    // The scheduler task still answers at once: it does not wait on that write.
+    engine.clock.advance(chrono::Duration::seconds(10));
+    tokio::time::timeout(Duration::from_secs(1), engine.handle.sync())
+        .await
+        .expect("the scheduler answers while the pause is being saved");
+    assert!(
+        futures::poll!(&mut pause).is_pending(),
+        "the pause is still waiting for the lock"
+    );
+
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("the lock is released");
+    pause
+        .await
+        .expect("the pause is saved once the lock is free");
+    let paused = engine
+        .store
+        .job_by_name("slow-to-pause")
+        .await
+        .expect("loads")
+        .expect("exists");
+    assert!(paused.paused);
+    engine.stop().await;
+}
