@@ -19,6 +19,9 @@
 //! - [`secrets`]: what counts as secret: the redaction list, params redacted for
 //!   pages and answers, and the mask that hides a run's secret values in its output.
 //! - [`jobs`]: the handlers that ship (`command`, `http`, `prune_history`, demo handlers).
+//! - [`instance`]: this process among those sharing the database: registration and
+//!   heartbeat, who is alive (the lease), the leader that decides scheduled fires, the
+//!   job changes other instances announce, and the SQLite serve lock.
 //! - [`clock`]: wall-clock time, injectable so that tests control it.
 //! - [`app`]: builds the whole application from settings, as `main` and tests do.
 //! - [`users`]: console users: the first admin, password hashing and checking.
