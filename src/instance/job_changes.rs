@@ -1,4 +1,5 @@
-//! Following the job changes other instances make. An edit, pause or resume is saved by
+//! Following the job changes other instances make, and the cancel requests they pass
+//! on. An edit, pause or resume is saved by
 //! whichever instance the operator used; every instance reloads that job at once when
 //! the database announces it (PostgreSQL's NOTIFY, sent with the change's commit), and
 //! a periodic reconciliation by version catches what an announcement missed (a lost
@@ -12,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::scheduler::SchedulerHandle;
-use crate::store::{SharedStore, StoreResult};
+use crate::store::{Announcement, SharedStore, StoreResult};
 
 /// How often every job's version is compared with what was last loaded, while the
 /// announcements are heard.
@@ -35,9 +36,9 @@ pub async fn follow(
     if store.backend() == "sqlite" {
         return Ok(None);
     }
-    let (changed, mut heard) = mpsc::unbounded_channel();
+    let (announcements, mut heard) = mpsc::unbounded_channel();
     let listener = if listen {
-        store.follow_job_changes(changed).await?
+        store.follow_announcements(announcements).await?
     } else {
         None
     };
@@ -55,8 +56,14 @@ pub async fn follow(
             tokio::select! {
                 () = stop.cancelled() => break,
                 Some(news) = heard.recv() => match news {
-                    Some(job) => reload(&scheduler, &job).await,
-                    None => reconcile_all(&store, &scheduler, &mut versions).await,
+                    Announcement::JobChanged(job) => reload(&scheduler, &job).await,
+                    Announcement::CancelRun { run_id, by } => {
+                        // Every instance hears it; only the one running the run acts.
+                        let _ = scheduler.cancel(run_id, by.as_deref());
+                    }
+                    Announcement::MaybeMissed => {
+                        reconcile_all(&store, &scheduler, &mut versions).await;
+                    }
                 },
                 _ = reconcile.tick() => reconcile_all(&store, &scheduler, &mut versions).await,
             }

@@ -60,6 +60,21 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// job's name as payload.
 pub const JOB_CHANGES_CHANNEL: &str = "batchboard_job_changes";
 
+/// The PostgreSQL channel on which a request to cancel a run is announced to the
+/// instance that runs it: `<run id>` or `<run id> <who asked>`.
+pub const CANCELS_CHANNEL: &str = "batchboard_cancels";
+
+/// What one instance hears from the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// A job was edited, paused or resumed: reload it.
+    JobChanged(String),
+    /// Someone asked to cancel a run, which may be going here.
+    CancelRun { run_id: i64, by: Option<String> },
+    /// The connection was lost: what was announced meanwhile is gone.
+    MaybeMissed,
+}
+
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;
 
@@ -340,16 +355,22 @@ pub trait Store: Send + Sync + 'static {
     /// its count of runs going.
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceRecord>>;
 
-    /// Starts following the job changes other instances announce: each changed job's
-    /// name is sent to `changed`, and `None` when announcements may have been missed (a
-    /// lost connection), so that the caller reconciles everything. `Ok(None)` for a
-    /// backend with no announcements (SQLite: one server per file).
-    async fn follow_job_changes(
+    /// Starts following what other instances announce (job changes, cancel requests),
+    /// sending each to `heard`. `Ok(None)` for a backend with no announcements (SQLite:
+    /// one server per file).
+    async fn follow_announcements(
         &self,
-        changed: tokio::sync::mpsc::UnboundedSender<Option<String>>,
+        heard: tokio::sync::mpsc::UnboundedSender<Announcement>,
     ) -> StoreResult<Option<tokio::task::JoinHandle<()>>> {
-        drop(changed);
+        drop(heard);
         Ok(None)
+    }
+
+    /// Asks whichever instance runs run `run_id` to cancel it; false for a backend with
+    /// no announcements.
+    async fn announce_cancel(&self, run_id: i64, by: Option<&str>) -> StoreResult<bool> {
+        let _ = (run_id, by);
+        Ok(false)
     }
 
     // leadership leases

@@ -435,30 +435,50 @@ impl Store for PgStore {
         instances::list(&self.pool, since).await
     }
 
-    async fn follow_job_changes(
+    async fn follow_announcements(
         &self,
-        changed: tokio::sync::mpsc::UnboundedSender<Option<String>>,
+        heard: tokio::sync::mpsc::UnboundedSender<Announcement>,
     ) -> StoreResult<Option<tokio::task::JoinHandle<()>>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(JOB_CHANGES_CHANNEL).await?;
+        listener
+            .listen_all([JOB_CHANGES_CHANNEL, CANCELS_CHANNEL])
+            .await?;
         Ok(Some(tokio::spawn(async move {
             loop {
-                let heard = match listener.try_recv().await {
-                    Ok(Some(notification)) => Some(notification.payload().to_owned()),
+                let announcement = match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        match read_announcement(notification.channel(), notification.payload()) {
+                            Some(announcement) => announcement,
+                            None => continue,
+                        }
+                    }
                     // The connection was lost (and is opened again at the next call):
                     // whatever was announced meanwhile is gone.
-                    Ok(None) => None,
+                    Ok(None) => Announcement::MaybeMissed,
                     Err(error) => {
-                        tracing::warn!(%error, "lost the job change announcements; listening again");
+                        tracing::warn!(%error, "lost the announcements; listening again");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        None
+                        Announcement::MaybeMissed
                     }
                 };
-                if changed.send(heard).is_err() {
+                if heard.send(announcement).is_err() {
                     return; // nobody follows any more
                 }
             }
         })))
+    }
+
+    async fn announce_cancel(&self, run_id: i64, by: Option<&str>) -> StoreResult<bool> {
+        let payload = match by {
+            Some(by) => format!("{run_id} {by}"),
+            None => run_id.to_string(),
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CANCELS_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
     }
 
     async fn claim_leadership(
@@ -505,5 +525,24 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+}
+
+/// An announcement from its channel and payload; `None` for one this version does not
+/// know.
+fn read_announcement(channel: &str, payload: &str) -> Option<Announcement> {
+    match channel {
+        JOB_CHANGES_CHANNEL => Some(Announcement::JobChanged(payload.to_owned())),
+        CANCELS_CHANNEL => {
+            let (run_id, by) = match payload.split_once(' ') {
+                Some((run_id, by)) => (run_id, Some(by.to_owned())),
+                None => (payload, None),
+            };
+            Some(Announcement::CancelRun {
+                run_id: run_id.parse().ok()?,
+                by,
+            })
+        }
+        _ => None,
     }
 }

@@ -3,8 +3,8 @@
 
 use batchboard::job::JobSettings;
 use batchboard::store::{
-    ClaimResult, InstanceKind, LogLine, NewInstance, NewRun, RetryClaim, RunFinish, RunStatus,
-    Trigger, WriteBatch,
+    Announcement, ClaimResult, InstanceKind, LogLine, NewInstance, NewRun, RetryClaim, RunFinish,
+    RunStatus, Trigger, WriteBatch,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -243,7 +243,7 @@ async fn a_scheduled_slot_has_one_first_attempt_whoever_inserts_it(store: TestSt
 }
 
 /// The next announcement heard, within 10 s.
-async fn next(news: &mut tokio::sync::mpsc::UnboundedReceiver<Option<String>>) -> Option<String> {
+async fn next(news: &mut tokio::sync::mpsc::UnboundedReceiver<Announcement>) -> Announcement {
     tokio::time::timeout(std::time::Duration::from_secs(10), news.recv())
         .await
         .expect("an announcement within 10 s")
@@ -253,7 +253,7 @@ async fn next(news: &mut tokio::sync::mpsc::UnboundedReceiver<Option<String>>) -
 async fn edits_and_pauses_are_announced_to_the_other_instances_when_they_commit(store: TestStore) {
     let job_id = job(&store).await;
     let (heard, mut news) = tokio::sync::mpsc::unbounded_channel();
-    let Some(listener) = store.follow_job_changes(heard).await.expect("listens") else {
+    let Some(listener) = store.follow_announcements(heard).await.expect("listens") else {
         assert_eq!(
             store.backend,
             crate::support::Backend::Sqlite,
@@ -269,7 +269,10 @@ async fn edits_and_pauses_are_announced_to_the_other_instances_when_they_commit(
         .set_paused_by(job_id, true, None, "ada", at(1))
         .await
         .expect("paused");
-    assert_eq!(next(&mut news).await, Some("copy".to_owned()));
+    assert_eq!(
+        next(&mut news).await,
+        Announcement::JobChanged("copy".to_owned())
+    );
 
     // A refused edit (stale version) announces nothing: the next news is the later pause
     // of another job.
@@ -311,7 +314,24 @@ async fn edits_and_pauses_are_announced_to_the_other_instances_when_they_commit(
         .set_paused_by(other_id, true, None, "ada", at(4))
         .await
         .expect("paused");
-    assert_eq!(next(&mut news).await, Some("other".to_owned()));
+    assert_eq!(
+        next(&mut news).await,
+        Announcement::JobChanged("other".to_owned())
+    );
+    // A cancel request goes to every instance, naming the run and who asked.
+    assert!(
+        other
+            .announce_cancel(7, Some("ada"))
+            .await
+            .expect("announced")
+    );
+    assert_eq!(
+        next(&mut news).await,
+        Announcement::CancelRun {
+            run_id: 7,
+            by: Some("ada".to_owned())
+        }
+    );
     listener.abort();
 }
 

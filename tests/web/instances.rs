@@ -123,3 +123,72 @@ async fn edit_on_a_follower_reaches_the_leader(listen: bool) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Two servers on one PostgreSQL database: a run going on the leader is cancelled from
+/// the follower's API; the request reaches the leader, which stops the run.
+#[tokio::test]
+async fn a_run_going_on_another_instance_is_cancelled_through_it() {
+    if !crate::helpers::on_postgres() {
+        return;
+    }
+    // Its run waits on the manual clock, so it goes on until cancelled.
+    let slow = batchboard::job::JobSettings {
+        name: "slow-sync".into(),
+        handler: "demo_inventory".into(),
+        every: Some("1d".into()),
+        params: Some(serde_json::json!({"items": 5, "item_delay_ms": 5_000, "fail_chance": 0})),
+        ..batchboard::job::JobSettings::default()
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut settings = crate::helpers::test_settings(dir.path());
+    settings.jobs.push(slow.clone());
+    let jobs = settings.jobs.clone();
+    let leader = crate::helpers::spawn_app_with(settings, dir).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut settings = crate::helpers::test_settings_on(dir.path(), &leader.database_url);
+    settings.jobs = jobs;
+    let follower = crate::helpers::spawn_app_with(settings, dir).await;
+
+    let on_leader = signed_in(&leader, "lena", Role::Operator).await;
+    let token = on_leader.csrf_token().await;
+    let started: Value = on_leader
+        .client
+        .post(on_leader.url("/api/v1/jobs/slow-sync/run"))
+        .header("X-CSRF-Token", token)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    let run_id = started["run_id"].as_i64().expect("a run id");
+
+    let on_follower = signed_in(&follower, "otto", Role::Operator).await;
+    let token = on_follower.csrf_token().await;
+    let answer = on_follower
+        .client
+        .post(on_follower.url(&format!("/api/v1/runs/{run_id}/cancel")))
+        .header("X-CSRF-Token", token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let run = leader
+            .store
+            .run(run_id)
+            .await
+            .expect("loads")
+            .expect("exists");
+        if run.status == batchboard::store::RunStatus::Cancelled {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader did not stop the run: {run:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

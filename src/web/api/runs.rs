@@ -300,7 +300,7 @@ pub async fn run_logs(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The run is not running in this instance", body = ErrorBody),
+        (status = 409, description = "The run is not running", body = ErrorBody),
     )
 )]
 pub async fn cancel_run(
@@ -309,7 +309,7 @@ pub async fn cancel_run(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<CancelAccepted>)> {
     load_run(&state, id).await?;
-    state.scheduler.cancel(id, Some(&user.name))?;
+    crate::web::cancel::cancel_run(&state, id, &user.name).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CancelAccepted {

@@ -62,9 +62,6 @@ pub(in crate::web::pages) async fn cancel(
     Path(id): Path<i64>,
 ) -> WebResult<Response> {
     user.require(Role::Operator)?;
-    state
-        .scheduler
-        .cancel(id, Some(&user.name))
-        .map_err(WebError::from)?;
+    crate::web::cancel::cancel_run(&state, id, &user.name).await?;
     Ok(go_to(&headers, &format!("/runs/{id}")))
 }

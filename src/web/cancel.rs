@@ -1,0 +1,32 @@
+//! Cancelling a run from the console or the API, whichever instance runs it: this one
+//! stops it at once; a run going on another instance is asked to stop through the
+//! database's announcements (PostgreSQL), and that instance stops it.
+
+use super::error::{WebError, WebResult};
+use super::state::AppState;
+use crate::scheduler::CommandError;
+use crate::store::RunStatus;
+
+/// Asks run `run_id` to stop, on behalf of `by`.
+///
+/// # Errors
+/// [`WebError::NotFound`] for an unknown run; a conflict when it is not going anywhere
+/// (or goes on another instance of a database that cannot pass the request on).
+pub async fn cancel_run(state: &AppState, run_id: i64, by: &str) -> WebResult<()> {
+    match state.scheduler.cancel(run_id, Some(by)) {
+        Ok(()) => return Ok(()),
+        Err(CommandError::NotRunning(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let run = state
+        .store
+        .run(run_id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("there is no run {run_id}")))?;
+    let going_elsewhere = matches!(run.status, RunStatus::Running | RunStatus::Queued)
+        && run.instance_id != state.scheduler.instance_id();
+    if going_elsewhere && state.store.announce_cancel(run_id, Some(by)).await? {
+        return Ok(());
+    }
+    Err(CommandError::NotRunning(run_id).into())
+}
