@@ -54,6 +54,45 @@ pub async fn live_instance_ids(
         .collect())
 }
 
+/// How far back stopped instances are still shown.
+pub const STOPPED_SHOWN_FOR: chrono::Duration = chrono::Duration::hours(24);
+
+/// The instances as the console and the API show them.
+pub struct Overview {
+    /// The time liveness was judged by.
+    pub now: DateTime<Utc>,
+    /// Running instances and those stopped within [`STOPPED_SHOWN_FOR`], newest first.
+    pub instances: Vec<crate::store::InstanceRecord>,
+    /// The instance holding a live scheduler lease.
+    pub leader: Option<String>,
+}
+
+impl Overview {
+    /// Reads the instances and the leader.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn read(store: &SharedStore, clock: &SharedClock) -> StoreResult<Self> {
+        let now = now(store, clock).await?;
+        let leader = store
+            .leadership(leader::SCHEDULER_LEASE)
+            .await?
+            .filter(|term| term.expires_at > now)
+            .map(|term| term.holder);
+        let instances = store.instances(now - STOPPED_SHOWN_FOR).await?;
+        Ok(Self {
+            now,
+            instances,
+            leader,
+        })
+    }
+
+    /// Whether `instance` is alive and leads.
+    pub fn leads(&self, instance: &crate::store::InstanceRecord) -> bool {
+        self.leader.as_deref() == Some(instance.id.as_str()) && instance.is_alive(self.now, LEASE)
+    }
+}
+
 /// This process's registration, with its heartbeat task.
 pub struct Registration {
     id: String,

@@ -335,3 +335,53 @@ mod tests {
         assert!(matches!(value, Err(StoreError::Decode(_))));
     }
 }
+
+/// An `instances` row with its count of runs going.
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstanceRow<T> {
+    id: String,
+    kind: String,
+    host: String,
+    pid: i64,
+    started_at: T,
+    heartbeat_at: T,
+    stopped_at: Option<T>,
+    running_runs: i64,
+}
+
+impl<T: StoredTime> TryFrom<InstanceRow<T>> for crate::store::InstanceRecord {
+    type Error = StoreError;
+
+    fn try_from(row: InstanceRow<T>) -> StoreResult<Self> {
+        Ok(Self {
+            kind: row.kind.parse().map_err(StoreError::Decode)?,
+            started_at: row.started_at.instant()?,
+            heartbeat_at: row.heartbeat_at.instant()?,
+            stopped_at: opt_instant(row.stopped_at)?,
+            running_runs: u64::try_from(row.running_runs).unwrap_or(0),
+            id: row.id,
+            host: row.host,
+            pid: row.pid,
+        })
+    }
+}
+
+/// A `leadership` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TermRow<T> {
+    holder: String,
+    elected_at: T,
+    expires_at: T,
+}
+
+impl<T: StoredTime> TryFrom<TermRow<T>> for crate::store::LeaderTerm {
+    type Error = StoreError;
+
+    fn try_from(row: TermRow<T>) -> StoreResult<Self> {
+        Ok(Self {
+            holder: row.holder,
+            elected_at: row.elected_at.instant()?,
+            expires_at: row.expires_at.instant()?,
+        })
+    }
+}

@@ -4,41 +4,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::store::{
-    InstanceKind, InstanceRecord, LeaderTerm, NewInstance, StoreError, StoreResult,
-};
+use crate::store::{InstanceKind, InstanceRecord, LeaderTerm, NewInstance, StoreResult};
 
-#[derive(sqlx::FromRow)]
-struct InstanceRow {
-    id: String,
-    kind: String,
-    host: String,
-    pid: i64,
-    started_at: DateTime<Utc>,
-    heartbeat_at: DateTime<Utc>,
-    stopped_at: Option<DateTime<Utc>>,
-    running_runs: i64,
-}
-
-impl TryFrom<InstanceRow> for InstanceRecord {
-    type Error = StoreError;
-
-    fn try_from(row: InstanceRow) -> StoreResult<Self> {
-        Ok(InstanceRecord {
-            kind: row
-                .kind
-                .parse::<InstanceKind>()
-                .map_err(StoreError::Decode)?,
-            started_at: row.started_at,
-            heartbeat_at: row.heartbeat_at,
-            stopped_at: row.stopped_at,
-            running_runs: u64::try_from(row.running_runs).unwrap_or(0),
-            id: row.id,
-            host: row.host,
-            pid: row.pid,
-        })
-    }
-}
+type InstanceRow = crate::store::rows::InstanceRow<DateTime<Utc>>;
+type TermRow = crate::store::rows::TermRow<DateTime<Utc>>;
 
 pub(super) async fn now(pool: &PgPool) -> StoreResult<DateTime<Utc>> {
     Ok(sqlx::query_scalar("SELECT now()").fetch_one(pool).await?)
@@ -116,23 +85,6 @@ pub(super) async fn list(pool: &PgPool, since: DateTime<Utc>) -> StoreResult<Vec
     rows.into_iter().map(InstanceRecord::try_from).collect()
 }
 
-#[derive(sqlx::FromRow)]
-struct TermRow {
-    holder: String,
-    elected_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-}
-
-impl From<TermRow> for LeaderTerm {
-    fn from(row: TermRow) -> Self {
-        LeaderTerm {
-            holder: row.holder,
-            elected_at: row.elected_at,
-            expires_at: row.expires_at,
-        }
-    }
-}
-
 pub(super) async fn claim_leadership(
     pool: &PgPool,
     name: &str,
@@ -169,7 +121,7 @@ pub(super) async fn claim_leadership(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(term.map(LeaderTerm::from))
+    term.map(LeaderTerm::try_from).transpose()
 }
 
 pub(super) async fn resign_leadership(
@@ -194,5 +146,5 @@ pub(super) async fn leadership(pool: &PgPool, name: &str) -> StoreResult<Option<
     .bind(name)
     .fetch_optional(pool)
     .await?;
-    Ok(term.map(LeaderTerm::from))
+    term.map(LeaderTerm::try_from).transpose()
 }

@@ -4,45 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use super::rows::{micros, opt_micros};
-use crate::store::{
-    InstanceKind, InstanceRecord, LeaderTerm, NewInstance, StoreError, StoreResult,
-};
+use crate::store::{InstanceKind, InstanceRecord, LeaderTerm, NewInstance, StoreResult};
 
-#[derive(sqlx::FromRow)]
-struct InstanceRow {
-    id: String,
-    kind: String,
-    host: String,
-    pid: i64,
-    started_at: i64,
-    heartbeat_at: i64,
-    stopped_at: Option<i64>,
-    running_runs: i64,
-}
-
-impl TryFrom<InstanceRow> for InstanceRecord {
-    type Error = StoreError;
-
-    fn try_from(row: InstanceRow) -> StoreResult<Self> {
-        let time = |stored: i64| {
-            DateTime::from_timestamp_micros(stored)
-                .ok_or_else(|| StoreError::Decode(format!("time {stored} µs is out of range")))
-        };
-        Ok(InstanceRecord {
-            kind: row
-                .kind
-                .parse::<InstanceKind>()
-                .map_err(StoreError::Decode)?,
-            started_at: time(row.started_at)?,
-            heartbeat_at: time(row.heartbeat_at)?,
-            stopped_at: row.stopped_at.map(time).transpose()?,
-            running_runs: u64::try_from(row.running_runs).unwrap_or(0),
-            id: row.id,
-            host: row.host,
-            pid: row.pid,
-        })
-    }
-}
+type InstanceRow = crate::store::rows::InstanceRow<i64>;
+type TermRow = crate::store::rows::TermRow<i64>;
 
 pub(super) async fn register(
     pool: &SqlitePool,
@@ -121,29 +86,6 @@ pub(super) async fn list(
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(InstanceRecord::try_from).collect()
-}
-
-#[derive(sqlx::FromRow)]
-struct TermRow {
-    holder: String,
-    elected_at: i64,
-    expires_at: i64,
-}
-
-impl TryFrom<TermRow> for LeaderTerm {
-    type Error = StoreError;
-
-    fn try_from(row: TermRow) -> StoreResult<Self> {
-        let time = |stored: i64| {
-            DateTime::from_timestamp_micros(stored)
-                .ok_or_else(|| StoreError::Decode(format!("time {stored} µs is out of range")))
-        };
-        Ok(LeaderTerm {
-            holder: row.holder,
-            elected_at: time(row.elected_at)?,
-            expires_at: time(row.expires_at)?,
-        })
-    }
 }
 
 pub(super) async fn claim_leadership(

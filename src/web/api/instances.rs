@@ -8,11 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiResult, ApiUser, ErrorBody};
-use crate::instance::LEASE;
+use crate::instance::{LEASE, Overview};
 use crate::web::state::AppState;
-
-/// How far back stopped instances are still listed.
-const STOPPED_SHOWN_FOR: chrono::Duration = chrono::Duration::hours(24);
 
 /// The instances.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -57,25 +54,16 @@ pub async fn list_instances(
     State(state): State<AppState>,
     _user: ApiUser,
 ) -> ApiResult<Json<InstancesJson>> {
-    let now = crate::instance::now(&state.store, &state.clock).await?;
-    let leader = state
-        .store
-        .leadership(crate::instance::leader::SCHEDULER_LEASE)
-        .await?
-        .filter(|term| term.expires_at > now)
-        .map(|term| term.holder);
-    let instances = state
-        .store
-        .instances(now - STOPPED_SHOWN_FOR)
-        .await?
-        .into_iter()
+    let overview = Overview::read(&state.store, &state.clock).await?;
+    let instances = overview
+        .instances
+        .iter()
         .map(|instance| InstanceJson {
-            alive: instance.is_alive(now, LEASE),
-            leader: leader.as_deref() == Some(instance.id.as_str())
-                && instance.is_alive(now, LEASE),
+            alive: instance.is_alive(overview.now, LEASE),
+            leader: overview.leads(instance),
             kind: instance.kind.as_str().to_owned(),
-            id: instance.id,
-            host: instance.host,
+            id: instance.id.clone(),
+            host: instance.host.clone(),
             pid: instance.pid,
             started_at: instance.started_at,
             heartbeat_at: instance.heartbeat_at,
@@ -83,5 +71,8 @@ pub async fn list_instances(
             running_runs: instance.running_runs,
         })
         .collect();
-    Ok(Json(InstancesJson { now, instances }))
+    Ok(Json(InstancesJson {
+        now: overview.now,
+        instances,
+    }))
 }

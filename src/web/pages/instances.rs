@@ -7,15 +7,12 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 
 use super::chrome::{Chrome, TimeView};
-use crate::instance::LEASE;
+use crate::instance::{LEASE, Overview};
 use crate::store::InstanceRecord;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::WebResult;
 use crate::web::state::AppState;
-
-/// How far back stopped instances are still listed.
-const STOPPED_SHOWN_FOR: chrono::Duration = chrono::Duration::hours(24);
 
 struct InstanceRow {
     id: String,
@@ -34,12 +31,8 @@ struct InstanceRow {
 }
 
 impl InstanceRow {
-    fn new(
-        instance: InstanceRecord,
-        now: chrono::DateTime<chrono::Utc>,
-        me: &str,
-        leader: Option<&str>,
-    ) -> Self {
+    fn new(instance: &InstanceRecord, overview: &Overview, me: &str) -> Self {
+        let now = overview.now;
         let state = if instance.stopped_at.is_some() {
             "stopped"
         } else if instance.is_alive(now, LEASE) {
@@ -49,15 +42,15 @@ impl InstanceRow {
         };
         Self {
             this_one: instance.id == me,
-            leader: leader == Some(instance.id.as_str()) && state == "alive",
+            leader: overview.leads(instance),
             kind: instance.kind.as_str(),
             started: TimeView::new(instance.started_at),
             heartbeat: TimeView::new(instance.heartbeat_at),
             silent_secs: (now - instance.heartbeat_at).num_seconds().max(0),
             state,
             running_runs: instance.running_runs,
-            id: instance.id,
-            host: instance.host,
+            id: instance.id.clone(),
+            host: instance.host.clone(),
             pid: instance.pid,
         }
     }
@@ -77,20 +70,12 @@ pub(super) async fn list(
     user: CurrentUser,
     csrf: CsrfToken,
 ) -> WebResult<InstancesPage> {
-    let now = crate::instance::now(&state.store, &state.clock).await?;
-    let me = state.scheduler.instance_id().to_owned();
-    let leader = state
-        .store
-        .leadership(crate::instance::leader::SCHEDULER_LEASE)
-        .await?
-        .filter(|term| term.expires_at > now)
-        .map(|term| term.holder);
-    let instances = state
-        .store
-        .instances(now - STOPPED_SHOWN_FOR)
-        .await?
-        .into_iter()
-        .map(|instance| InstanceRow::new(instance, now, &me, leader.as_deref()))
+    let overview = Overview::read(&state.store, &state.clock).await?;
+    let me = state.scheduler.instance_id();
+    let instances = overview
+        .instances
+        .iter()
+        .map(|instance| InstanceRow::new(instance, &overview, me))
         .collect();
     Ok(InstancesPage {
         chrome: Chrome::new(user, csrf),
