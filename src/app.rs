@@ -88,6 +88,9 @@ pub fn scheduler_config(settings: &Settings) -> SchedulerConfig {
         shutdown_grace: settings.scheduler.shutdown_grace,
         timeout_grace: settings.scheduler.timeout_grace,
         instance_id: scheduler::new_instance_id(),
+        // Several servers share a PostgreSQL database, and they share its runs; a
+        // SQLite file has one server, which runs its own.
+        shared_execution: !settings.database_url.starts_with("sqlite:"),
         runlog: std::sync::Arc::new(RunLogPolicy::new(
             u32::try_from(settings.runlog.max_lines_per_run).unwrap_or(u32::MAX),
             &settings.runlog.redact,

@@ -42,6 +42,7 @@ pub async fn follow(
     } else {
         None
     };
+    scheduler.set_claims_announced(listener.is_some());
     let every = if listener.is_some() {
         RECONCILE_EVERY
     } else {
@@ -61,7 +62,9 @@ pub async fn follow(
                         // Every instance hears it; only the one running the run acts.
                         let _ = scheduler.cancel(run_id, by.as_deref());
                     }
+                    Announcement::RunsQueued => scheduler.wake_claimer(),
                     Announcement::MaybeMissed => {
+                        scheduler.wake_claimer();
                         reconcile_all(&store, &scheduler, &mut versions).await;
                     }
                 },

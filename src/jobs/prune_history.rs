@@ -228,12 +228,15 @@ mod tests {
                     error_kind: None,
                     error_message: None,
                     instance_id: "test".into(),
+                    exclusive: false,
                 }],
                 ..WriteBatch::default()
             })
             .await
             .expect("the run is inserted");
-        let run_id = inserted.inserts[0];
+        let run_id = inserted.inserts[0]
+            .run_id()
+            .expect("no exclusive run is going");
         let logs = (0..seed.log_lines)
             .map(|line| LogLine {
                 run_id,

@@ -14,16 +14,18 @@ mod changes;
 
 pub(in crate::scheduler) use changes::Saved;
 mod recovery;
+mod refusals;
+mod shared;
 
 use super::due_queue::{DueEntry, DueQueue, FireDue};
 use super::events::EventBus;
 use super::executor::Exec;
-use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
+use super::handoff::{Claim, Ended, JobSnapshot, RetryDue};
 use super::live::{LiveRuns, StopReason};
 use super::overlap::{self, Hold, Overlap, Start};
 use super::{Command, CommandError, SchedulerEvent, policy};
 use crate::clock::SharedClock;
-use crate::job::{ConcurrencyPolicy, ErasedHandler, ErrorKind, JobSpec, Registry};
+use crate::job::{ConcurrencyPolicy, ErasedHandler, JobSpec, Registry};
 use crate::store::{FireClaim, JobRecord, NewRun, RetryClaim, RunStatus, SharedStore, Trigger};
 
 pub(in crate::scheduler) struct JobState {
@@ -70,13 +72,11 @@ pub(crate) struct Core {
     leadership: Option<crate::instance::Leading>,
     /// This instance holds the lease but could not take over the fires yet.
     lead_pending: bool,
-}
-
-/// The wait before a refused claim is tried again: a second, doubled at each further
-/// refusal of the same job, up to a minute.
-fn refusal_backoff(refusals: u32) -> chrono::Duration {
-    let doublings = refusals.saturating_sub(1).min(6);
-    chrono::Duration::seconds(1_i64 << doublings).min(chrono::Duration::minutes(1))
+    /// Scheduled fires are queued for every instance to claim (see [`shared`]), rather
+    /// than run here.
+    shared: bool,
+    /// Stops the claim loop of shared execution at shutdown.
+    claiming: CancellationToken,
 }
 
 /// The validated settings and the handler of a stored job.
@@ -169,6 +169,11 @@ impl Core {
             .unwrap_or(chrono::Duration::seconds(5));
         let mut next_lease_check = now_of(&self.clock) + lease_check_every;
         let mut leadership = self.leadership.take();
+        if self.shared {
+            let claim_loop =
+                Arc::clone(&self.exec).claim_queued_runs(self.store.clone(), self.claiming.clone());
+            tokio::spawn(claim_loop);
+        }
         loop {
             self.fire_due();
             let now = now_of(&self.clock);
@@ -223,7 +228,7 @@ impl Core {
             match entry {
                 // Left from a term that ended: the new leader fires it.
                 DueEntry::Fire(_) if !self.leads => {}
-                DueEntry::Fire(fire) if fire.early && self.is_active(fire.job_id) => {
+                DueEntry::Fire(fire) if fire.early && self.decides_at_slot(fire.job_id) => {
                     // Decide at the slot itself whether the previous run is over.
                     self.queue.push_at_start(fire);
                 }
@@ -263,12 +268,19 @@ impl Core {
         }
         // The handler starts at the slot (plus jitter), which may be a moment away.
         let mut run = self.new_run(job_id, trigger, 1, None, nominal, start_at.max(now));
+        if self.shared {
+            let claim = FireClaim {
+                job_id,
+                expected: nominal,
+                next,
+                run: Some(run),
+            };
+            self.enqueue_fire(concurrency, claim);
+            return;
+        }
         if let Some(hold) = self.make_way(job_id, concurrency, Start::Scheduled) {
             debug_assert_eq!(hold, Hold::RecordSkipped);
-            run.status = RunStatus::Skipped;
-            run.finished_at = Some(now);
-            run.error_kind = Some(ErrorKind::Overlap.as_str().into());
-            run.error_message = Some("skipped: the previous run was still going".into());
+            run = run.skipped_by_overlap(now);
             let claim = FireClaim {
                 job_id,
                 expected: nominal,
@@ -358,6 +370,10 @@ impl Core {
             error_kind: None,
             error_message: None,
             instance_id: self.exec.instance_id().to_owned(),
+            exclusive: self
+                .jobs
+                .get(&job_id)
+                .is_some_and(|job| job.spec.concurrency == ConcurrencyPolicy::Forbid),
         }
     }
 
@@ -449,6 +465,7 @@ impl Core {
                 }
             }
             Command::QueueRetry(due) => self.queue_retry(due),
+            Command::Claimed(claimed) => self.take_claimed(claimed),
             Command::Shutdown => {}
         }
     }
@@ -474,7 +491,7 @@ impl Core {
                 .map_or(0, |run| run.run_id);
             return Err(CommandError::AlreadyRunning {
                 job: name.to_owned(),
-                run_id,
+                run_id: Some(run_id),
             });
         }
         let now = now_of(&self.clock);
@@ -498,6 +515,9 @@ impl Core {
         }
         if let Some(retry) = ended.retry {
             self.queue_retry(retry);
+        }
+        if let Some(busy) = ended.busy {
+            self.wait_for_exclusive(busy);
         }
         if !self.is_active(ended.job_id) {
             for due in self.deferred.remove(&ended.job_id).unwrap_or_default() {
@@ -539,35 +559,10 @@ impl Core {
         }
     }
 
-    /// Tries a claim the database refused again after a backoff, instead of at once: the
-    /// refused write would most likely be refused again, in a loop.
-    fn back_off(&mut self, job_id: i64, refused: Refused) {
-        let refusals = self.refusals.entry(job_id).or_insert(0);
-        *refusals += 1;
-        let refusals = *refusals;
-        let at = now_of(&self.clock) + refusal_backoff(refusals);
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
-        match refused {
-            Refused::Fire { nominal } => {
-                // The store still has this slot as the next fire; the later slot queued
-                // when it was dispatched would lose its claim, so it is dropped as stale.
-                job.next_run_at = Some(nominal);
-                self.queue.push_refire(job_id, nominal, at);
-            }
-            Refused::Retry(due) => self.queue.push_retry_at(at, due),
-        }
-        self.events.send(SchedulerEvent::ClaimRefused {
-            job: job.name.clone(),
-            refusals,
-            retry_at: at,
-        });
-    }
-
     /// Stops firing, gives running runs the grace period, then cancels what is left
     /// (those runs end as `interrupted`, to be retried by the next process).
     async fn shutdown(self) {
+        self.claiming.cancel();
         self.tracker.close();
         self.events.send(SchedulerEvent::ShuttingDown);
         let running = self.live.len();

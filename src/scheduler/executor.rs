@@ -6,12 +6,13 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use super::claiming::Claiming;
 use super::events::EventBus;
 use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
@@ -21,12 +22,22 @@ use crate::job::{ErrorKind, JobContext, JobError, JobName, Outcome, RunCounters}
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::secrets::{self, SecretMask};
 use crate::store::writer::Writer;
-use crate::store::{ClaimResult, FireClaim, NewRun, RunFinish, RunMark, RunStatus};
+use crate::store::{
+    ClaimResult, FireClaim, NewRun, RunFinish, RunMark, RunRecord, RunStatus, SharedStore,
+};
 
 /// How long a run may wait for a free slot before it is marked `queued`. Shorter waits
 /// (a burst of fires sharing the pool) are not worth two writes per run: the finish
 /// records when the handler really started either way.
 pub(crate) const QUEUED_AFTER: chrono::Duration = chrono::Duration::milliseconds(250);
+
+/// How often an instance looks for runs queued for any instance when nobody told it of
+/// any: the baseline that a missed announcement, a poll-only setup (PgBouncer) or runs
+/// left by a leader that died fall back on.
+pub(crate) const CLAIM_POLL: chrono::Duration = chrono::Duration::seconds(1);
+
+/// The most queued runs one claim takes.
+const CLAIM_BATCH: usize = 1024;
 
 /// Shared by every run: the pool, the writer, and where to report.
 pub(crate) struct Exec {
@@ -40,6 +51,7 @@ pub(crate) struct Exec {
     timeout_grace: chrono::Duration,
     instance_id: String,
     capture_warned: OnceLock<()>,
+    claiming: Arc<Claiming>,
 }
 
 /// Why a dispatched run got no row.
@@ -49,6 +61,10 @@ enum Missed {
     Lost,
     /// The database refused the write.
     Refused,
+    /// The fire was recorded as skipped: an exclusive run of its job was going.
+    Skipped,
+    /// An exclusive run of the job is going: the retry waits, the manual run is refused.
+    Busy,
 }
 
 /// How the handler's task ended.
@@ -78,6 +94,7 @@ impl Exec {
         live: LiveRuns,
         events: EventBus,
         commands: mpsc::UnboundedSender<Command>,
+        claiming: Arc<Claiming>,
     ) -> Self {
         Self {
             writer,
@@ -91,6 +108,7 @@ impl Exec {
                 .unwrap_or(chrono::Duration::MAX),
             instance_id: config.instance_id.clone(),
             capture_warned: OnceLock::new(),
+            claiming,
         }
     }
 
@@ -154,6 +172,7 @@ impl Exec {
             Ok(runs) => runs
                 .into_iter()
                 .filter(|run| run.instance_id != self.instance_id)
+                .filter(|run| run.instance_id != crate::store::UNCLAIMED)
                 .filter(|run| !live.contains(&run.instance_id))
                 .collect(),
             Err(error) => {
@@ -173,6 +192,96 @@ impl Exec {
         }
     }
 
+    /// Queues a scheduled fire for whichever instance claims it first (the fire's
+    /// compare-and-swap and the run's insert are one write, as for a local run).
+    pub(crate) async fn enqueue(self: Arc<Self>, job: String, claim: FireClaim) {
+        let job_id = claim.job_id;
+        let nominal = claim.expected;
+        let (lost, refused) = match self.writer.claim_fire(claim).await {
+            Ok(ClaimResult::Run(_)) => {
+                self.claiming.queued_here();
+                (false, None)
+            }
+            Ok(ClaimResult::Skipped(_)) => {
+                self.events.send(SchedulerEvent::FireSkipped {
+                    job,
+                    scheduled_for: nominal,
+                });
+                (false, None)
+            }
+            Ok(ClaimResult::Lost | ClaimResult::Claimed | ClaimResult::Busy) => (true, None),
+            Err(error) => {
+                tracing::error!(%job, %error, "could not queue a fire");
+                (false, Some(Refused::Fire { nominal }))
+            }
+        };
+        self.ended(Ended {
+            job_id,
+            dispatch: 0,
+            retry: None,
+            lost,
+            refused,
+            busy: None,
+        });
+    }
+
+    /// Claims runs queued for any instance while this instance has free slots, and hands
+    /// them to the scheduler task; woken when runs are queued (here or, announced, on
+    /// another instance) and when a slot frees up after it found none, and every
+    /// [`CLAIM_POLL`] in any case.
+    pub(crate) async fn claim_queued_runs(
+        self: Arc<Self>,
+        store: SharedStore,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let poll = self.now() + CLAIM_POLL;
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = self.claiming.woken() => {}
+                () = self.clock.sleep_until(poll) => {}
+            }
+            self.claim_due(&store, &stop).await;
+        }
+    }
+
+    async fn claim_due(&self, store: &SharedStore, stop: &CancellationToken) {
+        while !stop.is_cancelled() {
+            let free = self.permits.available_permits().min(CLAIM_BATCH);
+            let slots = u32::try_from(free)
+                .ok()
+                .filter(|&free| free > 0)
+                .and_then(|free| Arc::clone(&self.permits).try_acquire_many_owned(free).ok());
+            let Some(mut slots) = slots else {
+                self.claiming.starve();
+                return;
+            };
+            // Runs due within the look-ahead are taken now and wait for their slot
+            // here, as a local fire claimed early does.
+            let due_by = self.now() + super::due_queue::LOOKAHEAD;
+            let runs = match store.claim_queued(&self.instance_id, free, due_by).await {
+                Ok(runs) => runs,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim queued runs");
+                    return;
+                }
+            };
+            self.claiming.looked(runs.len());
+            let more = runs.len() == free;
+            let claimed: Vec<(RunRecord, OwnedSemaphorePermit)> = runs
+                .into_iter()
+                .filter_map(|run| slots.split(1).map(|slot| (run, slot)))
+                .collect();
+            if !claimed.is_empty() && self.commands.send(Command::Claimed(claimed)).is_err() {
+                return;
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
     /// Claims, runs and records one dispatched run.
     pub(crate) async fn execute(
         self: Arc<Self>,
@@ -189,21 +298,31 @@ impl Exec {
             retry,
             lost: missed == Some(Missed::Lost),
             refused: refused.filter(|_| missed == Some(Missed::Refused)),
+            busy: match refused {
+                Some(Refused::Retry(due)) if missed == Some(Missed::Busy) => Some(due),
+                _ => None,
+            },
         };
-        let (run_id, row) = match self.claim(&job, claim).await {
+        let (run_id, row, slot) = match self.claim(&job, claim).await {
             Ok(claimed) => claimed,
             Err(missed) => {
                 self.ended(ended(None, Some(missed)));
                 return;
             }
         };
-        let retry = self.run(&job, run_id, &row, cancel, stop).await;
+        let retry = self.run(&job, run_id, &row, slot, cancel, stop).await;
         self.ended(ended(retry, None));
     }
 
-    /// Records the run's `running` row.
-    async fn claim(&self, job: &JobSnapshot, claim: Claim) -> Result<(i64, NewRun), Missed> {
+    /// Records the run's `running` row; a run claimed from the queue has it already, and
+    /// its slot.
+    async fn claim(
+        &self,
+        job: &JobSnapshot,
+        claim: Claim,
+    ) -> Result<(i64, NewRun, Option<OwnedSemaphorePermit>), Missed> {
         let (result, row) = match claim {
+            Claim::Queued { run_id, row, slot } => return Ok((run_id, row, Some(slot))),
             Claim::Fire(claim) => {
                 let row = claim.run.clone().ok_or(Missed::Lost)?;
                 (self.writer.claim_fire(claim).await, row)
@@ -214,16 +333,28 @@ impl Exec {
             }
             Claim::Manual(row, reply) => {
                 let inserted = self.writer.insert_run(row.clone()).await;
-                let answer = inserted
-                    .as_ref()
-                    .map(|id| *id)
-                    .map_err(|error| CommandError::Store(error.to_string()));
+                let answer = match &inserted {
+                    Ok(ClaimResult::Run(id)) => Ok(*id),
+                    Ok(_) => Err(CommandError::AlreadyRunning {
+                        job: job.name.clone(),
+                        run_id: None,
+                    }),
+                    Err(error) => Err(CommandError::Store(error.to_string())),
+                };
                 let _ = reply.send(answer);
-                (inserted.map(ClaimResult::Run), row)
+                (inserted, row)
             }
         };
         match result {
-            Ok(ClaimResult::Run(run_id)) => Ok((run_id, row)),
+            Ok(ClaimResult::Run(run_id)) => Ok((run_id, row, None)),
+            Ok(ClaimResult::Skipped(_)) => {
+                self.events.send(SchedulerEvent::FireSkipped {
+                    job: job.name.clone(),
+                    scheduled_for: row.scheduled_for,
+                });
+                Err(Missed::Skipped)
+            }
+            Ok(ClaimResult::Busy) => Err(Missed::Busy),
             Ok(ClaimResult::Lost | ClaimResult::Claimed) => {
                 tracing::debug!(job = %job.name, "fire claimed elsewhere");
                 Err(Missed::Lost)
@@ -240,6 +371,7 @@ impl Exec {
         job: &JobSnapshot,
         run_id: i64,
         row: &NewRun,
+        slot: Option<OwnedSemaphorePermit>,
         cancel: CancellationToken,
         stop: Arc<OnceLock<StopReason>>,
     ) -> Option<RetryDue> {
@@ -266,7 +398,11 @@ impl Exec {
         };
         // Live before it asks for a slot, so a queued run can be seen and cancelled.
         self.live.insert(live.clone());
-        let slot = self.take_slot(run_id, &cancel).await;
+        let slot = match slot {
+            Some(slot) if !cancel.is_cancelled() => Some((slot, false)),
+            Some(_) => None,
+            None => self.take_slot(run_id, &cancel).await,
+        };
         let span = runlog::run_span(run_id, &job.name);
         let sink = Arc::new(RunLogSink::new(
             run_id,
@@ -308,6 +444,7 @@ impl Exec {
                     .supervise(job, run_id, row, &live, &secrets, span.clone())
                     .await;
                 drop(permit);
+                self.claiming.slot_freed();
                 (ending, Some(started))
             }
             None => {

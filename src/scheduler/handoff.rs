@@ -16,6 +16,13 @@ pub(crate) enum Claim {
     Fire(FireClaim),
     Retry(RetryClaim),
     Manual(NewRun, oneshot::Sender<Result<i64, CommandError>>),
+    /// Claimed already from the runs queued for any instance, with the executor slot
+    /// that was free for it.
+    Queued {
+        run_id: i64,
+        row: NewRun,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    },
 }
 
 /// What the executor needs of a job; a snapshot, so an edit during a run does not
@@ -41,6 +48,9 @@ pub(crate) struct Ended {
     pub lost: bool,
     /// The database refused the claim: it is tried again after a backoff.
     pub refused: Option<Refused>,
+    /// A retry that waits because an exclusive run of its job is going (perhaps on
+    /// another instance).
+    pub busy: Option<RetryDue>,
 }
 
 /// A claim the database refused (a write error, not a claim lost to someone else).
@@ -70,7 +80,7 @@ impl Refused {
                     first_run_id: run.first_run_id.unwrap_or(claim.failed_run_id),
                 })
             }),
-            Claim::Manual(..) => None,
+            Claim::Manual(..) | Claim::Queued { .. } => None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! published as [`SchedulerEvent`]s, and the runs going on right now are visible through
 //! [`SchedulerHandle::live_runs`].
 
+mod claiming;
 mod core;
 mod due_queue;
 mod edit;
@@ -33,6 +34,7 @@ use crate::runlog::RunLogPolicy;
 use crate::store::writer::Writer;
 use crate::store::{JobRecord, RunStatus, SharedStore, Trigger};
 
+pub use claiming::ClaimStats;
 pub use edit::{EditError, JobPatch, NOT_A_SETTING};
 pub use live::{LiveRun, LiveRuns, StopReason};
 
@@ -47,6 +49,9 @@ pub struct SchedulerConfig {
     pub timeout_grace: Duration,
     /// This process's name in the `runs.instance_id` column.
     pub instance_id: String,
+    /// Queue scheduled fires for every instance of the database to claim, instead of
+    /// running them here: for several instances on PostgreSQL.
+    pub shared_execution: bool,
     /// Redaction and size limits of run logs.
     pub runlog: Arc<RunLogPolicy>,
 }
@@ -58,6 +63,7 @@ impl Default for SchedulerConfig {
             shutdown_grace: Duration::from_secs(30),
             timeout_grace: Duration::from_secs(10),
             instance_id: new_instance_id(),
+            shared_execution: false,
             runlog: Arc::new(RunLogPolicy::new(10_000, &[])),
         }
     }
@@ -128,8 +134,8 @@ pub enum CommandError {
     UnknownJob(String),
     #[error("job {0:?} was removed from the settings file")]
     Removed(String),
-    #[error("job {job:?} is already running (run {run_id}) and does not allow overlapping runs")]
-    AlreadyRunning { job: String, run_id: i64 },
+    #[error("job {job:?} is already running{} and does not allow overlapping runs", run_id.map(|id| format!(" (run {id})")).unwrap_or_default())]
+    AlreadyRunning { job: String, run_id: Option<i64> },
     #[error("run {0} is not running")]
     NotRunning(i64),
     #[error("job {job:?} cannot run: {reason}")]
@@ -178,6 +184,8 @@ enum Command {
     QueueRetry(handoff::RetryDue),
     /// A pause, resume or edit, as the store saved (or refused) it.
     Saved(Box<core::Saved>),
+    /// Runs the claim loop took from the queue, each with its executor slot.
+    Claimed(Vec<(crate::store::RunRecord, tokio::sync::OwnedSemaphorePermit)>),
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.
@@ -188,6 +196,7 @@ pub struct SchedulerHandle {
     live: LiveRuns,
     instance_id: Arc<str>,
     max_concurrent_runs: usize,
+    claiming: Arc<claiming::Claiming>,
 }
 
 impl SchedulerHandle {
@@ -377,6 +386,23 @@ impl SchedulerHandle {
         self.live.len().saturating_sub(self.max_concurrent_runs)
     }
 
+    /// Looks for runs queued for any instance now (the database announced some).
+    pub fn wake_claimer(&self) {
+        self.claiming.wake();
+    }
+
+    /// What this instance's claim loop did so far (shared execution).
+    pub fn claim_stats(&self) -> ClaimStats {
+        self.claiming.stats()
+    }
+
+    /// Says whether the database's announcements of queued runs reach this instance
+    /// (they do once it listens). While they do, the runs this instance queues wait
+    /// for the announcement like everyone's, so that they spread over every instance.
+    pub fn set_claims_announced(&self, announced: bool) {
+        self.claiming.set_announced(announced);
+    }
+
     /// Whether the scheduler task is still running: its command channel closes when the
     /// task ends (after a shutdown, or if it panicked).
     pub fn is_alive(&self) -> bool {
@@ -418,8 +444,10 @@ pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, Jo
         instance_id: Arc::from(parts.config.instance_id.as_str()),
         // As the executor sizes its pool.
         max_concurrent_runs: parts.config.max_concurrent_runs.max(1),
+        claiming: Arc::default(),
     };
-    let core = core::Core::recover(parts, commands, events, live).await?;
+    let claiming = Arc::clone(&handle.claiming);
+    let core = core::Core::recover(parts, commands, events, live, claiming).await?;
     let task = tokio::spawn(core.run(command_rx));
     Ok((handle, task))
 }
@@ -462,6 +490,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
         LiveRuns::default(),
         events,
         commands,
+        Arc::default(),
     ));
     let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
     let run = crate::store::NewRun {
@@ -476,6 +505,7 @@ pub async fn run_once(parts: SchedulerParts, job: &str) -> anyhow::Result<i64> {
         error_kind: None,
         error_message: None,
         instance_id: config.instance_id.clone(),
+        exclusive: spec.concurrency == crate::job::ConcurrencyPolicy::Forbid,
     };
     let (reply, run_id) = oneshot::channel();
     let snapshot = handoff::JobSnapshot {

@@ -64,6 +64,10 @@ pub const JOB_CHANGES_CHANNEL: &str = "batchboard_job_changes";
 /// instance that runs it: `<run id>` or `<run id> <who asked>`.
 pub const CANCELS_CHANNEL: &str = "batchboard_cancels";
 
+/// The PostgreSQL channel on which the leader says that it queued scheduled fires for
+/// any instance to claim; no payload.
+pub const RUNS_QUEUED_CHANNEL: &str = "batchboard_runs_queued";
+
 /// What one instance hears from the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announcement {
@@ -71,6 +75,8 @@ pub enum Announcement {
     JobChanged(String),
     /// Someone asked to cancel a run, which may be going here.
     CancelRun { run_id: i64, by: Option<String> },
+    /// Runs were queued for any instance to claim.
+    RunsQueued,
     /// The connection was lost: what was announced meanwhile is gone.
     MaybeMissed,
 }
@@ -111,6 +117,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `batch` in one transaction; see [`WriteBatch`] for the order.
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<BatchResult>;
+
+    /// Claims for `instance_id` up to `limit` runs queued for any instance whose start is
+    /// at or before `due_by`, earliest first: they become `running` on that instance.
+    /// Instances claiming at once get disjoint runs.
+    async fn claim_queued(
+        &self,
+        instance_id: &str,
+        limit: usize,
+        due_by: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunRecord>>;
+
+    /// Cancels run `run_id` if it is still queued for any instance (no one claimed it);
+    /// `message` is its error message. False when it was claimed or is not queued.
+    async fn cancel_unclaimed(
+        &self,
+        run_id: i64,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
     /// Runs not yet ended (`queued` or `running`), oldest first.
     async fn running_runs(&self) -> StoreResult<Vec<RunRecord>>;

@@ -163,8 +163,30 @@ pub struct NewRun {
     pub finished_at: Option<DateTime<Utc>>,
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
+    /// The instance that runs it; [`UNCLAIMED`] for a run queued for whichever instance
+    /// claims it first (see [`crate::store::Store::claim_queued`]).
     pub instance_id: String,
+    /// Its job forbids overlap: the database holds at most one exclusive run of a job
+    /// `queued` or `running` at a time, whichever instance or process inserts it.
+    pub exclusive: bool,
 }
+
+impl NewRun {
+    /// This fire recorded as skipped, decided at `now`, because the previous run of its
+    /// job was still going.
+    pub fn skipped_by_overlap(mut self, now: DateTime<Utc>) -> Self {
+        self.status = RunStatus::Skipped;
+        self.finished_at = Some(now);
+        self.error_kind = Some(crate::job::ErrorKind::Overlap.as_str().into());
+        self.error_message = Some("skipped: the previous run was still going".into());
+        self.exclusive = false;
+        self
+    }
+}
+
+/// The `instance_id` of a run queued for any instance: the leader enqueues scheduled
+/// fires so, on a database several instances share.
+pub const UNCLAIMED: &str = "";
 
 /// Claim a scheduled fire: `UPDATE jobs SET next_run_at = next WHERE id = job_id AND
 /// next_run_at = expected`; if (and only if) that changed the row, insert `run`.
@@ -262,8 +284,8 @@ pub struct BatchResult {
     /// For each fire claim, in order.
     pub fires: Vec<ClaimResult>,
     pub retries: Vec<ClaimResult>,
-    /// The ids of `inserts`, in order.
-    pub inserts: Vec<i64>,
+    /// For each insert, in order: [`ClaimResult::Run`] or [`ClaimResult::Busy`].
+    pub inserts: Vec<ClaimResult>,
 }
 
 /// The result of one compare-and-swap claim.
@@ -275,6 +297,22 @@ pub enum ClaimResult {
     Claimed,
     /// Claimed, and the run was inserted with this id.
     Run(i64),
+    /// A fire claimed while an exclusive run of its job was going: the slot is used up
+    /// and recorded as `skipped` with this id.
+    Skipped(i64),
+    /// An exclusive run of the job is going, or the scheduled slot has its run already:
+    /// nothing was changed (a retry stays pending, a run is not inserted).
+    Busy,
+}
+
+impl ClaimResult {
+    /// The id of the run this inserted, if it did.
+    pub fn run_id(self) -> Option<i64> {
+        match self {
+            Self::Run(id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// Which runs to list, newest first.

@@ -11,6 +11,7 @@
 //! truncates its times to (see `rows`).
 
 mod batch;
+mod claims;
 mod edits;
 mod instances;
 mod prune;
@@ -153,6 +154,24 @@ impl Store for PgStore {
 
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<BatchResult> {
         batch::write_batch(&self.pool, batch).await
+    }
+
+    async fn claim_queued(
+        &self,
+        instance_id: &str,
+        limit: usize,
+        due_by: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunRecord>> {
+        claims::claim_queued(&self.pool, instance_id, limit, due_by).await
+    }
+
+    async fn cancel_unclaimed(
+        &self,
+        run_id: i64,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        claims::cancel_unclaimed(&self.pool, run_id, message, now).await
     }
 
     async fn running_runs(&self) -> StoreResult<Vec<RunRecord>> {
@@ -441,7 +460,7 @@ impl Store for PgStore {
     ) -> StoreResult<Option<tokio::task::JoinHandle<()>>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener
-            .listen_all([JOB_CHANGES_CHANNEL, CANCELS_CHANNEL])
+            .listen_all([JOB_CHANGES_CHANNEL, CANCELS_CHANNEL, RUNS_QUEUED_CHANNEL])
             .await?;
         Ok(Some(tokio::spawn(async move {
             loop {
@@ -533,6 +552,7 @@ impl Store for PgStore {
 fn read_announcement(channel: &str, payload: &str) -> Option<Announcement> {
     match channel {
         JOB_CHANGES_CHANNEL => Some(Announcement::JobChanged(payload.to_owned())),
+        RUNS_QUEUED_CHANNEL => Some(Announcement::RunsQueued),
         CANCELS_CHANNEL => {
             let (run_id, by) = match payload.split_once(' ') {
                 Some((run_id, by)) => (run_id, Some(by.to_owned())),

@@ -8,6 +8,7 @@
 //! Times are stored as INTEGER microseconds since the epoch; see the first migration.
 
 mod batch;
+mod claims;
 mod edits;
 mod instances;
 mod prune;
@@ -216,6 +217,24 @@ impl Store for SqliteStore {
 
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<BatchResult> {
         batch::write_batch(&self.pool, batch).await
+    }
+
+    async fn claim_queued(
+        &self,
+        instance_id: &str,
+        limit: usize,
+        due_by: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunRecord>> {
+        claims::claim_queued(&self.pool, instance_id, limit, due_by).await
+    }
+
+    async fn cancel_unclaimed(
+        &self,
+        run_id: i64,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        claims::cancel_unclaimed(&self.pool, run_id, message, now).await
     }
 
     async fn running_runs(&self) -> StoreResult<Vec<RunRecord>> {

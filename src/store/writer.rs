@@ -47,7 +47,7 @@ enum Request {
         RetryClaim,
         oneshot::Sender<Result<ClaimResult, WriteFailed>>,
     ),
-    Insert(NewRun, oneshot::Sender<Result<i64, WriteFailed>>),
+    Insert(NewRun, oneshot::Sender<Result<ClaimResult, WriteFailed>>),
     Mark(RunMark, oneshot::Sender<Result<(), WriteFailed>>),
     Finish(RunFinish, oneshot::Sender<Result<(), WriteFailed>>),
 }
@@ -79,8 +79,10 @@ impl Writer {
         self.ask(|reply| Request::Retry(claim, reply)).await
     }
 
-    /// Inserts a run and returns its id once committed.
-    pub async fn insert_run(&self, run: NewRun) -> Result<i64, WriteFailed> {
+    /// Inserts a run; once committed, returns [`ClaimResult::Run`] with its id, or
+    /// [`ClaimResult::Busy`] when it is exclusive and an exclusive run of its job is
+    /// going.
+    pub async fn insert_run(&self, run: NewRun) -> Result<ClaimResult, WriteFailed> {
         self.ask(|reply| Request::Insert(run, reply)).await
     }
 
@@ -126,7 +128,7 @@ impl Writer {
 enum Reply {
     Fire(oneshot::Sender<Result<ClaimResult, WriteFailed>>),
     Retry(oneshot::Sender<Result<ClaimResult, WriteFailed>>),
-    Insert(oneshot::Sender<Result<i64, WriteFailed>>),
+    Insert(oneshot::Sender<Result<ClaimResult, WriteFailed>>),
     Mark(oneshot::Sender<Result<(), WriteFailed>>),
     Finish(oneshot::Sender<Result<(), WriteFailed>>),
     /// A log line: nobody waits for it.

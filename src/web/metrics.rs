@@ -33,6 +33,11 @@ pub const HTTP_DURATION: &str = "batchboard_http_request_duration_seconds";
 pub const RUNS_RUNNING: &str = "batchboard_runs_running";
 /// Runs due but waiting for a free slot in this process.
 pub const RUNS_QUEUED: &str = "batchboard_runs_queued";
+/// Claims of runs queued for any instance (PostgreSQL), by `result`: `runs` or `empty`
+/// (another instance was first, or nothing was due).
+pub const QUEUED_CLAIMS: &str = "batchboard_queued_claims_total";
+/// Runs this instance claimed from those queued for any instance.
+pub const RUNS_CLAIMED: &str = "batchboard_runs_claimed_total";
 /// Jobs by `state`: `scheduled`, `paused`, `running` (a run of it is going on here) or
 /// `removed` (gone from the settings file); each job counts once, in the first of
 /// `removed`, `running`, `paused`, `scheduled` that applies.
@@ -118,6 +123,14 @@ fn describe() {
     metrics::describe_gauge!(
         JOBS,
         "Jobs by state: scheduled, paused, running or removed."
+    );
+    metrics::describe_counter!(
+        QUEUED_CLAIMS,
+        "Claims of runs queued for any instance, by result: runs, or empty."
+    );
+    metrics::describe_counter!(
+        RUNS_CLAIMED,
+        "Runs this instance claimed from those queued for any instance."
     );
     metrics::describe_gauge!(DB_POOL_SIZE, "Open connections in the database pool.");
     metrics::describe_gauge!(DB_POOL_IDLE, "Idle connections in the database pool.");
@@ -215,6 +228,11 @@ async fn set_present_gauges(state: &AppState) {
     let queued = live.iter().filter(|run| run.is_queued()).count();
     metrics::gauge!(RUNS_RUNNING).set(live.len().saturating_sub(queued) as f64);
     metrics::gauge!(RUNS_QUEUED).set(queued as f64);
+    let claims = state.scheduler.claim_stats();
+    metrics::counter!(QUEUED_CLAIMS, "result" => "runs")
+        .absolute(claims.looks.saturating_sub(claims.empty));
+    metrics::counter!(QUEUED_CLAIMS, "result" => "empty").absolute(claims.empty);
+    metrics::counter!(RUNS_CLAIMED).absolute(claims.claimed);
     match state.store.jobs().await {
         Ok(jobs) => {
             let mut counts = [0_u64; JOB_STATES.len()];

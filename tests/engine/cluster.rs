@@ -4,7 +4,8 @@
 //! fires. Afterwards the run rows are compared with the schedule: no fire started twice,
 //! none lost (the slots missed during the failover run once, late, by the misfire
 //! policy), the killed instance's runs interrupted and retried once each, nothing left
-//! running. Runs only with `BATCHBOARD_TEST_POSTGRES_URL` (CI sets it).
+//! running, every instance ran scheduled fires, and no two runs of a job (`forbid`)
+//! overlapped. Runs only with `BATCHBOARD_TEST_POSTGRES_URL` (CI sets it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -213,6 +214,43 @@ async fn three_instances_through_a_killed_leader_and_lost_connections_start_each
             catch_ups <= 1,
             "{job}: {catch_ups} catch-ups for one failover"
         );
+    }
+
+    // Every instance executes: each of the three ran scheduled fires, whoever led.
+    let mut ran_by: BTreeMap<&str, usize> = BTreeMap::new();
+    for run in &runs {
+        if run.trigger == Trigger::Schedule && run.status == RunStatus::Succeeded {
+            *ran_by.entry(&run.instance_id).or_default() += 1;
+        }
+    }
+    assert!(
+        ran_by.len() >= 3,
+        "every instance claims scheduled runs: {ran_by:?}"
+    );
+
+    // `forbid` (the default) holds across instances: no two runs of a job overlap.
+    type Span = (DateTime<Utc>, DateTime<Utc>);
+    let mut spans: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
+    for run in &runs {
+        if let (Some(started), Some(finished)) = (run.started_at, run.finished_at)
+            && run.status != RunStatus::Skipped
+        {
+            spans
+                .entry(&run.job_name)
+                .or_default()
+                .push((started, finished));
+        }
+    }
+    for (job, spans) in &mut spans {
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1,
+                "{job}: a run started at {} while another ran until {}",
+                pair[1].0,
+                pair[0].1
+            );
+        }
     }
 
     // The killed instance's runs were interrupted and each retried exactly once.

@@ -111,6 +111,7 @@ async fn a_write_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_w
         error_kind: None,
         error_message: None,
         instance_id: "test".into(),
+        exclusive: false,
     };
     let job_id = jobs[0].id;
     // All sent before the writer task first runs (this runtime has one thread), so they
@@ -122,7 +123,12 @@ async fn a_write_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_w
         writer.insert_run(run(job_id)),
     );
     assert!(refused.is_err(), "the run of a missing job is refused");
-    let ids = [first, second, third].map(|id| id.expect("the other runs are written"));
+    let ids = [first, second, third].map(|inserted| {
+        inserted
+            .expect("the other runs are written")
+            .run_id()
+            .expect("none is exclusive")
+    });
     for id in ids {
         let stored = shared
             .run(id)
@@ -157,9 +163,12 @@ async fn log_lines_of_a_run_that_is_gone_are_dropped_without_failing_their_batch
             error_kind: None,
             error_message: None,
             instance_id: "test".into(),
+            exclusive: false,
         })
         .await
-        .expect("the run is written");
+        .expect("the run is written")
+        .run_id()
+        .expect("it is not exclusive");
     let line = |run_id, message: &str| LogLine {
         run_id,
         ts: t0(),
@@ -421,9 +430,12 @@ async fn the_runs_of_an_instance_whose_lease_ran_out_are_interrupted_and_retried
             error_kind: None,
             error_message: None,
             instance_id: "ghost".into(),
+            exclusive: false,
         })
         .await
-        .expect("its run is written");
+        .expect("its run is written")
+        .run_id()
+        .expect("it is not exclusive");
     drop(writer);
     writer_task.await.expect("the writer ends");
 

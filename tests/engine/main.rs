@@ -16,6 +16,8 @@ mod restart;
 mod scheduler;
 mod schedules;
 mod secrets;
+mod shared_runs;
+mod shared_runs_store;
 mod shared_store;
 mod store;
 mod support;

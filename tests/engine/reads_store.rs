@@ -66,10 +66,13 @@ async fn add_run(
             error_kind: None,
             error_message: None,
             instance_id: "test".into(),
+            exclusive: false,
         }],
         ..WriteBatch::default()
     };
-    let id = store.write_batch(&insert).await.expect("insert").inserts[0];
+    let id = store.write_batch(&insert).await.expect("insert").inserts[0]
+        .run_id()
+        .expect("inserted");
     if status != RunStatus::Running {
         let finish = WriteBatch {
             finishes: vec![RunFinish {

@@ -323,7 +323,7 @@ async fn run_now_pause_resume_and_cancel_take_effect_at_once() {
         refused,
         Err(CommandError::AlreadyRunning {
             job: "manual".into(),
-            run_id
+            run_id: Some(run_id)
         })
     );
     engine

@@ -39,6 +39,7 @@ fn new_run(job_id: i64, scheduled_for: DateTime<Utc>, instance: &str) -> NewRun 
         error_kind: None,
         error_message: None,
         instance_id: instance.into(),
+        exclusive: false,
     }
 }
 
@@ -100,7 +101,9 @@ async fn a_log_line_with_a_nul_character_is_kept_and_fails_nothing(store: TestSt
         })
         .await
         .expect("a run")
-        .inserts[0];
+        .inserts[0]
+        .run_id()
+        .expect("inserted");
     let line = LogLine {
         run_id: run,
         ts: at(2),

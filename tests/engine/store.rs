@@ -59,6 +59,7 @@ fn new_run(job_id: i64, scheduled_for: DateTime<Utc>) -> NewRun {
         error_kind: None,
         error_message: None,
         instance_id: "test-instance".into(),
+        exclusive: false,
     }
 }
 
@@ -102,7 +103,11 @@ async fn insert_runs(store: &TestStore, jobs: &[i64], start: i64) -> Vec<i64> {
         })
         .await
         .expect("insert runs");
-    result.inserts
+    result
+        .inserts
+        .into_iter()
+        .map(|inserted| inserted.run_id().expect("no exclusive run is going"))
+        .collect()
 }
 
 /// Finishes `runs` at 1000 s, each keeping the start it was inserted with.
@@ -338,7 +343,7 @@ async fn successive_claims_on_one_job_in_one_batch_act_as_if_applied_in_order(st
         panic!("unexpected claim results {:?}", result.fires);
     };
     assert_eq!(result.inserts.len(), 1);
-    let inserted = result.inserts[0];
+    let inserted = result.inserts[0].run_id().expect("inserted");
     for (id, job, scheduled) in [
         (a1, alpha, at(0)),
         (b1, beta, at(0)),
@@ -649,7 +654,9 @@ async fn runs_are_listed_newest_first_by_keyset_pages_and_filters(store: TestSto
         })
         .await
         .expect("manual run")
-        .inserts[0];
+        .inserts[0]
+        .run_id()
+        .expect("inserted");
     finish_all(&store, &[runs[0], runs[3]], RunStatus::Failed).await;
 
     let page = |filter: RunFilter| {
@@ -1029,7 +1036,21 @@ async fn upgrading_to_queued_runs_keeps_every_run_log_line_and_used_id() {
         .await
         .expect("sync");
     let job = jobs[0].id;
-    let runs = insert_runs(&store, &[job, job, job], 0).await;
+    // Written as the version of that time wrote them: today's inserts name columns that
+    // later migrations add.
+    let mut runs = Vec::new();
+    for n in 0..3 {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (job_id, trigger, attempt, status, scheduled_for, started_at, \
+             instance_id) VALUES ($1, 'schedule', 1, 'running', $2, $2, 'test') RETURNING id",
+        )
+        .bind(job)
+        .bind(at(n).timestamp_micros())
+        .fetch_one(raw.pool())
+        .await
+        .expect("a run of the old schema");
+        runs.push(id);
+    }
     add_logs(&store, &runs, 2).await;
     finish_all(&store, &runs, RunStatus::Succeeded).await;
     // The oldest run is pruned as history, and the newest is deleted, so the highest id

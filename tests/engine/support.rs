@@ -114,6 +114,7 @@ pub fn config() -> SchedulerConfig {
         shutdown_grace: Duration::from_secs(30),
         timeout_grace: Duration::from_secs(2),
         instance_id: "test".into(),
+        shared_execution: false,
         runlog: Arc::new(RunLogPolicy::new(100, &[])),
     }
 }
@@ -151,7 +152,7 @@ impl Engine {
         Self::boot_following(dir, clock, jobs, config, None).await
     }
 
-    async fn boot_following(
+    pub async fn boot_following(
         dir: Arc<tempfile::TempDir>,
         clock: ManualClock,
         jobs: &[JobSettings],

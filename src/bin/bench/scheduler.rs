@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use batchboard::clock::{SharedClock, SystemClock};
+use batchboard::instance::{Elector, Registration};
 use batchboard::job::{JobContext, JobError, JobHandler, JobSettings, Outcome, Registry};
 use batchboard::schedule::parse_duration;
 use batchboard::scheduler::{self, SchedulerConfig, SchedulerParts};
 use batchboard::store::writer::Writer;
-use batchboard::store::{self, RunFilter, RunStatus};
+use batchboard::store::{self, InstanceKind, RunFilter, RunStatus};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 
@@ -39,6 +40,95 @@ pub struct Args {
     /// counted (they were due before this one started).
     #[arg(long)]
     database_url: Option<String>,
+    /// Instances sharing the database (PostgreSQL only), as separate servers would: each
+    /// with its own pool, writer, scheduler, heartbeat, election and announcements. One
+    /// leads and queues the fires; every one claims and runs them.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+}
+
+/// One instance of the benchmark's cluster.
+struct Instance {
+    handle: scheduler::SchedulerHandle,
+    task: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<()>,
+    registration: Option<Registration>,
+    elector: Option<Elector>,
+    stop_following: tokio_util::sync::CancellationToken,
+}
+
+impl Instance {
+    /// Starts an instance on `url`; alone (`cluster` false) it leads without an election,
+    /// as the benchmark always did.
+    async fn start(
+        url: &str,
+        registry: Registry,
+        max_concurrent_runs: usize,
+        cluster: bool,
+    ) -> anyhow::Result<Self> {
+        let store = store::connect(url).await?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let config = SchedulerConfig {
+            max_concurrent_runs,
+            shared_execution: store.backend() == "postgres",
+            ..SchedulerConfig::default()
+        };
+        let (registration, elector) = if cluster {
+            let registration = Registration::register(
+                store.clone(),
+                clock.clone(),
+                &config.instance_id,
+                InstanceKind::Serve,
+            )
+            .await?;
+            let elector = Elector::start(store.clone(), clock.clone(), registration.id()).await;
+            (Some(registration), Some(elector))
+        } else {
+            (None, None)
+        };
+        let (writer, writer_task) = Writer::start(store.clone());
+        let parts = SchedulerParts {
+            store: store.clone(),
+            writer,
+            registry,
+            clock,
+            config,
+            leading: elector.as_ref().map(Elector::leading),
+        };
+        let (handle, task) = scheduler::start(parts).await?;
+        let stop_following = tokio_util::sync::CancellationToken::new();
+        // Its own and the others' queued runs are announced to every instance.
+        batchboard::instance::job_changes::follow(
+            store,
+            handle.clone(),
+            stop_following.clone(),
+            true,
+        )
+        .await?;
+        Ok(Self {
+            handle,
+            task,
+            writer_task,
+            registration,
+            elector,
+            stop_following,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.handle.shutdown();
+        self.task.await?;
+        self.stop_following.cancel();
+        drop(self.handle);
+        self.writer_task.await?;
+        if let Some(elector) = self.elector {
+            elector.stop().await;
+        }
+        if let Some(registration) = self.registration {
+            registration.deregister().await;
+        }
+        Ok(())
+    }
 }
 
 /// Lateness of each handler start after its due time, in microseconds.
@@ -73,6 +163,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let store = store::connect(&url).await?;
+    anyhow::ensure!(
+        args.instances <= 1 || store.backend() == "postgres",
+        "several --instances share a PostgreSQL database; give one with --database-url"
+    );
     let lateness = Arc::new(Lateness::default());
     let registry = Registry::builder()
         .handler("bench", Trivial(Arc::clone(&lateness)))
@@ -114,28 +208,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|i| fires_between(start + phase(i), period, end))
         .sum();
 
-    let (writer, writer_task) = Writer::start(store.clone());
-    let clock: SharedClock = Arc::new(SystemClock);
-    let config = SchedulerConfig {
-        max_concurrent_runs: args.max_concurrent_runs,
-        ..SchedulerConfig::default()
-    };
     let cpu_before = sys::cpu_seconds().unwrap_or(0.0);
-    let parts = SchedulerParts {
-        store: store.clone(),
-        writer,
-        registry,
-        clock,
-        config,
-        leading: None,
-    };
-    let (handle, task) = scheduler::start(parts).await?;
+    let cluster = args.instances > 1;
+    let mut instances = Vec::new();
+    for _ in 0..args.instances.max(1) {
+        let instance =
+            Instance::start(&url, registry.clone(), args.max_concurrent_runs, cluster).await?;
+        instances.push(instance);
+    }
     let wait = (end - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep(wait).await;
-    handle.shutdown();
-    task.await?;
-    drop(handle);
-    writer_task.await?;
+    for instance in instances {
+        instance.stop().await?;
+    }
     let cpu = sys::cpu_seconds().unwrap_or(0.0) - cpu_before;
 
     let mut samples = std::mem::take(
@@ -144,7 +229,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .lock()
             .map_err(|_| anyhow::anyhow!("lateness lock poisoned"))?,
     );
-    let recorded = count_succeeded(&store, start, end).await?;
+    let by_instance = count_succeeded(&store, start, end).await?;
+    let recorded: u64 = by_instance.values().sum();
+    let mut shares: Vec<u64> = by_instance.values().copied().collect();
+    shares.sort_unstable_by(|a, b| b.cmp(a));
     samples.sort_unstable();
     let achieved = recorded.min(samples.len() as u64);
     let ms = |q: f64| -> f64 {
@@ -159,12 +247,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let peak = sys::peak_rss_mb().unwrap_or(f64::NAN);
     let mode = if args.burst { "burst" } else { "spread" };
     println!(
-        "scheduler benchmark: {} jobs every {} for {} s ({mode}) on {}",
+        "scheduler benchmark: {} jobs every {} for {} s ({mode}) on {}, {} instance(s)",
         args.jobs,
         args.every,
         args.secs,
-        store.backend()
+        store.backend(),
+        args.instances.max(1)
     );
+    println!("runs per instance: {shares:?}");
     println!(
         "fires expected {expected}, achieved {achieved} (runs recorded as succeeded: {recorded})"
     );
@@ -175,6 +265,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "mode": mode,
         "backend": store.backend(),
         "jobs": args.jobs,
+        "instances": args.instances.max(1),
+        "runs_per_instance": shares,
         "expected": expected,
         "achieved": achieved,
         "p50_ms": round2(p50),
@@ -202,13 +294,14 @@ fn fires_between(first: DateTime<Utc>, period: chrono::Duration, end: DateTime<U
     u64::try_from((span - 1) / step + 1).unwrap_or(0)
 }
 
-/// Succeeded scheduled runs due in `[start, end)`, read back from the database.
+/// Succeeded scheduled runs due in `[start, end)` by the instance that ran them, read
+/// back from the database.
 async fn count_succeeded(
     store: &store::SharedStore,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let mut count = 0;
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let mut count = std::collections::BTreeMap::new();
     let mut before = None;
     loop {
         let page = store
@@ -221,10 +314,12 @@ async fn count_succeeded(
             .await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id);
-        count += page
+        for run in page
             .iter()
             .filter(|run| run.scheduled_for >= start && run.scheduled_for < end)
-            .count() as u64;
+        {
+            *count.entry(run.instance_id.clone()).or_default() += 1;
+        }
     }
     Ok(count)
 }

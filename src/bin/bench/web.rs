@@ -10,7 +10,7 @@ use batchboard::app::{Application, Options};
 use batchboard::config::Settings;
 use batchboard::job::JobSettings;
 use batchboard::store::{
-    self, LogLine, NewRun, RunFinish, RunStatus, SharedStore, Trigger, WriteBatch,
+    self, ClaimResult, LogLine, NewRun, RunFinish, RunStatus, SharedStore, Trigger, WriteBatch,
 };
 use batchboard::web::WebConfig;
 use chrono::{SubsecRound, Utc};
@@ -174,6 +174,7 @@ async fn seed_runs(store: &SharedStore, job_ids: &[i64], total: usize) -> anyhow
                     error_kind: None,
                     error_message: None,
                     instance_id: "bench".into(),
+                    exclusive: false,
                 }
             })
             .collect();
@@ -183,7 +184,10 @@ async fn seed_runs(store: &SharedStore, job_ids: &[i64], total: usize) -> anyhow
                 ..WriteBatch::default()
             })
             .await?
-            .inserts;
+            .inserts
+            .into_iter()
+            .filter_map(ClaimResult::run_id)
+            .collect::<Vec<_>>();
         let finishes = ids
             .iter()
             .zip(&inserts)

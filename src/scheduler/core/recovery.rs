@@ -28,6 +28,7 @@ impl Core {
         commands: mpsc::UnboundedSender<Command>,
         events: EventBus,
         live: LiveRuns,
+        claiming: Arc<crate::scheduler::claiming::Claiming>,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let SchedulerParts {
@@ -49,6 +50,7 @@ impl Core {
             live.clone(),
             events.clone(),
             commands,
+            claiming,
         ));
         let mut core = Core {
             store: store.clone(),
@@ -70,6 +72,8 @@ impl Core {
             leads,
             leadership: leading,
             lead_pending: false,
+            shared: config.shared_execution,
+            claiming: tokio_util::sync::CancellationToken::new(),
         };
         let records = store.jobs().await.context("loading jobs")?;
         for record in &records {
@@ -107,7 +111,8 @@ impl Core {
             .await
             .context("loading runs left running")?
         {
-            if live.contains(&run.instance_id) {
+            // A run queued for any instance has no instance to be cut off with.
+            if live.contains(&run.instance_id) || run.instance_id == crate::store::UNCLAIMED {
                 continue;
             }
             let (finish, _) = self.interruption(&run);

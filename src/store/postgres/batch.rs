@@ -13,6 +13,11 @@
 //! New runs get their ids from the `runs` sequence before they are inserted, sorted, and
 //! handed out in batch order: so each id maps to its claim or insert without relying on
 //! the order of `RETURNING` rows, which PostgreSQL does not promise.
+//!
+//! `forbid` is held here, across instances: at most one exclusive run of a job is going
+//! (a unique index). A fire or a manual run that would be a second one is left out by
+//! `ON CONFLICT DO NOTHING` (the fire is then recorded as skipped); a retry claim checks
+//! first and stays pending while one is going.
 
 use std::collections::HashSet;
 
@@ -22,8 +27,8 @@ use sqlx::{PgConnection, PgPool};
 use super::rows::{json, opt_text, text};
 use crate::store::batch_order::{last_per_run, rounds};
 use crate::store::{
-    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RetryClaim, RunFinish, RunMark,
-    StoreResult, WriteBatch,
+    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RUNS_QUEUED_CHANNEL, RetryClaim,
+    RunFinish, RunMark, StoreResult, UNCLAIMED, WriteBatch,
 };
 
 /// Applies `batch` in one transaction: fire claims, retry claims, inserts, marks, log
@@ -37,38 +42,82 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResul
     let fires_won = claim_fires(&mut tx, &batch.fires).await?;
     let retries_won = claim_retries(&mut tx, &batch.retries).await?;
 
-    // The runs to insert, in batch order: claimed fires', claimed retries', then inserts.
-    let fire_runs = batch
+    // Fires and manual runs give way to an exclusive run of their job that is going;
+    // a retry checked that in its claim, so its insert must not be dropped.
+    let fire_runs: Vec<Option<&NewRun>> = batch
         .fires
         .iter()
         .zip(&fires_won)
-        .filter(|(_, won)| **won)
-        .filter_map(|(claim, _)| claim.run.as_ref());
-    let retry_runs = batch
+        .map(|(claim, won)| claim.run.as_ref().filter(|_| *won))
+        .collect();
+    let yielding: Vec<&NewRun> = fire_runs
+        .iter()
+        .flatten()
+        .copied()
+        .chain(&batch.inserts)
+        .collect();
+    let mut yielded = insert_runs(&mut tx, &yielding, Conflicts::Yield)
+        .await?
+        .into_iter();
+    let retry_runs: Vec<&NewRun> = batch
         .retries
         .iter()
         .zip(&retries_won)
-        .filter(|(_, won)| **won)
-        .filter_map(|(claim, _)| claim.run.as_ref());
-    let new_runs: Vec<&NewRun> = fire_runs.chain(retry_runs).chain(&batch.inserts).collect();
-    let ids = insert_runs(&mut tx, &new_runs).await?;
+        .filter(|(_, won)| **won == Cas::Won)
+        .filter_map(|(claim, _)| claim.run.as_ref())
+        .collect();
+    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
+        .await?
+        .into_iter();
+
+    // A fire that gave way still used its slot: it is recorded as skipped, unless the
+    // slot's run exists already (another leader's), and then the fire was lost.
+    let fire_ids: Vec<Option<i64>> = fire_runs
+        .iter()
+        .map(|run| run.and_then(|_| yielded.next().flatten()))
+        .collect();
+    let skips: Vec<NewRun> = fire_runs
+        .iter()
+        .zip(&fire_ids)
+        .filter_map(|(run, id)| match (run, id) {
+            (Some(run), None) => Some((*run).clone().skipped_by_overlap(run.started_at)),
+            _ => None,
+        })
+        .collect();
+    let skip_refs: Vec<&NewRun> = skips.iter().collect();
+    let mut skip_ids = insert_runs(&mut tx, &skip_refs, Conflicts::Yield)
+        .await?
+        .into_iter();
 
     mark_runs(&mut tx, &batch.marks).await?;
     insert_logs(&mut tx, &batch.logs).await?;
     finish_runs(&mut tx, &batch.finishes).await?;
+    let queued_for_anyone = fire_runs
+        .iter()
+        .zip(&fire_ids)
+        .any(|(run, id)| id.is_some() && run.is_some_and(|run| run.instance_id == UNCLAIMED));
+    if queued_for_anyone {
+        // One wake-up per batch, not per run: NOTIFY serialises commits database-wide.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_QUEUED_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
 
-    // Hand the ids out again in the same order they were assigned.
-    let mut ids = ids.into_iter();
-    let mut next_id = || ids.next().unwrap_or_default();
     let fires = batch
         .fires
         .iter()
         .zip(fires_won)
-        .map(|(claim, won)| match (won, &claim.run) {
-            (false, _) => ClaimResult::Lost,
-            (true, None) => ClaimResult::Claimed,
-            (true, Some(_)) => ClaimResult::Run(next_id()),
+        .zip(fire_ids)
+        .map(|((claim, won), id)| match (won, &claim.run, id) {
+            (false, _, _) => ClaimResult::Lost,
+            (true, None, _) => ClaimResult::Claimed,
+            (true, Some(_), Some(id)) => ClaimResult::Run(id),
+            (true, Some(_), None) => skip_ids
+                .next()
+                .flatten()
+                .map_or(ClaimResult::Lost, ClaimResult::Skipped),
         })
         .collect();
     let retries = batch
@@ -76,17 +125,49 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResul
         .iter()
         .zip(retries_won)
         .map(|(claim, won)| match (won, &claim.run) {
-            (false, _) => ClaimResult::Lost,
-            (true, None) => ClaimResult::Claimed,
-            (true, Some(_)) => ClaimResult::Run(next_id()),
+            (Cas::Lost, _) => ClaimResult::Lost,
+            (Cas::Busy, _) => ClaimResult::Busy,
+            (Cas::Won, None) => ClaimResult::Claimed,
+            (Cas::Won, Some(_)) => retry_ids
+                .next()
+                .flatten()
+                .map_or(ClaimResult::Lost, ClaimResult::Run),
         })
         .collect();
-    let inserts = batch.inserts.iter().map(|_| next_id()).collect();
+    let inserts = batch
+        .inserts
+        .iter()
+        .map(|_| {
+            yielded
+                .next()
+                .flatten()
+                .map_or(ClaimResult::Busy, ClaimResult::Run)
+        })
+        .collect();
     Ok(BatchResult {
         fires,
         retries,
         inserts,
     })
+}
+
+/// How a compare-and-swap claim went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cas {
+    Won,
+    Lost,
+    /// Not tried: an exclusive run of the job is going.
+    Busy,
+}
+
+/// What an insert does with a row that would be a second exclusive run going (or a
+/// second start of a fire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    /// Leaves the row out.
+    Yield,
+    /// Fails the statement (and the batch, which the writer then splits).
+    Fail,
 }
 
 /// The fire compare-and-swap; returns, per claim, whether it won.
@@ -116,34 +197,86 @@ async fn claim_fires(tx: &mut PgConnection, claims: &[FireClaim]) -> StoreResult
     Ok(won)
 }
 
-/// The retry compare-and-swap; returns, per claim, whether it won.
-async fn claim_retries(tx: &mut PgConnection, claims: &[RetryClaim]) -> StoreResult<Vec<bool>> {
-    let mut won = vec![false; claims.len()];
+/// The retry compare-and-swap. A retry that would be an exclusive run waits while
+/// another exclusive run of its job is going: it stays pending and is [`Cas::Busy`].
+async fn claim_retries(tx: &mut PgConnection, claims: &[RetryClaim]) -> StoreResult<Vec<Cas>> {
+    let mut won = vec![Cas::Lost; claims.len()];
     for round in rounds(claims.iter().map(|c| c.failed_run_id)) {
         let run_ids: Vec<i64> = round.iter().map(|&i| claims[i].failed_run_id).collect();
         let expected: Vec<DateTime<Utc>> = round.iter().map(|&i| claims[i].expected).collect();
+        let exclusive: Vec<bool> = round
+            .iter()
+            .map(|&i| claims[i].run.as_ref().is_some_and(|run| run.exclusive))
+            .collect();
         // The failed attempt stops reading `retrying` once its retry has started.
         let changed: HashSet<i64> = sqlx::query_scalar(
             "UPDATE runs SET retry_at = NULL, \
              status = CASE runs.status WHEN 'retrying' THEN 'failed' ELSE runs.status END \
-             FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[]) AS v(run_id, expected) \
-             WHERE runs.id = v.run_id AND runs.retry_at = v.expected RETURNING runs.id",
+             FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $3::BOOLEAN[]) \
+                  AS v(run_id, expected, exclusive) \
+             WHERE runs.id = v.run_id AND runs.retry_at = v.expected \
+               AND NOT (v.exclusive AND EXISTS (SELECT 1 FROM runs going \
+                   WHERE going.job_id = runs.job_id AND going.exclusive \
+                     AND going.status IN ('queued', 'running'))) \
+             RETURNING runs.id",
         )
         .bind(&run_ids)
         .bind(&expected)
+        .bind(&exclusive)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .collect();
+        let missed: Vec<usize> = round
+            .iter()
+            .copied()
+            .filter(|&i| !changed.contains(&claims[i].failed_run_id))
+            .collect();
+        let still_pending = still_pending(tx, claims, &missed).await?;
         for &index in &round {
-            won[index] = changed.contains(&claims[index].failed_run_id);
+            let run_id = claims[index].failed_run_id;
+            won[index] = if changed.contains(&run_id) {
+                Cas::Won
+            } else if still_pending.contains(&run_id) {
+                Cas::Busy
+            } else {
+                Cas::Lost
+            };
         }
     }
     Ok(won)
 }
 
-/// Inserts `runs` and returns their ids, in order. The ids rise in batch order.
-async fn insert_runs(tx: &mut PgConnection, runs: &[&NewRun]) -> StoreResult<Vec<i64>> {
+/// Of the retry claims at `indexes`, which ones' failed runs still wait for that retry.
+async fn still_pending(
+    tx: &mut PgConnection,
+    claims: &[RetryClaim],
+    indexes: &[usize],
+) -> StoreResult<HashSet<i64>> {
+    if indexes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let run_ids: Vec<i64> = indexes.iter().map(|&i| claims[i].failed_run_id).collect();
+    let expected: Vec<DateTime<Utc>> = indexes.iter().map(|&i| claims[i].expected).collect();
+    let pending = sqlx::query_scalar(
+        "SELECT runs.id FROM runs \
+         JOIN UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[]) AS v(run_id, expected) \
+           ON runs.id = v.run_id AND runs.retry_at = v.expected",
+    )
+    .bind(&run_ids)
+    .bind(&expected)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(pending.into_iter().collect())
+}
+
+/// Inserts `runs`; returns, in order, each one's id, or `None` for a row left out by
+/// [`Conflicts::Yield`].
+async fn insert_runs(
+    tx: &mut PgConnection,
+    runs: &[&NewRun],
+    conflicts: Conflicts,
+) -> StoreResult<Vec<Option<i64>>> {
     if runs.is_empty() {
         return Ok(Vec::new());
     }
@@ -176,28 +309,42 @@ async fn insert_runs(tx: &mut PgConnection, runs: &[&NewRun]) -> StoreResult<Vec
         .iter()
         .map(|r| text(&r.instance_id).into_owned())
         .collect();
-    sqlx::query(
+    let exclusive: Vec<bool> = runs.iter().map(|r| r.exclusive).collect();
+    let on_conflict = match conflicts {
+        Conflicts::Yield => " ON CONFLICT DO NOTHING",
+        Conflicts::Fail => "",
+    };
+    let sql = format!(
         "INSERT INTO runs (id, job_id, trigger, attempt, first_run_id, status, \
-         scheduled_for, started_at, finished_at, error_kind, error_message, instance_id) \
+         scheduled_for, started_at, finished_at, error_kind, error_message, instance_id, \
+         exclusive) \
          SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[]::INTEGER[], \
              $5::BIGINT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::TIMESTAMPTZ[], \
-             $9::TIMESTAMPTZ[], $10::TEXT[], $11::TEXT[], $12::TEXT[])",
-    )
-    .bind(&ids)
-    .bind(&job_ids)
-    .bind(&triggers)
-    .bind(&attempts)
-    .bind(&first_run_ids)
-    .bind(&statuses)
-    .bind(&scheduled)
-    .bind(&started)
-    .bind(&finished)
-    .bind(&error_kinds)
-    .bind(&error_messages)
-    .bind(&instances)
-    .execute(&mut *tx)
-    .await?;
-    Ok(ids)
+             $9::TIMESTAMPTZ[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BOOLEAN[]) \
+         {on_conflict} RETURNING id"
+    );
+    let inserted: HashSet<i64> = sqlx::query_scalar(&sql)
+        .bind(&ids)
+        .bind(&job_ids)
+        .bind(&triggers)
+        .bind(&attempts)
+        .bind(&first_run_ids)
+        .bind(&statuses)
+        .bind(&scheduled)
+        .bind(&started)
+        .bind(&finished)
+        .bind(&error_kinds)
+        .bind(&error_messages)
+        .bind(&instances)
+        .bind(&exclusive)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(ids
+        .into_iter()
+        .map(|id| inserted.contains(&id).then_some(id))
+        .collect())
 }
 
 /// Applies the marks of runs that waited for a slot. Marks of one run are applied in

@@ -27,9 +27,9 @@ use crate::store::{
 /// The most rows one statement carries. Compiling a long `VALUES` list costs about as
 /// much as executing it, so statements come in a few fixed sizes (see [`chunks`]) that
 /// each connection prepares once and then reuses from its statement cache. 256 rows of
-/// the widest statement (12 columns) stay far below SQLite's 32,766 bound parameters.
+/// the widest statement (13 columns) stay far below SQLite's 32,766 bound parameters.
 const MAX_ROWS: usize = 256;
-const _: () = assert!(MAX_ROWS * 12 <= 32_766);
+const _: () = assert!(MAX_ROWS * 13 <= 32_766);
 
 /// Splits `rows` into chunks of `MAX_ROWS`, then powers of two for the rest, so that
 /// every statement has one of nine shapes and is served from the statement cache.
@@ -58,42 +58,70 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: &WriteBatch) -> StoreR
     let fires_won = claim_fires(&mut tx, &batch.fires).await?;
     let retries_won = claim_retries(&mut tx, &batch.retries).await?;
 
-    // The runs to insert, in batch order: claimed fires', claimed retries', then inserts.
-    let fire_runs = batch
+    // Fires and manual runs give way to an exclusive run of their job that is going (a
+    // `batchboard run` beside the server); a retry checked that in its claim.
+    let fire_runs: Vec<Option<&NewRun>> = batch
         .fires
         .iter()
         .zip(&fires_won)
-        .filter(|(_, won)| **won)
-        .filter_map(|(claim, _)| claim.run.as_ref());
-    let retry_runs = batch
+        .map(|(claim, won)| claim.run.as_ref().filter(|_| *won))
+        .collect();
+    let yielding: Vec<&NewRun> = fire_runs
+        .iter()
+        .flatten()
+        .copied()
+        .chain(&batch.inserts)
+        .collect();
+    let mut yielded = insert_runs(&mut tx, &yielding, Conflicts::Yield)
+        .await?
+        .into_iter();
+    let retry_runs: Vec<&NewRun> = batch
         .retries
         .iter()
         .zip(&retries_won)
-        .filter(|(_, won)| **won)
-        .filter_map(|(claim, _)| claim.run.as_ref());
-    let new_runs: Vec<&NewRun> = fire_runs.chain(retry_runs).chain(&batch.inserts).collect();
-    let first_id = insert_runs(&mut tx, &new_runs).await?;
+        .filter(|(_, won)| **won == Cas::Won)
+        .filter_map(|(claim, _)| claim.run.as_ref())
+        .collect();
+    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
+        .await?
+        .into_iter();
+
+    // A fire that gave way still used its slot: it is recorded as skipped.
+    let fire_ids: Vec<Option<i64>> = fire_runs
+        .iter()
+        .map(|run| run.and_then(|_| yielded.next().flatten()))
+        .collect();
+    let skips: Vec<NewRun> = fire_runs
+        .iter()
+        .zip(&fire_ids)
+        .filter_map(|(run, id)| match (run, id) {
+            (Some(run), None) => Some((*run).clone().skipped_by_overlap(run.started_at)),
+            _ => None,
+        })
+        .collect();
+    let skip_refs: Vec<&NewRun> = skips.iter().collect();
+    let mut skip_ids = insert_runs(&mut tx, &skip_refs, Conflicts::Yield)
+        .await?
+        .into_iter();
 
     mark_runs(&mut tx, &batch.marks).await?;
     insert_logs(&mut tx, &batch.logs).await?;
     finish_runs(&mut tx, &batch.finishes).await?;
     tx.commit().await?;
 
-    // Hand the ids out again in the same order they were assigned.
-    let mut unused_id = first_id;
-    let mut next_id = || {
-        let id = unused_id;
-        unused_id += 1;
-        id
-    };
     let fires = batch
         .fires
         .iter()
         .zip(fires_won)
-        .map(|(claim, won)| match (won, &claim.run) {
-            (false, _) => ClaimResult::Lost,
-            (true, None) => ClaimResult::Claimed,
-            (true, Some(_)) => ClaimResult::Run(next_id()),
+        .zip(fire_ids)
+        .map(|((claim, won), id)| match (won, &claim.run, id) {
+            (false, _, _) => ClaimResult::Lost,
+            (true, None, _) => ClaimResult::Claimed,
+            (true, Some(_), Some(id)) => ClaimResult::Run(id),
+            (true, Some(_), None) => skip_ids
+                .next()
+                .flatten()
+                .map_or(ClaimResult::Lost, ClaimResult::Skipped),
         })
         .collect();
     let retries = batch
@@ -101,17 +129,49 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: &WriteBatch) -> StoreR
         .iter()
         .zip(retries_won)
         .map(|(claim, won)| match (won, &claim.run) {
-            (false, _) => ClaimResult::Lost,
-            (true, None) => ClaimResult::Claimed,
-            (true, Some(_)) => ClaimResult::Run(next_id()),
+            (Cas::Lost, _) => ClaimResult::Lost,
+            (Cas::Busy, _) => ClaimResult::Busy,
+            (Cas::Won, None) => ClaimResult::Claimed,
+            (Cas::Won, Some(_)) => retry_ids
+                .next()
+                .flatten()
+                .map_or(ClaimResult::Lost, ClaimResult::Run),
         })
         .collect();
-    let inserts = batch.inserts.iter().map(|_| next_id()).collect();
+    let inserts = batch
+        .inserts
+        .iter()
+        .map(|_| {
+            yielded
+                .next()
+                .flatten()
+                .map_or(ClaimResult::Busy, ClaimResult::Run)
+        })
+        .collect();
     Ok(BatchResult {
         fires,
         retries,
         inserts,
     })
+}
+
+/// How a compare-and-swap claim went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cas {
+    Won,
+    Lost,
+    /// Not tried: an exclusive run of the job is going.
+    Busy,
+}
+
+/// What an insert does with a row that would be a second exclusive run going (or a
+/// second start of a fire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    /// Leaves the row out.
+    Yield,
+    /// Fails the statement (and the batch, which the writer then splits).
+    Fail,
 }
 
 /// The fire compare-and-swap; returns, per claim, whether it won.
@@ -144,22 +204,28 @@ async fn claim_fires(tx: &mut SqliteConnection, claims: &[FireClaim]) -> StoreRe
     Ok(won)
 }
 
-/// The retry compare-and-swap; returns, per claim, whether it won.
-async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> StoreResult<Vec<bool>> {
-    let mut won = vec![false; claims.len()];
+/// The retry compare-and-swap. A retry that would be an exclusive run waits while
+/// another exclusive run of its job is going: it stays pending and is [`Cas::Busy`].
+async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> StoreResult<Vec<Cas>> {
+    let mut won = vec![Cas::Lost; claims.len()];
     for round in rounds(claims.iter().map(|c| c.failed_run_id)) {
         for chunk in chunks(&round) {
-            let mut sql = QueryBuilder::<Sqlite>::new("WITH v(run_id, expected) AS (");
+            let mut sql = QueryBuilder::<Sqlite>::new("WITH v(run_id, expected, exclusive) AS (");
             sql.push_values(chunk, |mut row, &index| {
                 let claim = &claims[index];
                 row.push_bind(claim.failed_run_id)
-                    .push_bind(micros(claim.expected));
+                    .push_bind(micros(claim.expected))
+                    .push_bind(claim.run.as_ref().is_some_and(|run| run.exclusive));
             });
             // The failed attempt stops reading `retrying` once its retry has started.
             sql.push(
                 ") UPDATE runs SET retry_at = NULL, \
                  status = CASE runs.status WHEN 'retrying' THEN 'failed' ELSE runs.status END \
-                 FROM v WHERE runs.id = v.run_id AND runs.retry_at = v.expected RETURNING id",
+                 FROM v WHERE runs.id = v.run_id AND runs.retry_at = v.expected \
+                 AND NOT (v.exclusive AND EXISTS (SELECT 1 FROM runs AS going \
+                     WHERE going.job_id = runs.job_id AND going.exclusive = 1 \
+                       AND going.status IN ('queued', 'running'))) \
+                 RETURNING id",
             );
             let changed: HashSet<i64> = sql
                 .build_query_scalar::<i64>()
@@ -168,17 +234,40 @@ async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> Stor
                 .into_iter()
                 .collect();
             for &index in chunk {
-                won[index] = changed.contains(&claims[index].failed_run_id);
+                won[index] = if changed.contains(&claims[index].failed_run_id) {
+                    Cas::Won
+                } else if still_pending(tx, &claims[index]).await? {
+                    Cas::Busy
+                } else {
+                    Cas::Lost
+                };
             }
         }
     }
     Ok(won)
 }
 
-/// Inserts `runs` with consecutive ids and returns the first one.
-async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult<i64> {
+/// Whether the failed run of `claim` still waits for that retry. Asked only of claims
+/// that missed, which are rare.
+async fn still_pending(tx: &mut SqliteConnection, claim: &RetryClaim) -> StoreResult<bool> {
+    let pending: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM runs WHERE id = $1 AND retry_at = $2")
+            .bind(claim.failed_run_id)
+            .bind(micros(claim.expected))
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(pending.is_some())
+}
+
+/// Inserts `runs` with consecutive ids; returns, in order, each one's id, or `None`
+/// for a row left out by [`Conflicts::Yield`].
+async fn insert_runs(
+    tx: &mut SqliteConnection,
+    runs: &[&NewRun],
+    conflicts: Conflicts,
+) -> StoreResult<Vec<Option<i64>>> {
     if runs.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     // `runs` is AUTOINCREMENT, so the next id is past both the highest id ever handed out
     // (sqlite_sequence) and the highest present; inserting explicit ids moves the sequence.
@@ -190,10 +279,12 @@ async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult
     .fetch_one(&mut *tx)
     .await?;
     let mut id = first_id;
+    let mut inserted = HashSet::new();
     for chunk in chunks(runs) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO runs (id, job_id, trigger, attempt, first_run_id, status, \
-             scheduled_for, started_at, finished_at, error_kind, error_message, instance_id) ",
+             scheduled_for, started_at, finished_at, error_kind, error_message, instance_id, \
+             exclusive) ",
         );
         sql.push_values(chunk, |mut row, run| {
             row.push_bind(id)
@@ -207,12 +298,19 @@ async fn insert_runs(tx: &mut SqliteConnection, runs: &[&NewRun]) -> StoreResult
                 .push_bind(opt_micros(run.finished_at))
                 .push_bind(run.error_kind.as_deref())
                 .push_bind(run.error_message.as_deref())
-                .push_bind(run.instance_id.as_str());
+                .push_bind(run.instance_id.as_str())
+                .push_bind(run.exclusive);
             id += 1;
         });
-        sql.build().execute(&mut *tx).await?;
+        if conflicts == Conflicts::Yield {
+            sql.push(" ON CONFLICT DO NOTHING");
+        }
+        sql.push(" RETURNING id");
+        inserted.extend(sql.build_query_scalar::<i64>().fetch_all(&mut *tx).await?);
     }
-    Ok(first_id)
+    Ok((first_id..id)
+        .map(|id| inserted.contains(&id).then_some(id))
+        .collect())
 }
 
 /// Applies the marks of runs that waited for a slot. Marks of one run are applied in

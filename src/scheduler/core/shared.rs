@@ -1,0 +1,158 @@
+//! Execution shared by every instance of a database (PostgreSQL): the leader queues each
+//! scheduled fire as a run for any instance, in the same fenced write that claims the
+//! fire, and every instance (the leader too) claims queued runs while it has free slots.
+//!
+//! Concurrency policies hold across instances because the database decides them: a
+//! `forbid` job's runs are exclusive (at most one going, by a unique index), so a fire
+//! that finds one going anywhere is recorded as skipped; `replace` cancels the older runs
+//! wherever they go, through the database's announcements.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{Core, now_of};
+use crate::job::{ConcurrencyPolicy, ErrorKind};
+use crate::scheduler::handoff::{Claim, RetryDue};
+use crate::scheduler::live::StopReason;
+use crate::store::{FireClaim, NewRun, RunFinish, RunRecord, RunStatus, UNCLAIMED};
+
+/// How long a retry waits before it looks again whether the exclusive run of its job,
+/// going on another instance, has ended.
+const BUSY_RETRY_RECHECK: chrono::Duration = chrono::Duration::seconds(1);
+
+impl Core {
+    /// Whether an early fire of `job_id` must wait for its slot to be decided: when a
+    /// run of the job may still be going then. Here, that is a run this instance knows
+    /// of; with shared execution, any run of a `forbid` job, since the database decides
+    /// at the moment of the insert.
+    pub(super) fn decides_at_slot(&self, job_id: i64) -> bool {
+        if self.shared {
+            self.jobs
+                .get(&job_id)
+                .is_some_and(|job| job.spec.concurrency == ConcurrencyPolicy::Forbid)
+        } else {
+            self.is_active(job_id)
+        }
+    }
+
+    /// Queues the fire `claim` (its run built for this instance) for any instance.
+    pub(super) fn enqueue_fire(&mut self, policy: ConcurrencyPolicy, mut claim: FireClaim) {
+        let Some(job) = self.jobs.get(&claim.job_id) else {
+            return;
+        };
+        let name = job.name.clone();
+        if policy == ConcurrencyPolicy::Replace {
+            self.replace_older_runs(claim.job_id, claim.expected);
+        }
+        if let Some(run) = claim.run.as_mut() {
+            run.status = RunStatus::Queued;
+            run.instance_id = UNCLAIMED.to_owned();
+        }
+        let exec = std::sync::Arc::clone(&self.exec);
+        self.tracker.spawn(exec.enqueue(name, claim));
+    }
+
+    /// Cancels the runs of `job_id` scheduled before `slot`, here and on every other
+    /// instance: a `replace` job's new run takes over.
+    fn replace_older_runs(&self, job_id: i64, slot: DateTime<Utc>) {
+        self.stop_active(job_id, StopReason::Replaced);
+        let store = self.store.clone();
+        let me = self.exec.instance_id().to_owned();
+        let now = now_of(&self.clock);
+        self.tracker.spawn(async move {
+            let going = match store.running_runs().await {
+                Ok(runs) => runs,
+                Err(error) => {
+                    tracing::warn!(job_id, %error, "could not find the runs to replace");
+                    return;
+                }
+            };
+            let older = going
+                .into_iter()
+                .filter(|run| run.job_id == job_id && run.scheduled_for < slot)
+                .filter(|run| run.instance_id != me);
+            for run in older {
+                let asked = if run.instance_id == UNCLAIMED {
+                    store
+                        .cancel_unclaimed(run.id, "cancelled: replaced by a newer run", now)
+                        .await
+                } else {
+                    store.announce_cancel(run.id, Some("a newer run")).await
+                };
+                if let Err(error) = asked {
+                    tracing::warn!(run_id = run.id, %error, "could not replace a run");
+                }
+            }
+        });
+    }
+
+    /// Dispatches runs this instance claimed from the queue, each with its slot.
+    pub(super) fn take_claimed(&mut self, claimed: Vec<(RunRecord, OwnedSemaphorePermit)>) {
+        let now = now_of(&self.clock);
+        for (run, slot) in claimed {
+            if !self.jobs.contains_key(&run.job_id) {
+                self.refuse_claimed(&run, now);
+                continue;
+            }
+            let row = NewRun {
+                job_id: run.job_id,
+                trigger: run.trigger,
+                attempt: run.attempt,
+                first_run_id: run.first_run_id,
+                status: RunStatus::Running,
+                scheduled_for: run.scheduled_for,
+                started_at: run.started_at.unwrap_or(now),
+                finished_at: None,
+                error_kind: None,
+                error_message: None,
+                instance_id: self.exec.instance_id().to_owned(),
+                exclusive: false,
+            };
+            self.dispatch(
+                run.job_id,
+                Claim::Queued {
+                    run_id: run.id,
+                    row,
+                    slot,
+                },
+            );
+        }
+    }
+
+    /// Ends a claimed run of a job this instance cannot run (removed since it was
+    /// queued, or its settings or handler are not valid here) as failed, saying why.
+    fn refuse_claimed(&self, run: &RunRecord, now: DateTime<Utc>) {
+        tracing::error!(run_id = run.id, job = %run.job_name, "claimed a run of a job this instance cannot run");
+        let finish = RunFinish {
+            run_id: run.id,
+            status: RunStatus::Failed,
+            started_at: None,
+            finished_at: now,
+            duration_ms: None,
+            items_checked: 0,
+            items_updated: 0,
+            items_total: None,
+            error_kind: Some(ErrorKind::Invalid.as_str().into()),
+            error_message: Some(format!(
+                "instance {} cannot run job {:?}: it is removed or invalid there (see its log)",
+                self.exec.instance_id(),
+                run.job_name
+            )),
+            summary: None,
+            retry_at: None,
+        };
+        let exec = std::sync::Arc::clone(&self.exec);
+        self.tracker.spawn(exec.interrupt(finish, None));
+    }
+
+    /// A retry found an exclusive run of its job going: it waits for this instance's
+    /// run to end, or looks again shortly when the run goes elsewhere.
+    pub(super) fn wait_for_exclusive(&mut self, due: RetryDue) {
+        if self.is_active(due.job_id) {
+            self.deferred.entry(due.job_id).or_default().push(due);
+        } else {
+            let at = now_of(&self.clock) + BUSY_RETRY_RECHECK;
+            self.queue.push_retry_at(at, due);
+        }
+    }
+}

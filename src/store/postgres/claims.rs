@@ -1,0 +1,63 @@
+//! Runs queued for any instance, on PostgreSQL: each instance claims what is due with
+//! `FOR UPDATE SKIP LOCKED`, so instances claiming at once take disjoint runs without
+//! waiting for each other.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::rows::{RUN_COLUMNS, RunRow};
+use crate::store::{RunRecord, StoreResult, UNCLAIMED};
+
+pub(super) async fn claim_queued(
+    pool: &PgPool,
+    instance_id: &str,
+    limit: usize,
+    due_by: DateTime<Utc>,
+) -> StoreResult<Vec<RunRecord>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // The pick is a CTE so that the planner cannot turn the `LIMIT` into an update of
+    // more rows than asked for.
+    let sql = format!(
+        "WITH picked AS ( \
+             SELECT id FROM runs \
+             WHERE status = 'queued' AND instance_id = $1 AND started_at <= $2 \
+             ORDER BY started_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE runs SET status = 'running', instance_id = $4 FROM picked \
+         WHERE runs.id = picked.id RETURNING {RUN_COLUMNS}"
+    );
+    let rows: Vec<RunRow> = sqlx::query_as(&sql)
+        .bind(UNCLAIMED)
+        .bind(due_by)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(instance_id)
+        .fetch_all(pool)
+        .await?;
+    let mut runs = rows
+        .into_iter()
+        .map(RunRecord::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    runs.sort_by_key(|run| (run.started_at, run.id));
+    Ok(runs)
+}
+
+pub(super) async fn cancel_unclaimed(
+    pool: &PgPool,
+    run_id: i64,
+    message: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let cancelled = sqlx::query(
+        "UPDATE runs SET status = 'cancelled', started_at = NULL, finished_at = $3, \
+         error_kind = 'cancelled', error_message = $4 \
+         WHERE id = $1 AND status = 'queued' AND instance_id = $2",
+    )
+    .bind(run_id)
+    .bind(UNCLAIMED)
+    .bind(now)
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(cancelled.rows_affected() > 0)
+}

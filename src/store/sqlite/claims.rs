@@ -1,0 +1,61 @@
+//! Runs queued for any instance, on SQLite. One `serve` uses a file, and it runs its
+//! fires itself, so nothing is queued so in practice; the claim is here so that both
+//! stores answer the same contract (one writer at a time makes it exact without row
+//! locks).
+
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+
+use super::rows::{RUN_COLUMNS, RunRow, micros};
+use crate::store::{RunRecord, StoreResult, UNCLAIMED};
+
+pub(super) async fn claim_queued(
+    pool: &SqlitePool,
+    instance_id: &str,
+    limit: usize,
+    due_by: DateTime<Utc>,
+) -> StoreResult<Vec<RunRecord>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE runs SET status = 'running', instance_id = $4 WHERE id IN ( \
+             SELECT id FROM runs \
+             WHERE status = 'queued' AND instance_id = $1 AND started_at <= $2 \
+             ORDER BY started_at, id LIMIT $3) \
+         RETURNING {RUN_COLUMNS}"
+    );
+    let rows: Vec<RunRow> = sqlx::query_as(&sql)
+        .bind(UNCLAIMED)
+        .bind(micros(due_by))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(instance_id)
+        .fetch_all(pool)
+        .await?;
+    let mut runs = rows
+        .into_iter()
+        .map(RunRecord::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    runs.sort_by_key(|run| (run.started_at, run.id));
+    Ok(runs)
+}
+
+pub(super) async fn cancel_unclaimed(
+    pool: &SqlitePool,
+    run_id: i64,
+    message: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let cancelled = sqlx::query(
+        "UPDATE runs SET status = 'cancelled', started_at = NULL, finished_at = $3, \
+         error_kind = 'cancelled', error_message = $4 \
+         WHERE id = $1 AND status = 'queued' AND instance_id = $2",
+    )
+    .bind(run_id)
+    .bind(UNCLAIMED)
+    .bind(micros(now))
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(cancelled.rows_affected() > 0)
+}
