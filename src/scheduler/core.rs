@@ -72,11 +72,16 @@ pub(crate) struct Core {
     leadership: Option<crate::instance::Leading>,
     /// This instance holds the lease but could not take over the fires yet.
     lead_pending: bool,
+    /// Failed runs whose retry this instance took over from an instance that is gone
+    /// (or found at start-up), until the retry comes due: each is taken once.
+    adopted: std::collections::HashSet<i64>,
     /// Scheduled fires are queued for every instance to claim (see [`shared`]), rather
     /// than run here.
     shared: bool,
     /// Stops the claim loop of shared execution at shutdown.
     claiming: CancellationToken,
+    /// Scheduled fires decided, for the leader's own share of them.
+    fires_decided: u64,
 }
 
 /// The validated settings and the handler of a stored job.
@@ -179,7 +184,8 @@ impl Core {
             let now = now_of(&self.clock);
             if now >= next_lease_check {
                 // Off this task: the check reads the database.
-                tokio::spawn(Arc::clone(&self.exec).check_leases(self.store.clone()));
+                let check = Arc::clone(&self.exec).check_leases(self.store.clone(), self.leads);
+                tokio::spawn(check);
                 next_lease_check = now + lease_check_every;
                 if self.lead_pending {
                     self.follow_leadership(true).await;
@@ -228,7 +234,7 @@ impl Core {
             match entry {
                 // Left from a term that ended: the new leader fires it.
                 DueEntry::Fire(_) if !self.leads => {}
-                DueEntry::Fire(fire) if fire.early && self.decides_at_slot(fire.job_id) => {
+                DueEntry::Fire(fire) if fire.early && self.is_active(fire.job_id) => {
                     // Decide at the slot itself whether the previous run is over.
                     self.queue.push_at_start(fire);
                 }
@@ -244,7 +250,7 @@ impl Core {
             nominal,
             start_at,
             catch_up,
-            early: _,
+            early,
         } = fire;
         let Some(job) = self.jobs.get(&job_id) else {
             return;
@@ -268,14 +274,15 @@ impl Core {
         }
         // The handler starts at the slot (plus jitter), which may be a moment away.
         let mut run = self.new_run(job_id, trigger, 1, None, nominal, start_at.max(now));
-        if self.shared {
+        if self.shared && !self.runs_own_share() {
             let claim = FireClaim {
                 job_id,
                 expected: nominal,
                 next,
                 run: Some(run),
+                early,
             };
-            self.enqueue_fire(concurrency, claim);
+            self.enqueue_fire(concurrency, claim, fire);
             return;
         }
         if let Some(hold) = self.make_way(job_id, concurrency, Start::Scheduled) {
@@ -286,6 +293,7 @@ impl Core {
                 expected: nominal,
                 next,
                 run: Some(run),
+                early: false,
             };
             let exec = Arc::clone(&self.exec);
             self.tracker
@@ -303,11 +311,13 @@ impl Core {
                 expected: nominal,
                 next,
                 run: Some(run),
+                early: false,
             }),
         );
     }
 
     fn retry(&mut self, due: RetryDue, now: DateTime<Utc>) {
+        self.adopted.remove(&due.failed_run_id);
         let Some(job) = self.jobs.get(&due.job_id).filter(|job| job.spec.enabled) else {
             // Removed, disabled, or unable to run: the chain ends here rather than
             // waiting to fire the moment the job comes back.
@@ -424,6 +434,9 @@ impl Core {
             cancel: cancel.clone(),
             stop: Arc::clone(&stop),
         });
+        if !matches!(claim, Claim::Queued { .. }) {
+            self.exec.dispatching();
+        }
         let exec = Arc::clone(&self.exec);
         self.tracker
             .spawn(exec.execute(snapshot, claim, dispatch, cancel, stop));
@@ -465,7 +478,8 @@ impl Core {
                 }
             }
             Command::QueueRetry(due) => self.queue_retry(due),
-            Command::Claimed(claimed) => self.take_claimed(claimed),
+            Command::Adopt(runs) => self.adopt_retries(&runs),
+            Command::Claimed(claimed, at) => self.take_claimed(claimed, at),
             Command::Shutdown => {}
         }
     }
@@ -518,6 +532,9 @@ impl Core {
         }
         if let Some(busy) = ended.busy {
             self.wait_for_exclusive(busy);
+        }
+        if let Some(fire) = ended.decide_at_slot {
+            self.decide_at_slot(fire);
         }
         if !self.is_active(ended.job_id) {
             for due in self.deferred.remove(&ended.job_id).unwrap_or_default() {

@@ -6,13 +6,14 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::claiming::Claiming;
+use super::claiming::{Claiming, Turnover};
+use super::due_queue::FireDue;
 use super::events::EventBus;
 use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
@@ -23,7 +24,7 @@ use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::secrets::{self, SecretMask};
 use crate::store::writer::Writer;
 use crate::store::{
-    ClaimResult, FireClaim, NewRun, RunFinish, RunMark, RunRecord, RunStatus, SharedStore,
+    ClaimResult, FireClaim, NewRun, QueuedClaim, RunFinish, RunMark, RunStatus, SharedStore,
 };
 
 /// How long a run may wait for a free slot before it is marked `queued`. Shorter waits
@@ -36,8 +37,12 @@ pub(crate) const QUEUED_AFTER: chrono::Duration = chrono::Duration::milliseconds
 /// left by a leader that died fall back on.
 pub(crate) const CLAIM_POLL: chrono::Duration = chrono::Duration::seconds(1);
 
-/// The most queued runs one claim takes.
+/// The most queued runs of each kind (due, ahead) one claim takes.
 const CLAIM_BATCH: usize = 1024;
+
+/// How far ahead an instance counts the slots it will free when it claims runs whose
+/// start has come: about one claim's round trip.
+const CLAIM_DUE_HORIZON: chrono::Duration = chrono::Duration::milliseconds(50);
 
 /// Shared by every run: the pool, the writer, and where to report.
 pub(crate) struct Exec {
@@ -159,10 +164,14 @@ impl Exec {
         }
     }
 
-    /// Looks for runs of instances that are gone and hands them to the scheduler.
-    pub(crate) async fn check_leases(self: Arc<Self>, store: crate::store::SharedStore) {
+    /// Looks for runs of instances that are gone and hands them to the scheduler; the
+    /// leader (`adopt`) also takes over the retries they were waiting to start.
+    pub(crate) async fn check_leases(self: Arc<Self>, store: SharedStore, adopt: bool) {
         let live = match crate::instance::live_instance_ids(&store, &self.clock).await {
-            Ok(live) => live,
+            Ok(live) => {
+                self.claiming.set_sharing(live.len());
+                live
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not check the instances' leases");
                 return;
@@ -183,6 +192,23 @@ impl Exec {
         if !orphans.is_empty() {
             let _ = self.commands.send(Command::Orphaned(orphans));
         }
+        if !adopt {
+            return;
+        }
+        let waiting: Vec<_> = match store.pending_retries().await {
+            Ok(runs) => runs
+                .into_iter()
+                .filter(|run| run.instance_id != self.instance_id)
+                .filter(|run| !live.contains(&run.instance_id))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not check the retries waiting");
+                return;
+            }
+        };
+        if !waiting.is_empty() {
+            let _ = self.commands.send(Command::Adopt(waiting));
+        }
     }
 
     /// Ends a retry chain without a run: its job was removed or disabled.
@@ -194,9 +220,12 @@ impl Exec {
 
     /// Queues a scheduled fire for whichever instance claims it first (the fire's
     /// compare-and-swap and the run's insert are one write, as for a local run).
-    pub(crate) async fn enqueue(self: Arc<Self>, job: String, claim: FireClaim) {
+    /// A fire claimed early that meets an exclusive run of its job going is given back
+    /// and handed to the scheduler to decide at its slot (`fire`).
+    pub(crate) async fn enqueue(self: Arc<Self>, job: String, claim: FireClaim, fire: FireDue) {
         let job_id = claim.job_id;
         let nominal = claim.expected;
+        let mut decide_at_slot = None;
         let (lost, refused) = match self.writer.claim_fire(claim).await {
             Ok(ClaimResult::Run(_)) => {
                 self.claiming.queued_here();
@@ -209,7 +238,11 @@ impl Exec {
                 });
                 (false, None)
             }
-            Ok(ClaimResult::Lost | ClaimResult::Claimed | ClaimResult::Busy) => (true, None),
+            Ok(ClaimResult::Busy) => {
+                decide_at_slot = Some(fire);
+                (false, None)
+            }
+            Ok(ClaimResult::Lost | ClaimResult::Claimed) => (true, None),
             Err(error) => {
                 tracing::error!(%job, %error, "could not queue a fire");
                 (false, Some(Refused::Fire { nominal }))
@@ -222,6 +255,7 @@ impl Exec {
             lost,
             refused,
             busy: None,
+            decide_at_slot,
         });
     }
 
@@ -234,6 +268,7 @@ impl Exec {
         store: SharedStore,
         stop: CancellationToken,
     ) {
+        let mut turnover = Turnover::new();
         loop {
             let poll = self.now() + CLAIM_POLL;
             tokio::select! {
@@ -242,44 +277,78 @@ impl Exec {
                 () = self.claiming.woken() => {}
                 () = self.clock.sleep_until(poll) => {}
             }
-            self.claim_due(&store, &stop).await;
+            self.claim_due(&store, &stop, &mut turnover).await;
         }
     }
 
-    async fn claim_due(&self, store: &SharedStore, stop: &CancellationToken) {
+    async fn claim_due(
+        &self,
+        store: &SharedStore,
+        stop: &CancellationToken,
+        turnover: &mut Turnover,
+    ) {
         while !stop.is_cancelled() {
-            let free = self.permits.available_permits().min(CLAIM_BATCH);
-            let slots = u32::try_from(free)
-                .ok()
-                .filter(|&free| free > 0)
-                .and_then(|free| Arc::clone(&self.permits).try_acquire_many_owned(free).ok());
-            let Some(mut slots) = slots else {
+            let now = self.now();
+            turnover.update(&self.claiming, now);
+            let (waiting_due, waiting_ahead) = self.claiming.waiting();
+            let free = self.permits.available_permits();
+            // Runs whose start has come: as many as there are free slots, and as many as
+            // will free up within moments. Runs that start within the look-ahead are
+            // taken now and wait here, as a local fire claimed early does: as many as
+            // the slots free now and by then. Claimed runs on their way count against
+            // both, so a slow instance takes a handful and leaves the rest to others.
+            let due = (free + turnover.within(CLAIM_DUE_HORIZON))
+                .saturating_sub(waiting_due)
+                .min(CLAIM_BATCH);
+            if due == 0 {
                 self.claiming.starve();
                 return;
+            }
+            let ahead = (free + turnover.within(super::due_queue::LOOKAHEAD))
+                .saturating_sub(waiting_ahead + waiting_due)
+                .min(CLAIM_BATCH);
+            let claim = QueuedClaim {
+                now,
+                due,
+                ahead,
+                ahead_until: now + super::due_queue::LOOKAHEAD,
             };
-            // Runs due within the look-ahead are taken now and wait for their slot
-            // here, as a local fire claimed early does.
-            let due_by = self.now() + super::due_queue::LOOKAHEAD;
-            let runs = match store.claim_queued(&self.instance_id, free, due_by).await {
+            let runs = match store.claim_queued(&self.instance_id, &claim).await {
                 Ok(runs) => runs,
                 Err(error) => {
                     tracing::warn!(%error, "could not claim queued runs");
                     return;
                 }
             };
-            self.claiming.looked(runs.len());
-            let more = runs.len() == free;
-            let claimed: Vec<(RunRecord, OwnedSemaphorePermit)> = runs
-                .into_iter()
-                .filter_map(|run| slots.split(1).map(|slot| (run, slot)))
-                .collect();
-            if !claimed.is_empty() && self.commands.send(Command::Claimed(claimed)).is_err() {
+            let due_taken = runs
+                .iter()
+                .filter(|run| run.started_at.is_none_or(|start| start <= now))
+                .count();
+            let ahead_taken = runs.len() - due_taken;
+            self.claiming.looked(due_taken, ahead_taken);
+            let more = due_taken == due || (ahead > 0 && ahead_taken == ahead);
+            if !runs.is_empty() && self.commands.send(Command::Claimed(runs, now)).is_err() {
                 return;
             }
             if !more {
                 return;
             }
         }
+    }
+
+    /// How many instances share the runs, as the last lease check saw.
+    pub(crate) fn sharing(&self) -> usize {
+        self.claiming.sharing()
+    }
+
+    /// A claimed run will not start here (its job cannot run on this instance).
+    pub(crate) fn claimed_run_gone(&self, ahead: bool) {
+        self.claiming.gone(ahead);
+    }
+
+    /// A run is dispatched here (not claimed from the queue): it will want a slot.
+    pub(crate) fn dispatching(&self) {
+        self.claiming.dispatched();
     }
 
     /// Claims, runs and records one dispatched run.
@@ -302,27 +371,28 @@ impl Exec {
                 Some(Refused::Retry(due)) if missed == Some(Missed::Busy) => Some(due),
                 _ => None,
             },
+            decide_at_slot: None,
         };
-        let (run_id, row, slot) = match self.claim(&job, claim).await {
+        let from_queue = match &claim {
+            Claim::Queued { ahead, .. } => Some(*ahead),
+            _ => None,
+        };
+        let (run_id, row) = match self.claim(&job, claim).await {
             Ok(claimed) => claimed,
             Err(missed) => {
+                self.claiming.took_slot();
                 self.ended(ended(None, Some(missed)));
                 return;
             }
         };
-        let retry = self.run(&job, run_id, &row, slot, cancel, stop).await;
+        let retry = self.run(&job, run_id, &row, from_queue, cancel, stop).await;
         self.ended(ended(retry, None));
     }
 
-    /// Records the run's `running` row; a run claimed from the queue has it already, and
-    /// its slot.
-    async fn claim(
-        &self,
-        job: &JobSnapshot,
-        claim: Claim,
-    ) -> Result<(i64, NewRun, Option<OwnedSemaphorePermit>), Missed> {
+    /// Records the run's `running` row; a run claimed from the queue has it already.
+    async fn claim(&self, job: &JobSnapshot, claim: Claim) -> Result<(i64, NewRun), Missed> {
         let (result, row) = match claim {
-            Claim::Queued { run_id, row, slot } => return Ok((run_id, row, Some(slot))),
+            Claim::Queued { run_id, row, .. } => return Ok((run_id, row)),
             Claim::Fire(claim) => {
                 let row = claim.run.clone().ok_or(Missed::Lost)?;
                 (self.writer.claim_fire(claim).await, row)
@@ -346,7 +416,7 @@ impl Exec {
             }
         };
         match result {
-            Ok(ClaimResult::Run(run_id)) => Ok((run_id, row, None)),
+            Ok(ClaimResult::Run(run_id)) => Ok((run_id, row)),
             Ok(ClaimResult::Skipped(_)) => {
                 self.events.send(SchedulerEvent::FireSkipped {
                     job: job.name.clone(),
@@ -371,7 +441,7 @@ impl Exec {
         job: &JobSnapshot,
         run_id: i64,
         row: &NewRun,
-        slot: Option<OwnedSemaphorePermit>,
+        from_queue: Option<bool>,
         cancel: CancellationToken,
         stop: Arc<OnceLock<StopReason>>,
     ) -> Option<RetryDue> {
@@ -382,6 +452,9 @@ impl Exec {
                 () = self.clock.sleep_until(row.started_at) => {}
                 () = cancel.cancelled() => {}
             }
+        }
+        if from_queue == Some(true) {
+            self.claiming.reached_start();
         }
         let counters = Arc::new(RunCounters::default());
         let live = LiveRun {
@@ -398,11 +471,8 @@ impl Exec {
         };
         // Live before it asks for a slot, so a queued run can be seen and cancelled.
         self.live.insert(live.clone());
-        let slot = match slot {
-            Some(slot) if !cancel.is_cancelled() => Some((slot, false)),
-            Some(_) => None,
-            None => self.take_slot(run_id, &cancel).await,
-        };
+        let slot = self.take_slot(run_id, &cancel).await;
+        self.claiming.took_slot();
         let span = runlog::run_span(run_id, &job.name);
         let sink = Arc::new(RunLogSink::new(
             run_id,

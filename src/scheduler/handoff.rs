@@ -16,12 +16,12 @@ pub(crate) enum Claim {
     Fire(FireClaim),
     Retry(RetryClaim),
     Manual(NewRun, oneshot::Sender<Result<i64, CommandError>>),
-    /// Claimed already from the runs queued for any instance, with the executor slot
-    /// that was free for it.
+    /// Claimed already from the runs queued for any instance; `ahead` of its start or
+    /// not.
     Queued {
         run_id: i64,
         row: NewRun,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        ahead: bool,
     },
 }
 
@@ -51,6 +51,9 @@ pub(crate) struct Ended {
     /// A retry that waits because an exclusive run of its job is going (perhaps on
     /// another instance).
     pub busy: Option<RetryDue>,
+    /// A fire queued ahead of its slot that met an exclusive run of its job going: it
+    /// was given back, to be decided at its slot.
+    pub decide_at_slot: Option<super::due_queue::FireDue>,
 }
 
 /// A claim the database refused (a write error, not a claim lost to someone else).

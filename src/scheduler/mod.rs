@@ -180,12 +180,14 @@ enum Command {
     Ended(handoff::Ended),
     /// From the lease check: runs of instances that are gone.
     Orphaned(Vec<crate::store::RunRecord>),
+    /// From the leader's lease check: retries that instances now gone were to start.
+    Adopt(Vec<crate::store::RunRecord>),
     /// A retry of a run interrupted by the lease check, once its end is written.
     QueueRetry(handoff::RetryDue),
     /// A pause, resume or edit, as the store saved (or refused) it.
     Saved(Box<core::Saved>),
-    /// Runs the claim loop took from the queue, each with its executor slot.
-    Claimed(Vec<(crate::store::RunRecord, tokio::sync::OwnedSemaphorePermit)>),
+    /// Runs the claim loop took from the queue, and when it took them.
+    Claimed(Vec<crate::store::RunRecord>, DateTime<Utc>),
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.
@@ -389,6 +391,11 @@ impl SchedulerHandle {
     /// Looks for runs queued for any instance now (the database announced some).
     pub fn wake_claimer(&self) {
         self.claiming.wake();
+    }
+
+    /// How many live instances share the runs, as this one last saw (at least one).
+    pub fn instances_sharing(&self) -> usize {
+        self.claiming.sharing()
     }
 
     /// What this instance's claim loop did so far (shared execution).

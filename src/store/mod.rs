@@ -118,14 +118,14 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `batch` in one transaction; see [`WriteBatch`] for the order.
     async fn write_batch(&self, batch: &WriteBatch) -> StoreResult<BatchResult>;
 
-    /// Claims for `instance_id` up to `limit` runs queued for any instance whose start is
-    /// at or before `due_by`, earliest first: they become `running` on that instance.
+    /// Claims for `instance_id` runs queued for any instance, earliest first: up to
+    /// `claim.due` of those whose start has come (`claim.now`), and up to `claim.ahead`
+    /// of those starting by `claim.ahead_until`. They become `running` on that instance.
     /// Instances claiming at once get disjoint runs.
     async fn claim_queued(
         &self,
         instance_id: &str,
-        limit: usize,
-        due_by: DateTime<Utc>,
+        claim: &QueuedClaim,
     ) -> StoreResult<Vec<RunRecord>>;
 
     /// Cancels run `run_id` if it is still queued for any instance (no one claimed it);

@@ -188,6 +188,17 @@ impl NewRun {
 /// fires so, on a database several instances share.
 pub const UNCLAIMED: &str = "";
 
+/// What an instance asks for when it claims runs queued for any instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueuedClaim {
+    pub now: DateTime<Utc>,
+    /// At most this many runs whose start has come.
+    pub due: usize,
+    /// At most this many runs starting after `now`, by `ahead_until`.
+    pub ahead: usize,
+    pub ahead_until: DateTime<Utc>,
+}
+
 /// Claim a scheduled fire: `UPDATE jobs SET next_run_at = next WHERE id = job_id AND
 /// next_run_at = expected`; if (and only if) that changed the row, insert `run`.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,6 +208,11 @@ pub struct FireClaim {
     pub next: Option<DateTime<Utc>>,
     /// `None` moves the schedule without recording a run (a skipped misfire).
     pub run: Option<NewRun>,
+    /// Claimed ahead of its slot: when an exclusive run of the job is going, the claim
+    /// is given back (the schedule stays at `expected`) and answered
+    /// [`ClaimResult::Busy`], so that the fire is decided at its slot, when that run may
+    /// have ended. At the slot it is recorded as skipped instead.
+    pub early: bool,
 }
 
 /// Claim a due retry: `UPDATE runs SET retry_at = NULL WHERE id = failed_run_id AND

@@ -222,10 +222,9 @@ impl Store for SqliteStore {
     async fn claim_queued(
         &self,
         instance_id: &str,
-        limit: usize,
-        due_by: DateTime<Utc>,
+        claim: &QueuedClaim,
     ) -> StoreResult<Vec<RunRecord>> {
-        claims::claim_queued(&self.pool, instance_id, limit, due_by).await
+        claims::claim_queued(&self.pool, instance_id, claim).await
     }
 
     async fn cancel_unclaimed(

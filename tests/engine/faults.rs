@@ -512,3 +512,95 @@ async fn the_scheduler_keeps_dispatching_while_a_pause_waits_for_the_database() 
     assert!(paused.paused);
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_that_an_instance_now_gone_was_to_start_is_started_by_the_leader_once() {
+    let settings = JobSettings {
+        max_attempts: Some(3),
+        ..job("copy", "1h", serde_json::json!({"action": "ok"}))
+    };
+    let mut engine = Engine::start(&[settings]).await;
+    let ghost = batchboard::store::NewInstance {
+        id: "ghost".into(),
+        kind: batchboard::store::InstanceKind::Serve,
+        host: "elsewhere".into(),
+        pid: 7,
+    };
+    engine
+        .store
+        .register_instance(&ghost, t0())
+        .await
+        .expect("the other instance registers");
+    let job_id = engine
+        .store
+        .job_by_name("copy")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .id;
+    // The other instance ran an attempt that failed after this one started, and holds
+    // its retry, due in ten seconds.
+    let (writer, writer_task) = Writer::start(engine.store.clone());
+    let failed = writer
+        .insert_run(NewRun {
+            job_id,
+            trigger: Trigger::Manual,
+            attempt: 1,
+            first_run_id: None,
+            status: RunStatus::Running,
+            scheduled_for: t0(),
+            started_at: t0(),
+            finished_at: None,
+            error_kind: None,
+            error_message: None,
+            instance_id: "ghost".into(),
+            exclusive: false,
+        })
+        .await
+        .expect("its run is written")
+        .run_id()
+        .expect("it is not exclusive");
+    let retry_at = t0() + chrono::Duration::seconds(10);
+    writer
+        .finish_run(batchboard::store::RunFinish {
+            run_id: failed,
+            status: RunStatus::Retrying,
+            started_at: Some(t0()),
+            finished_at: t0(),
+            duration_ms: Some(0),
+            items_checked: 0,
+            items_updated: 0,
+            items_total: None,
+            error_kind: Some("retryable".into()),
+            error_message: Some("upstream timed out".into()),
+            summary: None,
+            retry_at: Some(retry_at),
+        })
+        .await
+        .expect("its failure is written");
+    drop(writer);
+    writer_task.await.expect("the writer ends");
+
+    // While the other instance lives, its retry is its own; once its lease ran out, the
+    // leader takes it over and starts it when it is due, once.
+    engine.advance(5).await;
+    engine.advance(6).await;
+    assert_eq!(
+        engine.runs("copy").await.len(),
+        1,
+        "a live instance's retry is left to it"
+    );
+    engine.advance(5).await;
+    let retry = engine.started("copy").await;
+    let retry = engine.run(retry).await;
+    assert_eq!(
+        (retry.trigger, retry.attempt, retry.first_run_id),
+        (Trigger::Retry, 2, Some(failed))
+    );
+    engine.finished("copy").await;
+    for _ in 0..4 {
+        engine.advance(5).await;
+    }
+    assert_eq!(engine.runs("copy").await.len(), 2, "the retry ran once");
+    engine.stop().await;
+}

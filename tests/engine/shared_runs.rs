@@ -72,6 +72,17 @@ async fn every_instance_runs_what_it_has_slots_for_and_forbid_holds_across_them(
             .expect("beats");
     }
 
+    // The leader runs one fire in as many as there are live instances itself, once its
+    // lease check has seen them.
+    for _ in 0..100 {
+        leader.advance(5).await;
+        if leader.handle.instances_sharing() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(leader.handle.instances_sharing(), 2);
+
     // All three come due at once. Whoever looks first, the leader has one slot and the
     // follower two, so each runs what it has slots for. SQLite announces nothing, so the
     // follower is told by hand, as PostgreSQL's announcement would tell it.

@@ -6,12 +6,22 @@ use std::collections::BTreeSet;
 
 use batchboard::job::JobSettings;
 use batchboard::store::{
-    ClaimResult, FireClaim, NewRun, RetryClaim, RunFinish, RunStatus, Trigger, UNCLAIMED,
-    WriteBatch,
+    ClaimResult, FireClaim, NewRun, QueuedClaim, RetryClaim, RunFinish, RunStatus, Trigger,
+    UNCLAIMED, WriteBatch,
 };
 use chrono::{DateTime, Duration, Utc};
 
 use crate::support::{TestStore, store_suite};
+
+/// Up to `due` runs whose start has come by `now`, and none ahead.
+fn due_by(now: DateTime<Utc>, due: usize) -> QueuedClaim {
+    QueuedClaim {
+        now,
+        due,
+        ahead: 0,
+        ahead_until: now,
+    }
+}
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 250_000).expect("a valid time")
@@ -127,7 +137,7 @@ async fn exclusive_runs_of_a_job_go_one_at_a_time_whoever_inserts_them(store: Te
     );
 }
 
-async fn a_fire_that_meets_an_exclusive_run_going_uses_its_slot_and_is_recorded_skipped(
+async fn a_fire_that_meets_an_exclusive_run_going_is_given_back_early_and_recorded_skipped_at_its_slot(
     store: TestStore,
 ) {
     let job_id = job(&store).await;
@@ -144,7 +154,45 @@ async fn a_fire_that_meets_an_exclusive_run_going_uses_its_slot_and_is_recorded_
             exclusive: true,
             ..queued(job_id, 60)
         }),
+        early: false,
     };
+    // Ahead of its slot, the fire is given back, to be decided at the slot.
+    let ahead = write(
+        &store,
+        WriteBatch {
+            fires: vec![FireClaim {
+                early: true,
+                ..fire.clone()
+            }],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert_eq!(ahead.fires, [ClaimResult::Busy]);
+    let job = store
+        .job_by_name("copy")
+        .await
+        .expect("loads")
+        .expect("job");
+    assert_eq!(
+        job.next_run_at,
+        Some(at(60)),
+        "the slot is the next fire again"
+    );
+    assert_eq!(
+        store
+            .runs(&batchboard::store::RunFilter {
+                job_id: Some(job_id),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("runs")
+            .len(),
+        1,
+        "nothing recorded for it"
+    );
+
     let result = write(
         &store,
         WriteBatch {
@@ -233,7 +281,10 @@ async fn queued_runs_are_claimed_once_each_earliest_first_up_to_the_limit(store:
         .map(|inserted| inserted.run_id().expect("inserted"))
         .collect();
 
-    let first = store.claim_queued("a", 2, at(4)).await.expect("claims");
+    let first = store
+        .claim_queued("a", &due_by(at(4), 2))
+        .await
+        .expect("claims");
     assert_eq!(
         first.iter().map(|run| run.id).collect::<Vec<_>>(),
         ids[..2],
@@ -245,7 +296,10 @@ async fn queued_runs_are_claimed_once_each_earliest_first_up_to_the_limit(store:
             (RunStatus::Running, "a")
         );
     }
-    let rest = store.claim_queued("b", 10, at(4)).await.expect("claims");
+    let rest = store
+        .claim_queued("b", &due_by(at(4), 10))
+        .await
+        .expect("claims");
     assert_eq!(
         rest.iter().map(|run| run.id).collect::<Vec<_>>(),
         ids[2..5],
@@ -253,7 +307,7 @@ async fn queued_runs_are_claimed_once_each_earliest_first_up_to_the_limit(store:
     );
     assert!(
         store
-            .claim_queued("c", 10, at(4))
+            .claim_queued("c", &due_by(at(4), 10))
             .await
             .expect("claims")
             .is_empty()
@@ -266,11 +320,24 @@ async fn queued_runs_are_claimed_once_each_earliest_first_up_to_the_limit(store:
     );
     assert!(
         store
-            .claim_queued("c", 0, at(10))
+            .claim_queued("c", &due_by(at(10), 0))
             .await
             .expect("claims")
             .is_empty(),
         "no free slot claims nothing"
+    );
+    // Ahead: a run that starts within the look-ahead is claimed before its start.
+    let ahead = QueuedClaim {
+        now: at(4),
+        due: 1,
+        ahead: 1,
+        ahead_until: at(5),
+    };
+    let early = store.claim_queued("c", &ahead).await.expect("claims");
+    assert_eq!(
+        early.iter().map(|run| run.id).collect::<Vec<_>>(),
+        [ids[5]],
+        "the next start, a second ahead"
     );
 }
 
@@ -287,7 +354,10 @@ async fn instances_claiming_at_once_take_disjoint_runs(store: TestStore) {
             let mut mine = Vec::new();
             loop {
                 let name = format!("instance-{instance}");
-                let claimed = store.claim_queued(&name, 3, at(100)).await.expect("claims");
+                let claimed = store
+                    .claim_queued(&name, &due_by(at(100), 3))
+                    .await
+                    .expect("claims");
                 if claimed.is_empty() {
                     return mine;
                 }
@@ -330,7 +400,10 @@ async fn a_queued_run_is_cancelled_where_it_waits_until_an_instance_claims_it(st
         Some("cancelled by alice before it started")
     );
 
-    let claimed = store.claim_queued("a", 10, at(5)).await.expect("claims");
+    let claimed = store
+        .claim_queued("a", &due_by(at(5), 10))
+        .await
+        .expect("claims");
     assert_eq!(
         claimed.iter().map(|run| run.id).collect::<Vec<_>>(),
         [ids[1]],
@@ -347,7 +420,7 @@ async fn a_queued_run_is_cancelled_where_it_waits_until_an_instance_claims_it(st
 
 store_suite!(
     exclusive_runs_of_a_job_go_one_at_a_time_whoever_inserts_them,
-    a_fire_that_meets_an_exclusive_run_going_uses_its_slot_and_is_recorded_skipped,
+    a_fire_that_meets_an_exclusive_run_going_is_given_back_early_and_recorded_skipped_at_its_slot,
     a_retry_waits_while_an_exclusive_run_of_its_job_goes_and_then_starts,
     queued_runs_are_claimed_once_each_earliest_first_up_to_the_limit,
     instances_claiming_at_once_take_disjoint_runs,

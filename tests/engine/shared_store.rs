@@ -148,6 +148,7 @@ async fn two_processes_claiming_the_same_fires_make_one_run_per_fire(store: Test
                 expected: at(60),
                 next: Some(at(120)),
                 run: Some(new_run(job.id, at(60), instance)),
+                early: false,
             })
             .collect(),
         ..WriteBatch::default()

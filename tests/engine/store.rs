@@ -69,6 +69,7 @@ fn fire(job_id: i64, expected: DateTime<Utc>, next: DateTime<Utc>) -> FireClaim 
         expected,
         next: Some(next),
         run: Some(new_run(job_id, expected)),
+        early: false,
     }
 }
 

@@ -45,6 +45,51 @@ pub struct Args {
     /// leads and queues the fires; every one claims and runs them.
     #[arg(long, default_value_t = 1)]
     instances: usize,
+    /// The jobs' concurrency policy: `forbid` (the default, decided against the runs
+    /// going), `allow` or `replace`.
+    #[arg(long, default_value = "forbid")]
+    concurrency: String,
+}
+
+/// `batchboard-bench cluster`: the scheduler benchmark with a cluster's defaults.
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    /// Instances sharing the database.
+    #[arg(long, default_value_t = 3)]
+    instances: usize,
+    /// How many jobs.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: usize,
+    /// Each job's interval.
+    #[arg(long, default_value = "1m")]
+    every: String,
+    /// How long to fire, in seconds.
+    #[arg(long, default_value_t = 120)]
+    secs: u64,
+    /// Runs executing at once, per instance.
+    #[arg(long, default_value_t = 256)]
+    max_concurrent_runs: usize,
+    /// The PostgreSQL database the instances share.
+    #[arg(long)]
+    database_url: String,
+    /// The jobs' concurrency policy.
+    #[arg(long, default_value = "forbid")]
+    concurrency: String,
+}
+
+impl From<ClusterArgs> for Args {
+    fn from(cluster: ClusterArgs) -> Self {
+        Self {
+            jobs: cluster.jobs,
+            every: cluster.every,
+            secs: cluster.secs,
+            burst: false,
+            max_concurrent_runs: cluster.max_concurrent_runs,
+            database_url: Some(cluster.database_url),
+            instances: cluster.instances,
+            concurrency: cluster.concurrency,
+        }
+    }
 }
 
 /// One instance of the benchmark's cluster.
@@ -115,7 +160,9 @@ impl Instance {
         })
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
+    /// Stops it; returns what its claim loop did.
+    async fn stop(self) -> anyhow::Result<scheduler::ClaimStats> {
+        let claims = self.handle.claim_stats();
         self.handle.shutdown();
         self.task.await?;
         self.stop_following.cancel();
@@ -127,13 +174,13 @@ impl Instance {
         if let Some(registration) = self.registration {
             registration.deregister().await;
         }
-        Ok(())
+        Ok(claims)
     }
 }
 
-/// Lateness of each handler start after its due time, in microseconds.
+/// Each handler start: when its run was due, and how late it started, in microseconds.
 #[derive(Default)]
-struct Lateness(Mutex<Vec<i64>>);
+struct Lateness(Mutex<Vec<(DateTime<Utc>, i64)>>);
 
 struct Trivial(Arc<Lateness>);
 
@@ -145,7 +192,7 @@ impl JobHandler for Trivial {
             .num_microseconds()
             .unwrap_or(i64::MAX);
         if let Ok(mut samples) = self.0.0.lock() {
-            samples.push(late);
+            samples.push((ctx.scheduled_for(), late));
         }
         tracing::info!(late_us = late, "checked");
         ctx.add_checked(1);
@@ -176,13 +223,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             name: format!("bench-{i:06}"),
             handler: "bench".into(),
             every: Some(args.every.clone()),
+            concurrency: Some(args.concurrency.clone()),
             ..JobSettings::default()
         })
         .collect();
     let records = store.sync_jobs(&jobs, Utc::now()).await?;
 
-    // Give the set-up a moment, then place every job's first fire.
-    let start = (Utc::now() + chrono::Duration::seconds(2)).trunc_subsecs(6);
+    // Give the set-up time to place every job's first fire: two seconds, and one more per
+    // 10,000 jobs (each is a write).
+    let lead = chrono::Duration::seconds(2)
+        + chrono::Duration::milliseconds(i64::try_from(args.jobs / 10).unwrap_or(i64::MAX));
+    let start = (Utc::now() + lead).trunc_subsecs(6);
     let period = chrono::Duration::from_std(interval)?;
     let phase = |i: usize| -> chrono::Duration {
         if args.burst {
@@ -201,14 +252,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(
         Utc::now() < start,
-        "placing the first fires took longer than the 2 s given; fewer --jobs"
+        "placing the first fires took longer than the {} s given; fewer --jobs",
+        lead.num_seconds()
     );
     let end = start + chrono::Duration::seconds(i64::try_from(args.secs)?);
+    // A scheduler keeps a stored next fire only within one period (and the look-ahead)
+    // of its start, so the instances start just before the first fires; the first
+    // period (at least two seconds) overlaps their start-up and is not measured.
+    let measured_from = (start + period.max(chrono::Duration::seconds(2))).min(end);
     let expected: u64 = (0..args.jobs)
-        .map(|i| fires_between(start + phase(i), period, end))
+        .map(|i| {
+            let first = start + phase(i);
+            let skipped = fires_between(first, period, measured_from);
+            fires_between(first, period, end) - skipped
+        })
         .sum();
+    let instances_at = start - chrono::Duration::milliseconds(250);
+    if let Ok(wait) = (instances_at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
 
     let cpu_before = sys::cpu_seconds().unwrap_or(0.0);
+    let database_cpu_before = sys::cpu_seconds_of("postgres");
     let cluster = args.instances > 1;
     let mut instances = Vec::new();
     for _ in 0..args.instances.max(1) {
@@ -218,18 +283,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let wait = (end - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep(wait).await;
+    let mut claims = Vec::new();
     for instance in instances {
-        instance.stop().await?;
+        claims.push(instance.stop().await?);
     }
     let cpu = sys::cpu_seconds().unwrap_or(0.0) - cpu_before;
+    // Only meaningful for a server on this machine; SQLite runs inside this process.
+    let database_cpu = sys::cpu_seconds_of("postgres") - database_cpu_before;
 
-    let mut samples = std::mem::take(
+    let mut samples: Vec<i64> = std::mem::take(
         &mut *lateness
             .0
             .lock()
             .map_err(|_| anyhow::anyhow!("lateness lock poisoned"))?,
-    );
-    let by_instance = count_succeeded(&store, start, end).await?;
+    )
+    .into_iter()
+    .filter(|(due, _)| *due >= measured_from && *due < end)
+    .map(|(_, late)| late)
+    .collect();
+    let by_instance = count_succeeded(&store, measured_from, end).await?;
     let recorded: u64 = by_instance.values().sum();
     let mut shares: Vec<u64> = by_instance.values().copied().collect();
     shares.sort_unstable_by(|a, b| b.cmp(a));
@@ -243,7 +315,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         samples[index] as f64 / 1000.0
     };
     let (p50, p99, max) = (ms(0.50), ms(0.99), ms(1.0));
-    let runs_per_s = recorded as f64 / args.secs as f64;
+    let measured_secs = (end - measured_from).num_milliseconds() as f64 / 1000.0;
+    let runs_per_s = recorded as f64 / measured_secs;
     let peak = sys::peak_rss_mb().unwrap_or(f64::NAN);
     let mode = if args.burst { "burst" } else { "spread" };
     println!(
@@ -254,7 +327,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store.backend(),
         args.instances.max(1)
     );
+    println!("measured: fires due from {measured_from} to {end} ({measured_secs} s)");
     println!("runs per instance: {shares:?}");
+    if store.backend() == "postgres" {
+        let per_second: Vec<f64> = shares
+            .iter()
+            .map(|runs| (*runs as f64 / measured_secs).round())
+            .collect();
+        println!("runs per second per instance: {per_second:?}");
+        for (index, claims) in claims.iter().enumerate() {
+            println!(
+                "instance {index}: {} claims, {} empty, {} runs claimed",
+                claims.looks, claims.empty, claims.claimed
+            );
+        }
+        println!("database CPU seconds (local postgres processes): {database_cpu:.2}");
+    }
     println!(
         "fires expected {expected}, achieved {achieved} (runs recorded as succeeded: {recorded})"
     );
@@ -274,6 +362,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "max_ms": round2(max),
         "runs_per_s": runs_per_s.round(),
         "cpu_s": round2(cpu),
+        "database_cpu_s": round2(database_cpu),
+        "claims": claims.iter().map(|c| c.looks).collect::<Vec<_>>(),
+        "empty_claims": claims.iter().map(|c| c.empty).collect::<Vec<_>>(),
         "peak_rss_mb": round2(peak),
     });
     println!("{json}");

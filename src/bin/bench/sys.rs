@@ -1,8 +1,36 @@
-//! Process figures from `/proc` (Linux): CPU time used and peak resident memory.
+//! Process figures from `/proc` (Linux): CPU time used (by this process, or by a local
+//! database server's) and peak resident memory.
 
 /// CPU seconds (user + system) this process has used.
 pub fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_seconds(&stat)
+}
+
+/// CPU seconds used so far by the processes of this machine named `name` (for a local
+/// database server: its backends and helpers). Processes that ended are not counted,
+/// so measure across a span in which they live.
+pub fn cpu_seconds_of(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let wanted = format!("({name})");
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.split_whitespace().nth(1) == Some(wanted.as_str()))
+        .filter_map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -72,8 +72,10 @@ impl Core {
             leads,
             leadership: leading,
             lead_pending: false,
+            adopted: std::collections::HashSet::new(),
             shared: config.shared_execution,
             claiming: tokio_util::sync::CancellationToken::new(),
+            fires_decided: 0,
         };
         let records = store.jobs().await.context("loading jobs")?;
         for record in &records {
@@ -88,14 +90,24 @@ impl Core {
                 core.schedule_at_start(record).await?;
             }
         }
-        for run in store
+        let waiting = store
             .pending_retries()
             .await
-            .context("loading pending retries")?
-        {
-            core.queue_retry(RetryDue::of_stored(&run, now_of(&core.clock)));
-        }
+            .context("loading pending retries")?;
+        core.adopt_retries(&waiting);
         Ok(core)
+    }
+
+    /// Queues the retries of `runs` (failed runs waiting for one) that this instance
+    /// does not hold yet. Two instances holding one retry would both try it; its claim
+    /// lets one start it, and the other loses it.
+    pub(super) fn adopt_retries(&mut self, runs: &[RunRecord]) {
+        let now = now_of(&self.clock);
+        for run in runs {
+            if self.adopted.insert(run.id) {
+                self.queue_retry(RetryDue::of_stored(run, now));
+            }
+        }
     }
 
     /// Interrupts the runs left `queued` or `running` by instances that are gone. Runs

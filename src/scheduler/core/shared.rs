@@ -1,6 +1,8 @@
-//! Execution shared by every instance of a database (PostgreSQL): the leader queues each
-//! scheduled fire as a run for any instance, in the same fenced write that claims the
-//! fire, and every instance (the leader too) claims queued runs while it has free slots.
+//! Execution shared by every instance of a database (PostgreSQL): the leader runs its
+//! share of the scheduled fires itself (one in as many as there are live instances: all of
+//! them when it is alone) and queues each other fire as a run for any instance, in the
+//! same fenced write that claims the fire; every instance (the leader too) claims queued
+//! runs while it has room for them.
 //!
 //! Concurrency policies hold across instances because the database decides them: a
 //! `forbid` job's runs are exclusive (at most one going, by a unique index), so a fire
@@ -8,10 +10,10 @@
 //! wherever they go, through the database's announcements.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Core, now_of};
 use crate::job::{ConcurrencyPolicy, ErrorKind};
+use crate::scheduler::due_queue::FireDue;
 use crate::scheduler::handoff::{Claim, RetryDue};
 use crate::scheduler::live::StopReason;
 use crate::store::{FireClaim, NewRun, RunFinish, RunRecord, RunStatus, UNCLAIMED};
@@ -21,22 +23,33 @@ use crate::store::{FireClaim, NewRun, RunFinish, RunRecord, RunStatus, UNCLAIMED
 const BUSY_RETRY_RECHECK: chrono::Duration = chrono::Duration::seconds(1);
 
 impl Core {
-    /// Whether an early fire of `job_id` must wait for its slot to be decided: when a
-    /// run of the job may still be going then. Here, that is a run this instance knows
-    /// of; with shared execution, any run of a `forbid` job, since the database decides
-    /// at the moment of the insert.
-    pub(super) fn decides_at_slot(&self, job_id: i64) -> bool {
-        if self.shared {
-            self.jobs
-                .get(&job_id)
-                .is_some_and(|job| job.spec.concurrency == ConcurrencyPolicy::Forbid)
-        } else {
-            self.is_active(job_id)
-        }
+    /// Whether the leader runs this fire itself, as on one instance: one in as many as
+    /// there are live instances. Its share costs no claim (one write less per run), and
+    /// the rest spreads over every instance, the leader included.
+    pub(super) fn runs_own_share(&mut self) -> bool {
+        self.fires_decided = self.fires_decided.wrapping_add(1);
+        let sharing = u64::try_from(self.exec.sharing()).unwrap_or(1);
+        self.fires_decided.is_multiple_of(sharing)
+    }
+
+    /// A fire queued ahead of its slot met a run of its job going (on any instance): the
+    /// store gave the slot back, and it is decided again at the slot itself.
+    pub(super) fn decide_at_slot(&mut self, fire: FireDue) {
+        let Some(job) = self.jobs.get_mut(&fire.job_id) else {
+            return;
+        };
+        // The later slot queued when it was claimed is stale now, and is dropped.
+        job.next_run_at = Some(fire.nominal);
+        self.queue.push_at_start(fire);
     }
 
     /// Queues the fire `claim` (its run built for this instance) for any instance.
-    pub(super) fn enqueue_fire(&mut self, policy: ConcurrencyPolicy, mut claim: FireClaim) {
+    pub(super) fn enqueue_fire(
+        &mut self,
+        policy: ConcurrencyPolicy,
+        mut claim: FireClaim,
+        fire: FireDue,
+    ) {
         let Some(job) = self.jobs.get(&claim.job_id) else {
             return;
         };
@@ -49,7 +62,7 @@ impl Core {
             run.instance_id = UNCLAIMED.to_owned();
         }
         let exec = std::sync::Arc::clone(&self.exec);
-        self.tracker.spawn(exec.enqueue(name, claim));
+        self.tracker.spawn(exec.enqueue(name, claim, fire));
     }
 
     /// Cancels the runs of `job_id` scheduled before `slot`, here and on every other
@@ -86,11 +99,13 @@ impl Core {
         });
     }
 
-    /// Dispatches runs this instance claimed from the queue, each with its slot.
-    pub(super) fn take_claimed(&mut self, claimed: Vec<(RunRecord, OwnedSemaphorePermit)>) {
+    /// Dispatches runs this instance claimed from the queue at `at`.
+    pub(super) fn take_claimed(&mut self, claimed: Vec<RunRecord>, at: DateTime<Utc>) {
         let now = now_of(&self.clock);
-        for (run, slot) in claimed {
+        for run in claimed {
+            let ahead = run.started_at.is_some_and(|start| start > at);
             if !self.jobs.contains_key(&run.job_id) {
+                self.exec.claimed_run_gone(ahead);
                 self.refuse_claimed(&run, now);
                 continue;
             }
@@ -113,7 +128,7 @@ impl Core {
                 Claim::Queued {
                     run_id: run.id,
                     row,
-                    slot,
+                    ahead,
                 },
             );
         }

@@ -42,6 +42,18 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResul
     let fires_won = claim_fires(&mut tx, &batch.fires).await?;
     let retries_won = claim_retries(&mut tx, &batch.retries).await?;
 
+    // Retries first: each checked in its claim that no exclusive run of its job is going,
+    // so a fire of the same job in this batch gives way to it, not the reverse.
+    let retry_runs: Vec<&NewRun> = batch
+        .retries
+        .iter()
+        .zip(&retries_won)
+        .filter(|(_, won)| **won == Cas::Won)
+        .filter_map(|(claim, _)| claim.run.as_ref())
+        .collect();
+    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
+        .await?
+        .into_iter();
     // Fires and manual runs give way to an exclusive run of their job that is going;
     // a retry checked that in its claim, so its insert must not be dropped.
     let fire_runs: Vec<Option<&NewRun>> = batch
@@ -59,30 +71,24 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResul
     let mut yielded = insert_runs(&mut tx, &yielding, Conflicts::Yield)
         .await?
         .into_iter();
-    let retry_runs: Vec<&NewRun> = batch
-        .retries
-        .iter()
-        .zip(&retries_won)
-        .filter(|(_, won)| **won == Cas::Won)
-        .filter_map(|(claim, _)| claim.run.as_ref())
-        .collect();
-    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
-        .await?
-        .into_iter();
 
-    // A fire that gave way still used its slot: it is recorded as skipped, unless the
-    // slot's run exists already (another leader's), and then the fire was lost.
+    // A fire that gave way at its slot used the slot up: it is recorded as skipped (and
+    // if even that is left out, the slot's run exists already and the fire was lost).
+    // One claimed ahead of its slot is given back, to be decided at the slot.
     let fire_ids: Vec<Option<i64>> = fire_runs
         .iter()
         .map(|run| run.and_then(|_| yielded.next().flatten()))
         .collect();
-    let skips: Vec<NewRun> = fire_runs
-        .iter()
-        .zip(&fire_ids)
-        .filter_map(|(run, id)| match (run, id) {
-            (Some(run), None) => Some((*run).clone().skipped_by_overlap(run.started_at)),
-            _ => None,
-        })
+    let gave_way = |index: usize| fire_runs[index].is_some() && fire_ids[index].is_none();
+    let given_back: Vec<&FireClaim> = (0..fire_runs.len())
+        .filter(|&index| gave_way(index) && batch.fires[index].early)
+        .map(|index| &batch.fires[index])
+        .collect();
+    give_back(&mut tx, &given_back).await?;
+    let skips: Vec<NewRun> = (0..fire_runs.len())
+        .filter(|&index| gave_way(index) && !batch.fires[index].early)
+        .filter_map(|index| fire_runs[index])
+        .map(|run| run.clone().skipped_by_overlap(run.started_at))
         .collect();
     let skip_refs: Vec<&NewRun> = skips.iter().collect();
     let mut skip_ids = insert_runs(&mut tx, &skip_refs, Conflicts::Yield)
@@ -114,6 +120,7 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResul
             (false, _, _) => ClaimResult::Lost,
             (true, None, _) => ClaimResult::Claimed,
             (true, Some(_), Some(id)) => ClaimResult::Run(id),
+            (true, Some(_), None) if claim.early => ClaimResult::Busy,
             (true, Some(_), None) => skip_ids
                 .next()
                 .flatten()
@@ -195,6 +202,29 @@ async fn claim_fires(tx: &mut PgConnection, claims: &[FireClaim]) -> StoreResult
         }
     }
     Ok(won)
+}
+
+/// Undoes the compare-and-swap of fires claimed ahead of their slot that gave way to a
+/// run of their job going: each job's next fire is the claimed slot again.
+async fn give_back(tx: &mut PgConnection, claims: &[&FireClaim]) -> StoreResult<()> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let job_ids: Vec<i64> = claims.iter().map(|c| c.job_id).collect();
+    let expected: Vec<DateTime<Utc>> = claims.iter().map(|c| c.expected).collect();
+    let next: Vec<Option<DateTime<Utc>>> = claims.iter().map(|c| c.next).collect();
+    sqlx::query(
+        "UPDATE jobs SET next_run_at = v.expected \
+         FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $3::TIMESTAMPTZ[]) \
+              AS v(job_id, expected, next) \
+         WHERE jobs.id = v.job_id AND jobs.next_run_at IS NOT DISTINCT FROM v.next",
+    )
+    .bind(&job_ids)
+    .bind(&expected)
+    .bind(&next)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The retry compare-and-swap. A retry that would be an exclusive run waits while
@@ -321,9 +351,9 @@ async fn insert_runs(
          SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[]::INTEGER[], \
              $5::BIGINT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::TIMESTAMPTZ[], \
              $9::TIMESTAMPTZ[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BOOLEAN[]) \
-         {on_conflict} RETURNING id"
+         {on_conflict}"
     );
-    let inserted: HashSet<i64> = sqlx::query_scalar(&sql)
+    let written = sqlx::query(&sql)
         .bind(&ids)
         .bind(&job_ids)
         .bind(&triggers)
@@ -337,13 +367,22 @@ async fn insert_runs(
         .bind(&error_messages)
         .bind(&instances)
         .bind(&exclusive)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if written == ids.len() as u64 {
+        return Ok(ids.into_iter().map(Some).collect());
+    }
+    // Rows are left out rarely; only then is it worth asking which.
+    let present: HashSet<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = ANY($1)")
+        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .collect();
     Ok(ids
         .into_iter()
-        .map(|id| inserted.contains(&id).then_some(id))
+        .map(|id| present.contains(&id).then_some(id))
         .collect())
 }
 

@@ -6,31 +6,38 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::rows::{RUN_COLUMNS, RunRow};
-use crate::store::{RunRecord, StoreResult, UNCLAIMED};
+use crate::store::{QueuedClaim, RunRecord, StoreResult, UNCLAIMED};
 
 pub(super) async fn claim_queued(
     pool: &PgPool,
     instance_id: &str,
-    limit: usize,
-    due_by: DateTime<Utc>,
+    claim: &QueuedClaim,
 ) -> StoreResult<Vec<RunRecord>> {
-    if limit == 0 {
+    if claim.due == 0 && claim.ahead == 0 {
         return Ok(Vec::new());
     }
-    // The pick is a CTE so that the planner cannot turn the `LIMIT` into an update of
+    // Each pick is a CTE so that the planner cannot turn its `LIMIT` into an update of
     // more rows than asked for.
     let sql = format!(
-        "WITH picked AS ( \
+        "WITH due AS ( \
              SELECT id FROM runs \
              WHERE status = 'queued' AND instance_id = $1 AND started_at <= $2 \
-             ORDER BY started_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         UPDATE runs SET status = 'running', instance_id = $4 FROM picked \
-         WHERE runs.id = picked.id RETURNING {RUN_COLUMNS}"
+             ORDER BY started_at, id LIMIT $3 FOR UPDATE SKIP LOCKED), \
+         ahead AS ( \
+             SELECT id FROM runs \
+             WHERE status = 'queued' AND instance_id = $1 \
+               AND started_at > $2 AND started_at <= $4 \
+             ORDER BY started_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         UPDATE runs SET status = 'running', instance_id = $6 \
+         WHERE runs.id IN (SELECT id FROM due UNION ALL SELECT id FROM ahead) \
+         RETURNING {RUN_COLUMNS}"
     );
     let rows: Vec<RunRow> = sqlx::query_as(&sql)
         .bind(UNCLAIMED)
-        .bind(due_by)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(claim.now)
+        .bind(i64::try_from(claim.due).unwrap_or(i64::MAX))
+        .bind(claim.ahead_until)
+        .bind(i64::try_from(claim.ahead).unwrap_or(i64::MAX))
         .bind(instance_id)
         .fetch_all(pool)
         .await?;

@@ -58,6 +58,18 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: &WriteBatch) -> StoreR
     let fires_won = claim_fires(&mut tx, &batch.fires).await?;
     let retries_won = claim_retries(&mut tx, &batch.retries).await?;
 
+    // Retries first: each checked in its claim that no exclusive run of its job is going,
+    // so a fire of the same job in this batch gives way to it, not the reverse.
+    let retry_runs: Vec<&NewRun> = batch
+        .retries
+        .iter()
+        .zip(&retries_won)
+        .filter(|(_, won)| **won == Cas::Won)
+        .filter_map(|(claim, _)| claim.run.as_ref())
+        .collect();
+    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
+        .await?
+        .into_iter();
     // Fires and manual runs give way to an exclusive run of their job that is going (a
     // `batchboard run` beside the server); a retry checked that in its claim.
     let fire_runs: Vec<Option<&NewRun>> = batch
@@ -75,29 +87,24 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: &WriteBatch) -> StoreR
     let mut yielded = insert_runs(&mut tx, &yielding, Conflicts::Yield)
         .await?
         .into_iter();
-    let retry_runs: Vec<&NewRun> = batch
-        .retries
-        .iter()
-        .zip(&retries_won)
-        .filter(|(_, won)| **won == Cas::Won)
-        .filter_map(|(claim, _)| claim.run.as_ref())
-        .collect();
-    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
-        .await?
-        .into_iter();
 
-    // A fire that gave way still used its slot: it is recorded as skipped.
+    // A fire that gave way at its slot used the slot up: it is recorded as skipped (and
+    // if even that is left out, the slot's run exists already and the fire was lost).
+    // One claimed ahead of its slot is given back, to be decided at the slot.
     let fire_ids: Vec<Option<i64>> = fire_runs
         .iter()
         .map(|run| run.and_then(|_| yielded.next().flatten()))
         .collect();
-    let skips: Vec<NewRun> = fire_runs
-        .iter()
-        .zip(&fire_ids)
-        .filter_map(|(run, id)| match (run, id) {
-            (Some(run), None) => Some((*run).clone().skipped_by_overlap(run.started_at)),
-            _ => None,
-        })
+    let gave_way = |index: usize| fire_runs[index].is_some() && fire_ids[index].is_none();
+    let given_back: Vec<&FireClaim> = (0..fire_runs.len())
+        .filter(|&index| gave_way(index) && batch.fires[index].early)
+        .map(|index| &batch.fires[index])
+        .collect();
+    give_back(&mut tx, &given_back).await?;
+    let skips: Vec<NewRun> = (0..fire_runs.len())
+        .filter(|&index| gave_way(index) && !batch.fires[index].early)
+        .filter_map(|index| fire_runs[index])
+        .map(|run| run.clone().skipped_by_overlap(run.started_at))
         .collect();
     let skip_refs: Vec<&NewRun> = skips.iter().collect();
     let mut skip_ids = insert_runs(&mut tx, &skip_refs, Conflicts::Yield)
@@ -118,6 +125,7 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: &WriteBatch) -> StoreR
             (false, _, _) => ClaimResult::Lost,
             (true, None, _) => ClaimResult::Claimed,
             (true, Some(_), Some(id)) => ClaimResult::Run(id),
+            (true, Some(_), None) if claim.early => ClaimResult::Busy,
             (true, Some(_), None) => skip_ids
                 .next()
                 .flatten()
@@ -204,6 +212,20 @@ async fn claim_fires(tx: &mut SqliteConnection, claims: &[FireClaim]) -> StoreRe
     Ok(won)
 }
 
+/// Undoes the compare-and-swap of fires claimed ahead of their slot that gave way to a
+/// run of their job going: each job's next fire is the claimed slot again.
+async fn give_back(tx: &mut SqliteConnection, claims: &[&FireClaim]) -> StoreResult<()> {
+    for claim in claims {
+        sqlx::query("UPDATE jobs SET next_run_at = $2 WHERE id = $1 AND next_run_at IS $3")
+            .bind(claim.job_id)
+            .bind(micros(claim.expected))
+            .bind(opt_micros(claim.next))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The retry compare-and-swap. A retry that would be an exclusive run waits while
 /// another exclusive run of its job is going: it stays pending and is [`Cas::Busy`].
 async fn claim_retries(tx: &mut SqliteConnection, claims: &[RetryClaim]) -> StoreResult<Vec<Cas>> {
@@ -279,8 +301,9 @@ async fn insert_runs(
     .fetch_one(&mut *tx)
     .await?;
     let mut id = first_id;
-    let mut inserted = HashSet::new();
+    let mut left_out = HashSet::new();
     for chunk in chunks(runs) {
+        let chunk_first = id;
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO runs (id, job_id, trigger, attempt, first_run_id, status, \
              scheduled_for, started_at, finished_at, error_kind, error_message, instance_id, \
@@ -305,11 +328,22 @@ async fn insert_runs(
         if conflicts == Conflicts::Yield {
             sql.push(" ON CONFLICT DO NOTHING");
         }
-        sql.push(" RETURNING id");
-        inserted.extend(sql.build_query_scalar::<i64>().fetch_all(&mut *tx).await?);
+        let written = sql.build().execute(&mut *tx).await?.rows_affected();
+        // Rows are left out rarely; only then is it worth asking which.
+        if written < chunk.len() as u64 {
+            let present: HashSet<i64> =
+                sqlx::query_scalar("SELECT id FROM runs WHERE id >= $1 AND id < $2")
+                    .bind(chunk_first)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            left_out.extend((chunk_first..id).filter(|id| !present.contains(id)));
+        }
     }
     Ok((first_id..id)
-        .map(|id| inserted.contains(&id).then_some(id))
+        .map(|id| (!left_out.contains(&id)).then_some(id))
         .collect())
 }
 

@@ -7,28 +7,34 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use super::rows::{RUN_COLUMNS, RunRow, micros};
-use crate::store::{RunRecord, StoreResult, UNCLAIMED};
+use crate::store::{QueuedClaim, RunRecord, StoreResult, UNCLAIMED};
 
 pub(super) async fn claim_queued(
     pool: &SqlitePool,
     instance_id: &str,
-    limit: usize,
-    due_by: DateTime<Utc>,
+    claim: &QueuedClaim,
 ) -> StoreResult<Vec<RunRecord>> {
-    if limit == 0 {
+    if claim.due == 0 && claim.ahead == 0 {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "UPDATE runs SET status = 'running', instance_id = $4 WHERE id IN ( \
+        "UPDATE runs SET status = 'running', instance_id = $6 WHERE id IN ( \
              SELECT id FROM runs \
              WHERE status = 'queued' AND instance_id = $1 AND started_at <= $2 \
              ORDER BY started_at, id LIMIT $3) \
+         OR id IN ( \
+             SELECT id FROM runs \
+             WHERE status = 'queued' AND instance_id = $1 \
+               AND started_at > $2 AND started_at <= $4 \
+             ORDER BY started_at, id LIMIT $5) \
          RETURNING {RUN_COLUMNS}"
     );
     let rows: Vec<RunRow> = sqlx::query_as(&sql)
         .bind(UNCLAIMED)
-        .bind(micros(due_by))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(micros(claim.now))
+        .bind(i64::try_from(claim.due).unwrap_or(i64::MAX))
+        .bind(micros(claim.ahead_until))
+        .bind(i64::try_from(claim.ahead).unwrap_or(i64::MAX))
         .bind(instance_id)
         .fetch_all(pool)
         .await?;
