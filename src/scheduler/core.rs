@@ -13,8 +13,10 @@ use tokio_util::task::TaskTracker;
 mod changes;
 
 pub(in crate::scheduler) use changes::Saved;
+pub(in crate::scheduler) use reload::Reloaded;
 mod recovery;
 mod refusals;
+mod reload;
 mod shared;
 
 use super::due_queue::{DueEntry, DueQueue, FireDue};
@@ -36,6 +38,8 @@ pub(in crate::scheduler) struct JobState {
     secrets: Arc<[String]>,
     next_run_at: Option<DateTime<Utc>>,
     paused: bool,
+    /// The stored version this was built from.
+    version: i64,
 }
 
 /// A run dispatched and not yet ended, for concurrency policy.
@@ -116,6 +120,7 @@ fn job_state_of(record: &JobRecord, registry: &Registry, exec: &Exec) -> Option<
             handler,
             next_run_at: record.next_run_at,
             paused: record.paused,
+            version: record.version,
         }),
         Err(reason) => {
             tracing::error!(job = %record.name, %reason, "job cannot run");
@@ -462,14 +467,13 @@ impl Core {
                 reply,
             } => self.start_edit(job, edit, expected_version, actor, reply),
             Command::Saved(saved) => self.apply_saved(*saved),
-            Command::Reload { job, reply } => {
-                let _ = reply.send(self.reload(&job).await);
-            }
+            Command::Reload { job, reply } => self.start_reload(job, Some(reply)),
+            Command::Reloaded(reloaded) => self.apply_reloaded(*reloaded),
             Command::Sync { reply } => {
                 self.fire_due();
                 let _ = reply.send(());
             }
-            Command::Ended(ended) => self.ended(ended).await,
+            Command::Ended(ended) => self.ended(ended),
             Command::Orphaned(runs) => {
                 for run in runs {
                     let (finish, retry) = self.interruption(&run);
@@ -523,7 +527,7 @@ impl Core {
         Ok(job_id)
     }
 
-    async fn ended(&mut self, ended: Ended) {
+    fn ended(&mut self, ended: Ended) {
         if let Some(runs) = self.active.get_mut(&ended.job_id) {
             runs.retain(|run| run.dispatch != ended.dispatch);
         }
@@ -551,13 +555,11 @@ impl Core {
             }
             None => {}
         }
-        if ended.lost {
-            let name = self.jobs.get(&ended.job_id).map(|job| job.name.clone());
-            if let Some(name) = name
-                && let Err(error) = self.reload(&name).await
-            {
-                tracing::warn!(job = %name, %error, "could not reload a job after losing a fire");
-            }
+        if ended.lost
+            && let Some(job) = self.jobs.get(&ended.job_id)
+        {
+            // Failures are logged where the reload ends.
+            self.start_reload(job.name.clone(), None);
         }
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct Exec {
     writer: Writer,
     clock: SharedClock,
     permits: Arc<Semaphore>,
+    /// The slots of `permits` in all (`max_concurrent_runs`).
+    slots: usize,
     live: LiveRuns,
     events: EventBus,
     commands: mpsc::UnboundedSender<Command>,
@@ -105,6 +107,7 @@ impl Exec {
             writer,
             clock,
             permits: Arc::new(Semaphore::new(config.max_concurrent_runs.max(1))),
+            slots: config.max_concurrent_runs.max(1),
             live,
             events,
             commands,
@@ -296,15 +299,18 @@ impl Exec {
             // will free up within moments. Runs that start within the look-ahead are
             // taken now and wait here, as a local fire claimed early does: as many as
             // the slots free now and by then. Claimed runs on their way count against
-            // both, so a slow instance takes a handful and leaves the rest to others.
-            let due = (free + turnover.within(CLAIM_DUE_HORIZON))
+            // both, so a slow instance takes a handful and leaves the rest to others;
+            // and what turnover adds is at most one pool's worth, so that the busiest
+            // instance does not take everything because it is the busiest.
+            let freeing = |horizon| turnover.within(horizon).min(self.slots);
+            let due = (free + freeing(CLAIM_DUE_HORIZON))
                 .saturating_sub(waiting_due)
                 .min(CLAIM_BATCH);
             if due == 0 {
                 self.claiming.starve();
                 return;
             }
-            let ahead = (free + turnover.within(super::due_queue::LOOKAHEAD))
+            let ahead = (free + freeing(super::due_queue::LOOKAHEAD))
                 .saturating_sub(waiting_ahead + waiting_due)
                 .min(CLAIM_BATCH);
             let claim = QueuedClaim {
@@ -331,6 +337,11 @@ impl Exec {
                 return;
             }
             if !more {
+                if ahead == 0 {
+                    // Runs starting soon may be waiting for room here: look again as
+                    // soon as a slot frees, not at the next announcement.
+                    self.claiming.starve();
+                }
                 return;
             }
         }

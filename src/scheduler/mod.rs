@@ -186,6 +186,8 @@ enum Command {
     QueueRetry(handoff::RetryDue),
     /// A pause, resume or edit, as the store saved (or refused) it.
     Saved(Box<core::Saved>),
+    /// A reload's read or write.
+    Reloaded(Box<core::Reloaded>),
     /// Runs the claim loop took from the queue, and when it took them.
     Claimed(Vec<crate::store::RunRecord>, DateTime<Utc>),
 }

@@ -240,7 +240,7 @@ impl Core {
     /// and whose stored slot has passed follows its misfire policy, as at start-up.
     /// `stored_is_current`: the stored time was computed for the job's current schedule
     /// (by whoever saved it), so it stands whenever it is valid.
-    fn next_fire_after_change(
+    pub(super) fn next_fire_after_change(
         &self,
         job_id: i64,
         state: &JobState,
@@ -252,45 +252,6 @@ impl Core {
             firing: job.spec.enabled && !job.paused,
         });
         next_fire_after(before.as_ref(), state, now, stored_is_current)
-    }
-
-    pub(super) async fn reload(&mut self, name: &str) -> Result<(), CommandError> {
-        let record = self
-            .store
-            .job_by_name(name)
-            .await
-            .map_err(|error| CommandError::Store(error.to_string()))?
-            .ok_or_else(|| CommandError::UnknownJob(name.to_owned()))?;
-        self.ids.insert(record.name.clone(), record.id);
-        let Some(mut state) = self.job_state(&record) else {
-            self.jobs.remove(&record.id);
-            return Err(CommandError::Invalid {
-                job: name.to_owned(),
-                reason: "its settings are invalid, its handler is unknown, or it was removed"
-                    .into(),
-            });
-        };
-        // What the store holds was written by whoever changed the job last (another
-        // instance's edit, the claim that beat ours): it stands when still valid.
-        let next = self.next_fire_after_change(record.id, &state, now_of(&self.clock), true);
-        let stored = state.next_run_at.take();
-        // The new next fire is written before memory follows it: if the write fails, the
-        // job keeps firing on what the store holds, never on nothing.
-        let written = if next == stored {
-            Ok(())
-        } else {
-            self.store.set_next_run(record.id, next).await.map(|_| ())
-        };
-        let next = if written.is_ok() { next } else { stored };
-        self.jobs.insert(record.id, state);
-        if let Some(next) = next {
-            self.queue_fire(record.id, next, false);
-        }
-        written.map_err(|error| CommandError::Store(error.to_string()))?;
-        self.events.send(SchedulerEvent::JobChanged {
-            job: name.to_owned(),
-        });
-        Ok(())
     }
 }
 
