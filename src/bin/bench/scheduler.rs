@@ -283,13 +283,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let wait = (end - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep(wait).await;
+    // Read while the instances' connections live: a backend's CPU goes with it. Only
+    // meaningful for a server on this machine; SQLite runs inside this process.
+    let database_cpu = sys::cpu_seconds_of("postgres") - database_cpu_before;
     let mut claims = Vec::new();
     for instance in instances {
         claims.push(instance.stop().await?);
     }
     let cpu = sys::cpu_seconds().unwrap_or(0.0) - cpu_before;
-    // Only meaningful for a server on this machine; SQLite runs inside this process.
-    let database_cpu = sys::cpu_seconds_of("postgres") - database_cpu_before;
 
     let mut samples: Vec<i64> = std::mem::take(
         &mut *lateness
