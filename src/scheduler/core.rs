@@ -14,6 +14,7 @@ mod changes;
 
 pub(in crate::scheduler) use changes::Saved;
 pub(in crate::scheduler) use reload::Reloaded;
+mod manual;
 mod recovery;
 mod refusals;
 mod reload;
@@ -488,38 +489,7 @@ impl Core {
         }
     }
 
-    /// Checks that `name` may run now and returns the run to insert.
-    fn run_now(&mut self, name: &str) -> Result<(i64, NewRun), CommandError> {
-        let job_id = self.known_job(name)?;
-        let job = self
-            .jobs
-            .get(&job_id)
-            .ok_or_else(|| CommandError::Invalid {
-                job: name.to_owned(),
-                reason: "its settings are invalid or its handler is unknown (see the server log)"
-                    .into(),
-            })?;
-        if let Some(hold) = self.make_way(job_id, job.spec.concurrency, Start::RunNow) {
-            debug_assert_eq!(hold, Hold::Refuse);
-            let run_id = self
-                .live
-                .all()
-                .into_iter()
-                .find(|run| run.job_id == job_id)
-                .map_or(0, |run| run.run_id);
-            return Err(CommandError::AlreadyRunning {
-                job: name.to_owned(),
-                run_id: Some(run_id),
-            });
-        }
-        let now = now_of(&self.clock);
-        Ok((
-            job_id,
-            self.new_run(job_id, Trigger::Manual, 1, None, now, now),
-        ))
-    }
-
-    fn known_job(&self, name: &str) -> Result<i64, CommandError> {
+    pub(super) fn known_job(&self, name: &str) -> Result<i64, CommandError> {
         let job_id = *self
             .ids
             .get(name)

@@ -192,3 +192,67 @@ async fn a_run_going_on_another_instance_is_cancelled_through_it() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A run queued for whichever instance claims it (the leader's way on PostgreSQL) shows
+/// that no instance has it yet, and an operator cancels it where it waits.
+#[tokio::test]
+async fn a_run_no_instance_has_claimed_shows_so_and_is_cancelled_where_it_waits() {
+    let app = app_with_jobs(vec![job("inventory-sync", "1h")]).await;
+    let operator = signed_in(&app, "otto", Role::Operator).await;
+    let viewer = signed_in(&app, "vera", Role::Viewer).await;
+    let job = app
+        .store
+        .job_by_name("inventory-sync")
+        .await
+        .expect("loads")
+        .expect("exists");
+    // Due in a day: nobody claims it meanwhile.
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    let queued = batchboard::store::NewRun {
+        job_id: job.id,
+        trigger: batchboard::store::Trigger::Schedule,
+        attempt: 1,
+        first_run_id: None,
+        status: batchboard::store::RunStatus::Queued,
+        scheduled_for: later,
+        started_at: later,
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: batchboard::store::UNCLAIMED.into(),
+        exclusive: true,
+    };
+    let written = app
+        .store
+        .write_batch(&batchboard::store::WriteBatch {
+            inserts: vec![queued],
+            ..Default::default()
+        })
+        .await
+        .expect("written");
+    let run_id = written.inserts[0].run_id().expect("inserted");
+
+    let page = viewer.get(&format!("/runs/{run_id}")).await;
+    let html = page.text().await.expect("a page");
+    assert!(
+        html.contains("none yet: queued for whichever instance claims it first"),
+        "{html}"
+    );
+
+    let token = operator.csrf_token().await;
+    let answer = operator
+        .client
+        .post(operator.url(&format!("/api/v1/runs/{run_id}/cancel")))
+        .header("X-CSRF-Token", token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let run = app.store.run(run_id).await.expect("loads").expect("exists");
+    assert_eq!(run.status, batchboard::store::RunStatus::Cancelled);
+    assert_eq!(run.started_at, None, "it never started");
+    assert_eq!(
+        run.error_message.as_deref(),
+        Some("cancelled by otto before it started")
+    );
+}

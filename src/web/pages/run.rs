@@ -87,8 +87,8 @@ pub struct RunSummaryView {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub summary: Option<String>,
-    /// The instance (process) that claimed the run.
-    pub instance: String,
+    /// The instance (process) that claimed the run; none while it waits to be claimed.
+    pub instance: Option<String>,
 }
 
 /// The poller's next URL; `None` once the run is final.
@@ -163,7 +163,7 @@ pub fn summary_view(
     now: DateTime<Utc>,
 ) -> RunSummaryView {
     RunSummaryView {
-        instance: run.instance_id.clone(),
+        instance: Some(run.instance_id.clone()).filter(|id| id != crate::store::UNCLAIMED),
         id: run.id,
         job: run.job_name.clone(),
         job_url: format!("/jobs/{}", super::chrome::encode(&run.job_name)),

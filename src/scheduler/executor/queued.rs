@@ -1,0 +1,168 @@
+//! The executor's side of shared execution: queuing a fire for any instance, and the
+//! claim loop that takes queued runs while this instance has room for them.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Exec;
+use crate::scheduler::claiming::Turnover;
+use crate::scheduler::due_queue::{FireDue, LOOKAHEAD};
+use crate::scheduler::handoff::{Ended, Refused};
+use crate::scheduler::{Command, SchedulerEvent};
+use crate::store::{ClaimResult, FireClaim, QueuedClaim, SharedStore};
+
+/// How often an instance looks for runs queued for any instance when nobody told it of
+/// any: the baseline that a missed announcement, a poll-only setup (PgBouncer) or runs
+/// left by a leader that died fall back on.
+pub(crate) const CLAIM_POLL: chrono::Duration = chrono::Duration::seconds(1);
+
+/// The most queued runs of each kind (due, ahead) one claim takes.
+const CLAIM_BATCH: usize = 1024;
+
+/// How far ahead an instance counts the slots it will free when it claims runs whose
+/// start has come: about one claim's round trip.
+const CLAIM_DUE_HORIZON: chrono::Duration = chrono::Duration::milliseconds(50);
+
+impl Exec {
+    /// Queues a scheduled fire for whichever instance claims it first (the fire's
+    /// compare-and-swap and the run's insert are one write, as for a local run).
+    /// A fire claimed early that meets an exclusive run of its job going is given back
+    /// and handed to the scheduler to decide at its slot (`fire`).
+    pub(crate) async fn enqueue(self: Arc<Self>, job: String, claim: FireClaim, fire: FireDue) {
+        let job_id = claim.job_id;
+        let nominal = claim.expected;
+        let mut decide_at_slot = None;
+        let (lost, refused) = match self.writer.claim_fire(claim).await {
+            Ok(ClaimResult::Run(_)) => {
+                self.claiming.queued_here();
+                (false, None)
+            }
+            Ok(ClaimResult::Skipped(_)) => {
+                self.events.send(SchedulerEvent::FireSkipped {
+                    job,
+                    scheduled_for: nominal,
+                });
+                (false, None)
+            }
+            Ok(ClaimResult::Busy) => {
+                decide_at_slot = Some(fire);
+                (false, None)
+            }
+            Ok(ClaimResult::Lost | ClaimResult::Claimed) => (true, None),
+            Err(error) => {
+                tracing::error!(%job, %error, "could not queue a fire");
+                (false, Some(Refused::Fire { nominal }))
+            }
+        };
+        self.ended(Ended {
+            job_id,
+            dispatch: 0,
+            retry: None,
+            lost,
+            refused,
+            busy: None,
+            decide_at_slot,
+        });
+    }
+
+    /// Claims runs queued for any instance while this instance has free slots, and hands
+    /// them to the scheduler task; woken when runs are queued (here or, announced, on
+    /// another instance) and when a slot frees up after it found none, and every
+    /// [`CLAIM_POLL`] in any case.
+    pub(crate) async fn claim_queued_runs(
+        self: Arc<Self>,
+        store: SharedStore,
+        stop: CancellationToken,
+    ) {
+        let mut turnover = Turnover::new();
+        loop {
+            let poll = self.now() + CLAIM_POLL;
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = self.claiming.woken() => {}
+                () = self.clock.sleep_until(poll) => {}
+            }
+            self.claim_due(&store, &stop, &mut turnover).await;
+        }
+    }
+
+    async fn claim_due(
+        &self,
+        store: &SharedStore,
+        stop: &CancellationToken,
+        turnover: &mut Turnover,
+    ) {
+        while !stop.is_cancelled() {
+            let now = self.now();
+            turnover.update(&self.claiming, now);
+            let (waiting_due, waiting_ahead) = self.claiming.waiting();
+            let free = self.permits.available_permits();
+            // Runs whose start has come: as many as there are free slots, and as many as
+            // will free up within moments. Runs that start within the look-ahead are
+            // taken now and wait here, as a local fire claimed early does: as many as
+            // the slots free now and by then. Claimed runs on their way count against
+            // both, so a slow instance takes a handful and leaves the rest to others;
+            // and what turnover adds is at most one pool's worth, so that the busiest
+            // instance does not take everything because it is the busiest.
+            let freeing = |horizon| turnover.within(horizon).min(self.slots);
+            let due = (free + freeing(CLAIM_DUE_HORIZON))
+                .saturating_sub(waiting_due)
+                .min(CLAIM_BATCH);
+            if due == 0 {
+                self.claiming.starve();
+                return;
+            }
+            let ahead = (free + freeing(LOOKAHEAD))
+                .saturating_sub(waiting_ahead + waiting_due)
+                .min(CLAIM_BATCH);
+            let claim = QueuedClaim {
+                now,
+                due,
+                ahead,
+                ahead_until: now + LOOKAHEAD,
+            };
+            let runs = match store.claim_queued(&self.instance_id, &claim).await {
+                Ok(runs) => runs,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim queued runs");
+                    return;
+                }
+            };
+            let due_taken = runs
+                .iter()
+                .filter(|run| run.started_at.is_none_or(|start| start <= now))
+                .count();
+            let ahead_taken = runs.len() - due_taken;
+            self.claiming.looked(due_taken, ahead_taken);
+            let more = due_taken == due || (ahead > 0 && ahead_taken == ahead);
+            if !runs.is_empty() && self.commands.send(Command::Claimed(runs, now)).is_err() {
+                return;
+            }
+            if !more {
+                if ahead == 0 {
+                    // Runs starting soon may be waiting for room here: look again as
+                    // soon as a slot frees, not at the next announcement.
+                    self.claiming.starve();
+                }
+                return;
+            }
+        }
+    }
+
+    /// How many instances share the runs, as the last lease check saw.
+    pub(crate) fn sharing(&self) -> usize {
+        self.claiming.sharing()
+    }
+
+    /// A claimed run will not start here (its job cannot run on this instance).
+    pub(crate) fn claimed_run_gone(&self, ahead: bool) {
+        self.claiming.gone(ahead);
+    }
+
+    /// A run is dispatched here (not claimed from the queue): it will want a slot.
+    pub(crate) fn dispatching(&self) {
+        self.claiming.dispatched();
+    }
+}
