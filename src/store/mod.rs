@@ -8,6 +8,7 @@
 //! (`sync`).
 
 mod batch_order;
+mod batch_plan;
 mod instance;
 mod job_state;
 mod model;

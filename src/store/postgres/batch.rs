@@ -16,8 +16,9 @@
 //!
 //! `forbid` is held here, across instances: at most one exclusive run of a job is going
 //! (a unique index). A fire or a manual run that would be a second one is left out by
-//! `ON CONFLICT DO NOTHING` (the fire is then recorded as skipped); a retry claim checks
-//! first and stays pending while one is going.
+//! `ON CONFLICT DO NOTHING` (the fire is then given back or recorded as skipped, see
+//! [`crate::store::batch_plan`]); a retry claim checks first and stays pending while one
+//! is going.
 
 use std::collections::HashSet;
 
@@ -26,155 +27,67 @@ use sqlx::{PgConnection, PgPool};
 
 use super::rows::{json, opt_text, text};
 use crate::store::batch_order::{last_per_run, rounds};
+use crate::store::batch_plan::{self, BatchWrites, Cas, Conflicts};
 use crate::store::{
-    BatchResult, ClaimResult, FireClaim, LogLine, NewRun, RUNS_QUEUED_CHANNEL, RetryClaim,
-    RunFinish, RunMark, StoreResult, UNCLAIMED, WriteBatch,
+    BatchResult, FireClaim, LogLine, NewRun, RUNS_QUEUED_CHANNEL, RetryClaim, RunFinish, RunMark,
+    StoreResult, WriteBatch,
 };
 
-/// Applies `batch` in one transaction: fire claims, retry claims, inserts, marks, log
-/// lines, finishes, in that order.
+/// Applies `batch` in one transaction, in the order [`batch_plan`] gives.
 pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResult<BatchResult> {
     if batch.is_empty() {
         return Ok(BatchResult::default());
     }
     let mut tx = pool.begin().await?;
+    let result = batch_plan::write(&mut Statements(&mut tx), batch).await?;
+    tx.commit().await?;
+    Ok(result)
+}
 
-    let fires_won = claim_fires(&mut tx, &batch.fires).await?;
-    let retries_won = claim_retries(&mut tx, &batch.retries).await?;
+/// This backend's statements, on the batch's transaction.
+struct Statements<'c>(&'c mut PgConnection);
 
-    // Retries first: each checked in its claim that no exclusive run of its job is going,
-    // so a fire of the same job in this batch gives way to it, not the reverse.
-    let retry_runs: Vec<&NewRun> = batch
-        .retries
-        .iter()
-        .zip(&retries_won)
-        .filter(|(_, won)| **won == Cas::Won)
-        .filter_map(|(claim, _)| claim.run.as_ref())
-        .collect();
-    let mut retry_ids = insert_runs(&mut tx, &retry_runs, Conflicts::Fail)
-        .await?
-        .into_iter();
-    // Fires and manual runs give way to an exclusive run of their job that is going;
-    // a retry checked that in its claim, so its insert must not be dropped.
-    let fire_runs: Vec<Option<&NewRun>> = batch
-        .fires
-        .iter()
-        .zip(&fires_won)
-        .map(|(claim, won)| claim.run.as_ref().filter(|_| *won))
-        .collect();
-    let yielding: Vec<&NewRun> = fire_runs
-        .iter()
-        .flatten()
-        .copied()
-        .chain(&batch.inserts)
-        .collect();
-    let mut yielded = insert_runs(&mut tx, &yielding, Conflicts::Yield)
-        .await?
-        .into_iter();
+impl BatchWrites for Statements<'_> {
+    async fn claim_fires(&mut self, claims: &[FireClaim]) -> StoreResult<Vec<bool>> {
+        claim_fires(self.0, claims).await
+    }
 
-    // A fire that gave way at its slot used the slot up: it is recorded as skipped (and
-    // if even that is left out, the slot's run exists already and the fire was lost).
-    // One claimed ahead of its slot is given back, to be decided at the slot.
-    let fire_ids: Vec<Option<i64>> = fire_runs
-        .iter()
-        .map(|run| run.and_then(|_| yielded.next().flatten()))
-        .collect();
-    let gave_way = |index: usize| fire_runs[index].is_some() && fire_ids[index].is_none();
-    let given_back: Vec<&FireClaim> = (0..fire_runs.len())
-        .filter(|&index| gave_way(index) && batch.fires[index].early)
-        .map(|index| &batch.fires[index])
-        .collect();
-    give_back(&mut tx, &given_back).await?;
-    let skips: Vec<NewRun> = (0..fire_runs.len())
-        .filter(|&index| gave_way(index) && !batch.fires[index].early)
-        .filter_map(|index| fire_runs[index])
-        .map(|run| run.clone().skipped_by_overlap(run.started_at))
-        .collect();
-    let skip_refs: Vec<&NewRun> = skips.iter().collect();
-    let mut skip_ids = insert_runs(&mut tx, &skip_refs, Conflicts::Yield)
-        .await?
-        .into_iter();
+    async fn claim_retries(&mut self, claims: &[RetryClaim]) -> StoreResult<Vec<Cas>> {
+        claim_retries(self.0, claims).await
+    }
 
-    mark_runs(&mut tx, &batch.marks).await?;
-    insert_logs(&mut tx, &batch.logs).await?;
-    finish_runs(&mut tx, &batch.finishes).await?;
-    let queued_for_anyone = fire_runs
-        .iter()
-        .zip(&fire_ids)
-        .any(|(run, id)| id.is_some() && run.is_some_and(|run| run.instance_id == UNCLAIMED));
-    if queued_for_anyone {
+    async fn insert_runs(
+        &mut self,
+        runs: &[&NewRun],
+        conflicts: Conflicts,
+    ) -> StoreResult<Vec<Option<i64>>> {
+        insert_runs(self.0, runs, conflicts).await
+    }
+
+    async fn give_back(&mut self, claims: &[&FireClaim]) -> StoreResult<()> {
+        give_back(self.0, claims).await
+    }
+
+    async fn mark_runs(&mut self, marks: &[RunMark]) -> StoreResult<()> {
+        mark_runs(self.0, marks).await
+    }
+
+    async fn insert_logs(&mut self, logs: &[LogLine]) -> StoreResult<()> {
+        insert_logs(self.0, logs).await
+    }
+
+    async fn finish_runs(&mut self, finishes: &[RunFinish]) -> StoreResult<()> {
+        finish_runs(self.0, finishes).await
+    }
+
+    async fn announce_queued(&mut self) -> StoreResult<()> {
         // One wake-up per batch, not per run: NOTIFY serialises commits database-wide.
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(RUNS_QUEUED_CHANNEL)
-            .execute(&mut *tx)
+            .execute(&mut *self.0)
             .await?;
+        Ok(())
     }
-    tx.commit().await?;
-
-    let fires = batch
-        .fires
-        .iter()
-        .zip(fires_won)
-        .zip(fire_ids)
-        .map(|((claim, won), id)| match (won, &claim.run, id) {
-            (false, _, _) => ClaimResult::Lost,
-            (true, None, _) => ClaimResult::Claimed,
-            (true, Some(_), Some(id)) => ClaimResult::Run(id),
-            (true, Some(_), None) if claim.early => ClaimResult::Busy,
-            (true, Some(_), None) => skip_ids
-                .next()
-                .flatten()
-                .map_or(ClaimResult::Lost, ClaimResult::Skipped),
-        })
-        .collect();
-    let retries = batch
-        .retries
-        .iter()
-        .zip(retries_won)
-        .map(|(claim, won)| match (won, &claim.run) {
-            (Cas::Lost, _) => ClaimResult::Lost,
-            (Cas::Busy, _) => ClaimResult::Busy,
-            (Cas::Won, None) => ClaimResult::Claimed,
-            (Cas::Won, Some(_)) => retry_ids
-                .next()
-                .flatten()
-                .map_or(ClaimResult::Lost, ClaimResult::Run),
-        })
-        .collect();
-    let inserts = batch
-        .inserts
-        .iter()
-        .map(|_| {
-            yielded
-                .next()
-                .flatten()
-                .map_or(ClaimResult::Busy, ClaimResult::Run)
-        })
-        .collect();
-    Ok(BatchResult {
-        fires,
-        retries,
-        inserts,
-    })
-}
-
-/// How a compare-and-swap claim went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cas {
-    Won,
-    Lost,
-    /// Not tried: an exclusive run of the job is going.
-    Busy,
-}
-
-/// What an insert does with a row that would be a second exclusive run going (or a
-/// second start of a fire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Conflicts {
-    /// Leaves the row out.
-    Yield,
-    /// Fails the statement (and the batch, which the writer then splits).
-    Fail,
 }
 
 /// The fire compare-and-swap; returns, per claim, whether it won.
