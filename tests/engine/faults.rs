@@ -604,3 +604,61 @@ async fn a_retry_that_an_instance_now_gone_was_to_start_is_started_by_the_leader
     assert_eq!(engine.runs("copy").await.len(), 2, "the retry ran once");
     engine.stop().await;
 }
+
+#[tokio::test]
+async fn a_one_off_run_of_a_forbid_job_going_elsewhere_is_refused_by_the_database() {
+    let engine = Engine::start(&[job("copy", "1h", serde_json::json!({"action": "ok"}))]).await;
+    let job_id = engine
+        .store
+        .job_by_name("copy")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .id;
+    // A run of the job going on another instance, which this process knows nothing of.
+    let (writer, writer_task) = Writer::start(engine.store.clone());
+    writer
+        .insert_run(NewRun {
+            job_id,
+            trigger: Trigger::Schedule,
+            attempt: 1,
+            first_run_id: None,
+            status: RunStatus::Running,
+            scheduled_for: t0(),
+            started_at: t0(),
+            finished_at: None,
+            error_kind: None,
+            error_message: None,
+            instance_id: "elsewhere".into(),
+            exclusive: true,
+        })
+        .await
+        .expect("its run is written")
+        .run_id()
+        .expect("nothing else goes");
+    drop(writer);
+    writer_task.await.expect("the writer ends");
+
+    // What `batchboard run copy` does.
+    let (writer, writer_task) = Writer::start(engine.store.clone());
+    let parts = batchboard::scheduler::SchedulerParts {
+        store: engine.store.clone(),
+        writer,
+        registry: batchboard::job::Registry::builder()
+            .handler("scripted", crate::support::Scripted)
+            .build(),
+        clock: engine.clock.shared(),
+        config: config(),
+        leading: None,
+    };
+    let refused = batchboard::scheduler::run_once(parts, "copy")
+        .await
+        .expect_err("a second run of a forbid job is refused");
+    writer_task.await.expect("the writer ends");
+    assert!(
+        refused.to_string().contains("already running"),
+        "{refused:#}"
+    );
+    assert_eq!(engine.runs("copy").await.len(), 1, "nothing was recorded");
+    engine.stop().await;
+}
