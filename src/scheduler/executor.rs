@@ -4,7 +4,6 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -18,7 +17,7 @@ use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
-use crate::job::{ErrorKind, JobContext, JobError, JobName, Outcome, RunCounters};
+use crate::job::{JobContext, JobError, JobName, RunCounters};
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::secrets::{self, SecretMask};
 use crate::store::writer::Writer;
@@ -30,6 +29,9 @@ use crate::store::{ClaimResult, FireClaim, NewRun, RunFinish, RunMark, RunStatus
 pub(crate) const QUEUED_AFTER: chrono::Duration = chrono::Duration::milliseconds(250);
 
 mod queued;
+mod verdict;
+
+use verdict::{Ending, ending_of, verdict};
 
 /// Shared by every run: the pool, the writer, and where to report.
 pub(crate) struct Exec {
@@ -59,25 +61,6 @@ enum Missed {
     Skipped,
     /// An exclusive run of the job is going: the retry waits, the manual run is refused.
     Busy,
-}
-
-/// How the handler's task ended.
-enum Ending {
-    Returned(Result<Outcome, JobError>),
-    Panicked(String),
-    /// It did not stop within the grace period after being cancelled, and was dropped.
-    Abandoned,
-    /// It was cancelled before it started.
-    NotStarted,
-}
-
-/// A run's final state, before the retry policy is applied.
-struct Verdict {
-    status: RunStatus,
-    kind: Option<ErrorKind>,
-    message: Option<String>,
-    summary: Option<String>,
-    retry_after: Option<std::time::Duration>,
 }
 
 impl Exec {
@@ -541,103 +524,6 @@ impl Exec {
             ended = &mut handler => ending_of(ended),
             () = self.clock.sleep_until(grace_over) => Ending::Abandoned,
         }
-    }
-}
-
-fn ending_of(ended: Result<Result<Outcome, JobError>, Box<dyn Any + Send>>) -> Ending {
-    match ended {
-        Ok(result) => Ending::Returned(result),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            Ending::Panicked(message)
-        }
-    }
-}
-
-fn verdict(ending: Ending, stop: Option<&StopReason>, timeout: std::time::Duration) -> Verdict {
-    let failed = |status, kind, message: String| Verdict {
-        status,
-        kind: Some(kind),
-        message: Some(message),
-        summary: None,
-        retry_after: None,
-    };
-    let suffix = match ending {
-        Ending::Abandoned => "; the handler did not stop within the grace period and was abandoned",
-        Ending::NotStarted => " before it started",
-        _ => "",
-    };
-    match (ending, stop) {
-        // A handler that finished its work despite being asked to stop did the work.
-        (Ending::Returned(Ok(outcome)), _) => Verdict {
-            status: RunStatus::Succeeded,
-            kind: None,
-            message: None,
-            summary: outcome.summary,
-            retry_after: None,
-        },
-        (Ending::Panicked(message), _) => failed(
-            RunStatus::Failed,
-            ErrorKind::Panic,
-            format!("the handler panicked: {message}"),
-        ),
-        (_, Some(StopReason::Timeout)) => failed(
-            RunStatus::TimedOut,
-            ErrorKind::Timeout,
-            format!(
-                "timed out after {}{suffix}",
-                crate::schedule::format_duration(timeout)
-            ),
-        ),
-        (_, Some(StopReason::Cancelled { by })) => {
-            let who = by
-                .as_deref()
-                .map(|by| format!(" by {by}"))
-                .unwrap_or_default();
-            failed(
-                RunStatus::Cancelled,
-                ErrorKind::Cancelled,
-                format!("cancelled{who}{suffix}"),
-            )
-        }
-        (_, Some(StopReason::Replaced)) => failed(
-            RunStatus::Cancelled,
-            ErrorKind::Cancelled,
-            format!("cancelled: replaced by a newer run{suffix}"),
-        ),
-        (_, Some(StopReason::Shutdown)) => failed(
-            RunStatus::Interrupted,
-            ErrorKind::Interrupted,
-            format!("interrupted: the process was shutting down{suffix}"),
-        ),
-        (Ending::Returned(Err(error)), None) => {
-            let kind = error.kind();
-            let retry_after = match &error {
-                JobError::RateLimited { retry_after, .. } => Some(*retry_after),
-                _ => None,
-            };
-            let status = match kind {
-                ErrorKind::Cancelled => RunStatus::Cancelled,
-                ErrorKind::Fatal => RunStatus::Failed,
-                _ => RunStatus::Retrying,
-            };
-            Verdict {
-                status,
-                kind: Some(kind),
-                message: Some(error.to_string()),
-                summary: None,
-                retry_after,
-            }
-        }
-        (Ending::Abandoned | Ending::NotStarted, None) => failed(
-            RunStatus::Interrupted,
-            ErrorKind::Interrupted,
-            "the run was abandoned".into(),
-        ),
     }
 }
 
