@@ -280,6 +280,10 @@ impl Core {
         }
         // The handler starts at the slot (plus jitter), which may be a moment away.
         let mut run = self.new_run(job_id, trigger, 1, None, nominal, start_at.max(now));
+        if self.shared && concurrency == ConcurrencyPolicy::Replace {
+            // Its older runs may go on any instance, whichever one runs this fire.
+            self.replace_older_runs(job_id, nominal);
+        }
         if self.shared && !self.runs_own_share() {
             let claim = FireClaim {
                 job_id,
@@ -288,7 +292,7 @@ impl Core {
                 run: Some(run),
                 early,
             };
-            self.enqueue_fire(concurrency, claim, fire);
+            self.enqueue_fire(claim, fire);
             return;
         }
         if let Some(hold) = self.make_way(job_id, concurrency, Start::Scheduled) {

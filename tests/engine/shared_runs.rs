@@ -130,3 +130,68 @@ async fn every_instance_runs_what_it_has_slots_for_and_forbid_holds_across_them(
     follower.stop().await;
     leader.stop().await;
 }
+
+#[tokio::test]
+async fn a_replace_fire_the_leader_runs_itself_still_cancels_older_runs_queued_for_anyone() {
+    let replace = batchboard::job::JobSettings {
+        concurrency: Some("replace".into()),
+        ..job("tick", "1m", serde_json::json!({"action": "ok"}))
+    };
+    let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+    let clock = batchboard::clock::ManualClock::new(t0());
+    // Alone, the leader runs every fire itself.
+    let mut leader = Engine::boot(Arc::clone(&dir), clock, &[replace], instance("leader", 4)).await;
+    let job_id = leader
+        .store
+        .job_by_name("tick")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .id;
+    // An older run of the job, queued for any instance and not claimed (its start is
+    // far off, so nobody claims it during the test).
+    let later = t0() + chrono::Duration::days(1);
+    let older = batchboard::store::NewRun {
+        job_id,
+        trigger: Trigger::Manual,
+        attempt: 1,
+        first_run_id: None,
+        status: RunStatus::Queued,
+        scheduled_for: t0(),
+        started_at: later,
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: batchboard::store::UNCLAIMED.into(),
+        exclusive: false,
+    };
+    let written = leader
+        .store
+        .write_batch(&batchboard::store::WriteBatch {
+            inserts: vec![older],
+            ..Default::default()
+        })
+        .await
+        .expect("written");
+    let older = written.inserts[0].run_id().expect("inserted");
+
+    leader.advance(60).await;
+    leader.finished("tick").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = leader.run(older).await;
+        if run.status == RunStatus::Cancelled {
+            assert_eq!(
+                run.error_message.as_deref(),
+                Some("cancelled: replaced by a newer run")
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the older run was not replaced: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    leader.stop().await;
+}

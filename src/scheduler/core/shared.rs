@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Core, now_of};
-use crate::job::{ConcurrencyPolicy, ErrorKind};
+use crate::job::ErrorKind;
 use crate::scheduler::due_queue::FireDue;
 use crate::scheduler::handoff::{Claim, RetryDue};
 use crate::scheduler::live::StopReason;
@@ -44,19 +44,11 @@ impl Core {
     }
 
     /// Queues the fire `claim` (its run built for this instance) for any instance.
-    pub(super) fn enqueue_fire(
-        &mut self,
-        policy: ConcurrencyPolicy,
-        mut claim: FireClaim,
-        fire: FireDue,
-    ) {
+    pub(super) fn enqueue_fire(&mut self, mut claim: FireClaim, fire: FireDue) {
         let Some(job) = self.jobs.get(&claim.job_id) else {
             return;
         };
         let name = job.name.clone();
-        if policy == ConcurrencyPolicy::Replace {
-            self.replace_older_runs(claim.job_id, claim.expected);
-        }
         if let Some(run) = claim.run.as_mut() {
             run.status = RunStatus::Queued;
             run.instance_id = UNCLAIMED.to_owned();
@@ -67,7 +59,7 @@ impl Core {
 
     /// Cancels the runs of `job_id` scheduled before `slot`, here and on every other
     /// instance: a `replace` job's new run takes over.
-    fn replace_older_runs(&self, job_id: i64, slot: DateTime<Utc>) {
+    pub(super) fn replace_older_runs(&self, job_id: i64, slot: DateTime<Utc>) {
         self.stop_active(job_id, StopReason::Replaced);
         let store = self.store.clone();
         let me = self.exec.instance_id().to_owned();
