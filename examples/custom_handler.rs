@@ -170,8 +170,9 @@ async fn main() -> anyhow::Result<()> {
         handlers: Box::new(move |builder| builder.handler("import_orders", import_orders)),
         ..Options::default()
     };
+    let stop = shutdown_signal()?;
     let application = Application::build(settings, options).await?;
     let address = application.address();
     info!(%address, jobs = application.jobs_source(), "batchboard is running");
-    application.run_until_stopped(shutdown_signal()).await
+    application.run_until_stopped(stop).await
 }

@@ -202,12 +202,11 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let stop = app::shutdown_signal().context("listening for Ctrl-C and SIGTERM")?;
     let application = Application::build(settings, Options::default()).await?;
     let address = application.address();
     tracing::info!(%address, jobs = application.jobs_source(), "batchboard is running");
-    application
-        .run_until_stopped(app::shutdown_signal())
-        .await?;
+    application.run_until_stopped(stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -180,11 +180,11 @@ impl Core {
             .unwrap_or(chrono::Duration::seconds(5));
         let mut next_lease_check = now_of(&self.clock) + lease_check_every;
         let mut leadership = self.leadership.take();
-        if self.shared {
+        let claim_loop = self.shared.then(|| {
             let claim_loop =
                 Arc::clone(&self.exec).claim_queued_runs(self.store.clone(), self.claiming.clone());
-            tokio::spawn(claim_loop);
-        }
+            tokio::spawn(claim_loop)
+        });
         loop {
             self.fire_due();
             let now = now_of(&self.clock);
@@ -231,6 +231,7 @@ impl Core {
                 () = sleep => {}
             }
         }
+        self.stop_claiming(claim_loop, &mut commands).await;
         self.shutdown().await;
     }
 
@@ -555,7 +556,6 @@ impl Core {
     /// Stops firing, gives running runs the grace period, then cancels what is left
     /// (those runs end as `interrupted`, to be retried by the next process).
     async fn shutdown(self) {
-        self.claiming.cancel();
         self.tracker.close();
         self.events.send(SchedulerEvent::ShuttingDown);
         let running = self.live.len();

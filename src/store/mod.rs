@@ -129,6 +129,11 @@ pub trait Store: Send + Sync + 'static {
         claim: &QueuedClaim,
     ) -> StoreResult<Vec<RunRecord>>;
 
+    /// Gives runs that `instance_id` claimed but will not start (it is stopping) back to
+    /// the queue, for any instance to claim; returns how many it gave back (a run
+    /// cancelled since the claim stays cancelled).
+    async fn release_claimed(&self, instance_id: &str, run_ids: &[i64]) -> StoreResult<u64>;
+
     /// Cancels run `run_id` if it is still queued for any instance (no one claimed it);
     /// `message` is its error message. False when it was claimed or is not queued.
     async fn cancel_unclaimed(

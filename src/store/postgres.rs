@@ -164,6 +164,10 @@ impl Store for PgStore {
         claims::claim_queued(&self.pool, instance_id, claim).await
     }
 
+    async fn release_claimed(&self, instance_id: &str, run_ids: &[i64]) -> StoreResult<u64> {
+        claims::release_claimed(&self.pool, instance_id, run_ids).await
+    }
+
     async fn cancel_unclaimed(
         &self,
         run_id: i64,

@@ -109,20 +109,18 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        // sqlx takes no lock on SQLite, so two processes migrating a new file at once
-        // (a `batchboard run` and a first `serve`) both create the first tables and one
-        // fails; run again, it finds the winner's migrations applied and has nothing to do.
-        let mut attempts_left = 3;
-        loop {
-            match sqlx::migrate!("migrations/sqlite").run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(_) if attempts_left > 1 => {
-                    attempts_left -= 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+        // sqlx takes no lock on SQLite, so two processes migrating a new file at once (a
+        // `batchboard run` and a first `serve`) would both create the same tables. The
+        // whole run is one write transaction instead (each migration a savepoint in it):
+        // the second waits for the first and then finds nothing left to apply.
+        let mut migrating = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // `run_direct` is `run` on a connection; `run` on one trips the
+        // "Acquire is not general enough" lifetime error inside `async_trait`.
+        sqlx::migrate!("migrations/sqlite")
+            .run_direct(&mut *migrating)
+            .await?;
+        migrating.commit().await?;
+        Ok(())
     }
 
     async fn sync_jobs(
@@ -225,6 +223,10 @@ impl Store for SqliteStore {
         claim: &QueuedClaim,
     ) -> StoreResult<Vec<RunRecord>> {
         claims::claim_queued(&self.pool, instance_id, claim).await
+    }
+
+    async fn release_claimed(&self, instance_id: &str, run_ids: &[i64]) -> StoreResult<u64> {
+        claims::release_claimed(&self.pool, instance_id, run_ids).await
     }
 
     async fn cancel_unclaimed(

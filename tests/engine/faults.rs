@@ -645,7 +645,7 @@ async fn a_one_off_run_of_a_forbid_job_going_elsewhere_is_refused_by_the_databas
         store: engine.store.clone(),
         writer,
         registry: batchboard::job::Registry::builder()
-            .handler("scripted", crate::support::Scripted)
+            .handler("scripted", crate::support::Scripted::default())
             .build(),
         clock: engine.clock.shared(),
         config: config(),

@@ -113,6 +113,7 @@ async fn with_one_slot_the_second_of_two_due_runs_is_queued_until_the_first_fini
     assert_eq!(status, RunStatus::Succeeded);
     // (Its start may come before the first's finish is committed: the slot is freed first.)
     let started = until_status(&engine, waiting.id, RunStatus::Running).await;
+    engine.until_asleep(waiting.id).await;
     engine.advance(2).await;
     let (second_id, status) = engine.finished(second).await;
     assert_eq!((second_id, status), (waiting.id, RunStatus::Succeeded));

@@ -25,10 +25,11 @@ async fn every_instance_runs_what_it_has_slots_for_and_forbid_holds_across_them(
     let jobs: Vec<_> = ["a", "b", "c"]
         .iter()
         .map(|name| {
+            // No fire comes while the test waits for the lease check (500 s at most).
             job(
                 name,
-                "1m",
-                serde_json::json!({"action": "sleep", "secs": 90}),
+                "10m",
+                serde_json::json!({"action": "sleep", "secs": 900}),
             )
         })
         .collect();
@@ -86,7 +87,7 @@ async fn every_instance_runs_what_it_has_slots_for_and_forbid_holds_across_them(
     // All three come due at once. Whoever looks first, the leader has one slot and the
     // follower two, so each runs what it has slots for. SQLite announces nothing, so the
     // follower is told by hand, as PostgreSQL's announcement would tell it.
-    leader.advance(60).await;
+    leader.advance(600).await;
     leader
         .wait_for(|event| matches!(event, SchedulerEvent::RunStarted { .. }))
         .await;
@@ -101,10 +102,13 @@ async fn every_instance_runs_what_it_has_slots_for_and_forbid_holds_across_them(
             }
         }
     }
-    assert_eq!(started, 2, "the follower ran two");
-    let mut by_instance = Vec::new();
+    let mut runs = Vec::new();
     for name in ["a", "b", "c"] {
-        let runs = leader.runs(name).await;
+        runs.push(leader.runs(name).await);
+    }
+    assert_eq!(started, 2, "the follower ran two: {runs:#?}");
+    let mut by_instance = Vec::new();
+    for (name, runs) in ["a", "b", "c"].iter().zip(runs) {
         assert_eq!(runs.len(), 1, "{name}: {runs:#?}");
         assert_eq!(
             (runs[0].status, runs[0].trigger),
@@ -117,7 +121,7 @@ async fn every_instance_runs_what_it_has_slots_for_and_forbid_holds_across_them(
 
     // The next fires find their jobs' runs going, two of them on the other instance,
     // which the leader knows only through the database: each is recorded as skipped.
-    leader.advance(60).await;
+    leader.advance(600).await;
     for _ in 0..3 {
         leader
             .wait_for(|event| matches!(event, SchedulerEvent::FireSkipped { .. }))

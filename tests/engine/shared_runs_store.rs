@@ -418,6 +418,54 @@ async fn a_queued_run_is_cancelled_where_it_waits_until_an_instance_claims_it(st
     );
 }
 
+async fn runs_a_stopping_instance_claimed_go_back_to_the_queue_for_another(store: TestStore) {
+    let job_id = job(&store).await;
+    let batch = WriteBatch {
+        inserts: vec![queued(job_id, 0), queued(job_id, 1), queued(job_id, 2)],
+        ..WriteBatch::default()
+    };
+    write(&store, batch).await;
+    let claimed: Vec<i64> = store
+        .claim_queued("a", &due_by(at(5), 10))
+        .await
+        .expect("claims")
+        .iter()
+        .map(|run| run.id)
+        .collect();
+    assert_eq!(claimed.len(), 3);
+    // One of them ended meanwhile (cancelled by an operator): it stays as it is.
+    end(&store, claimed[2], RunStatus::Cancelled, None).await;
+
+    assert_eq!(
+        store.release_claimed("b", &claimed).await.expect("answers"),
+        0,
+        "only the claimer gives its runs back"
+    );
+    assert_eq!(
+        store
+            .release_claimed("a", &claimed)
+            .await
+            .expect("gives back"),
+        2
+    );
+    let given_back = store.run(claimed[0]).await.expect("loads").expect("stored");
+    assert_eq!(
+        (given_back.status, given_back.instance_id.as_str()),
+        (RunStatus::Queued, UNCLAIMED)
+    );
+    let cancelled = store.run(claimed[2]).await.expect("loads").expect("stored");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+
+    let again: Vec<i64> = store
+        .claim_queued("b", &due_by(at(6), 10))
+        .await
+        .expect("claims")
+        .iter()
+        .map(|run| run.id)
+        .collect();
+    assert_eq!(again, claimed[..2], "another instance claims them");
+}
+
 store_suite!(
     exclusive_runs_of_a_job_go_one_at_a_time_whoever_inserts_them,
     a_fire_that_meets_an_exclusive_run_going_is_given_back_early_and_recorded_skipped_at_its_slot,
@@ -425,4 +473,5 @@ store_suite!(
     queued_runs_are_claimed_once_each_earliest_first_up_to_the_limit,
     instances_claiming_at_once_take_disjoint_runs,
     a_queued_run_is_cancelled_where_it_waits_until_an_instance_claims_it,
+    runs_a_stopping_instance_claimed_go_back_to_the_queue_for_another,
 );

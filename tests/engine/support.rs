@@ -45,7 +45,22 @@ pub enum Script {
     },
 }
 
-pub struct Scripted;
+/// The `scripted` handler. It notes the runs whose `sleep` has fixed its wake-up time
+/// on the clock, so that a test moves the clock past it only once the handler will see
+/// the move (a handler that starts after the move would sleep past it).
+#[derive(Clone, Default)]
+pub struct Scripted {
+    asleep: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+}
+
+impl Scripted {
+    fn is_asleep(&self, run_id: i64) -> bool {
+        self.asleep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&run_id)
+    }
+}
 
 impl JobHandler for Scripted {
     type Params = Script;
@@ -58,7 +73,17 @@ impl JobHandler for Scripted {
                 Ok(Outcome::summary("fine"))
             }
             Script::Sleep { secs } => {
-                ctx.sleep(Duration::from_secs(secs)).await?;
+                // Polled once first: that reads the clock and fixes the wake-up time.
+                let mut sleep = std::pin::pin!(ctx.sleep(Duration::from_secs(secs)));
+                let first = futures::poll!(sleep.as_mut());
+                self.asleep
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(ctx.run_id());
+                match first {
+                    std::task::Poll::Ready(slept) => slept?,
+                    std::task::Poll::Pending => sleep.await?,
+                }
                 Ok(Outcome::default())
             }
             Script::Hang => std::future::pending().await,
@@ -103,6 +128,7 @@ pub struct Engine {
     pub clock: ManualClock,
     pub handle: SchedulerHandle,
     pub events: broadcast::Receiver<SchedulerEvent>,
+    scripted: Scripted,
     task: JoinHandle<()>,
     writer_task: JoinHandle<()>,
 }
@@ -167,7 +193,10 @@ impl Engine {
             .await
             .expect("jobs are saved");
         let (writer, writer_task) = Writer::start(store.clone());
-        let registry = Registry::builder().handler("scripted", Scripted).build();
+        let scripted = Scripted::default();
+        let registry = Registry::builder()
+            .handler("scripted", scripted.clone())
+            .build();
         let parts = SchedulerParts {
             store: store.clone(),
             writer,
@@ -184,8 +213,22 @@ impl Engine {
             clock,
             handle,
             events,
+            scripted,
             task,
             writer_task,
+        }
+    }
+
+    /// Waits (10 real seconds at most) until run `run_id`'s scripted `sleep` has fixed
+    /// its wake-up time.
+    pub async fn until_asleep(&self, run_id: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.scripted.is_asleep(run_id) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {run_id} never went to sleep"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Core, now_of};
 use crate::job::ErrorKind;
+use crate::scheduler::Command;
 use crate::scheduler::due_queue::FireDue;
 use crate::scheduler::handoff::{Claim, RetryDue};
 use crate::scheduler::live::StopReason;
@@ -89,6 +90,45 @@ impl Core {
                 }
             }
         });
+    }
+
+    /// Stops the claim loop at shutdown, and gives the runs of its last claim, which
+    /// the scheduler will no longer start, back to the queue for another instance:
+    /// claimed, they would be left `running` here with nothing running them.
+    pub(super) async fn stop_claiming(
+        &mut self,
+        claim_loop: Option<tokio::task::JoinHandle<()>>,
+        commands: &mut tokio::sync::mpsc::UnboundedReceiver<Command>,
+    ) {
+        self.claiming.cancel();
+        let Some(claim_loop) = claim_loop else {
+            return;
+        };
+        // A claim sent before the cancel finishes and hands over what it took.
+        if let Err(error) = claim_loop.await {
+            tracing::error!(%error, "the claim loop failed");
+        }
+        let mut unstarted = Vec::new();
+        while let Ok(command) = commands.try_recv() {
+            if let Command::Claimed(runs, _) = command {
+                unstarted.extend(runs.iter().map(|run| run.id));
+            }
+        }
+        if unstarted.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .release_claimed(self.exec.instance_id(), &unstarted)
+            .await
+        {
+            Ok(released) => tracing::info!(released, "gave claimed runs back to the queue"),
+            // Left `running` here: once this instance's lease runs out, a survivor
+            // interrupts them and retries them by policy.
+            Err(error) => {
+                tracing::warn!(%error, runs = unstarted.len(), "could not give claimed runs back")
+            }
+        }
     }
 
     /// Dispatches runs this instance claimed from the queue at `at`.

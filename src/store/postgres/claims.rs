@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::rows::{RUN_COLUMNS, RunRow};
-use crate::store::{QueuedClaim, RunRecord, StoreResult, UNCLAIMED};
+use crate::store::{QueuedClaim, RUNS_QUEUED_CHANNEL, RunRecord, StoreResult, UNCLAIMED};
 
 pub(super) async fn claim_queued(
     pool: &PgPool,
@@ -47,6 +47,32 @@ pub(super) async fn claim_queued(
         .collect::<StoreResult<Vec<_>>>()?;
     runs.sort_by_key(|run| (run.started_at, run.id));
     Ok(runs)
+}
+
+pub(super) async fn release_claimed(
+    pool: &PgPool,
+    instance_id: &str,
+    run_ids: &[i64],
+) -> StoreResult<u64> {
+    let mut tx = pool.begin().await?;
+    let released = sqlx::query(
+        "UPDATE runs SET status = 'queued', instance_id = $1 \
+         WHERE id = ANY($2) AND status = 'running' AND instance_id = $3",
+    )
+    .bind(UNCLAIMED)
+    .bind(run_ids)
+    .bind(instance_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if released > 0 {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_QUEUED_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(released)
 }
 
 pub(super) async fn cancel_unclaimed(

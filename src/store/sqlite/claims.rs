@@ -46,6 +46,30 @@ pub(super) async fn claim_queued(
     Ok(runs)
 }
 
+pub(super) async fn release_claimed(
+    pool: &SqlitePool,
+    instance_id: &str,
+    run_ids: &[i64],
+) -> StoreResult<u64> {
+    let mut released = 0;
+    // One statement per run: a stopping instance gives back one claim's worth at most.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for run_id in run_ids {
+        released += sqlx::query(
+            "UPDATE runs SET status = 'queued', instance_id = $1 \
+             WHERE id = $2 AND status = 'running' AND instance_id = $3",
+        )
+        .bind(UNCLAIMED)
+        .bind(run_id)
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(released)
+}
+
 pub(super) async fn cancel_unclaimed(
     pool: &SqlitePool,
     run_id: i64,
