@@ -6,15 +6,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+/// How often an instance looks for queued runs when nobody told it of any, while the
+/// database's announcements reach it: the baseline that a missed announcement or runs
+/// left by a leader that died fall back on.
+const CLAIM_POLL_ANNOUNCED: chrono::Duration = chrono::Duration::seconds(1);
+
+/// How often it looks without announcements (`listen = false`): within the 300 ms that
+/// fires are queued ahead of their slot, so that they start on time on any instance.
+const CLAIM_POLL_UNANNOUNCED: chrono::Duration = chrono::Duration::milliseconds(250);
+
 /// The claim loop's shared state; one per scheduler.
 #[derive(Default)]
 pub(crate) struct Claiming {
     /// Wakes the loop: runs were queued, or a slot freed while it had none.
     wake: Notify,
-    /// The database announces queued runs to this instance, its own included; then it
-    /// does not wake its loop itself when it queues some, so that every instance hears of
-    /// them at the same moment and they spread over all instances rather than going to
-    /// the leader first.
+    /// The database announces queued runs to this instance, its own included. Either way
+    /// an instance does not wake its loop itself when it queues runs: every instance hears
+    /// of them at the same moment (the announcement, or the next look), so that they
+    /// spread over all instances rather than going to the leader first.
     announced: AtomicBool,
     /// The loop found no free slot (or more runs than it took): the next run to end
     /// wakes it.
@@ -99,10 +108,14 @@ impl Claiming {
         self.wake.notified().await;
     }
 
-    /// Runs were queued here: wake the loop unless the announcement will.
-    pub(crate) fn queued_here(&self) {
-        if !self.announced.load(Ordering::Relaxed) {
-            self.wake();
+    /// How often the loop looks for queued runs unwoken: a fallback while announcements
+    /// reach it; without them (a transaction-mode pooler) the way runs are found, often
+    /// enough that a fire queued ahead of its slot is seen before the slot.
+    pub(crate) fn poll_every(&self) -> chrono::Duration {
+        if self.announced.load(Ordering::Relaxed) {
+            CLAIM_POLL_ANNOUNCED
+        } else {
+            CLAIM_POLL_UNANNOUNCED
         }
     }
 

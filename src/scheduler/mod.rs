@@ -406,8 +406,8 @@ impl SchedulerHandle {
     }
 
     /// Says whether the database's announcements of queued runs reach this instance
-    /// (they do once it listens). While they do, the runs this instance queues wait
-    /// for the announcement like everyone's, so that they spread over every instance.
+    /// (they do once it listens). While they do not, it looks for queued runs four times
+    /// a second instead of once.
     pub fn set_claims_announced(&self, announced: bool) {
         self.claiming.set_announced(announced);
     }

@@ -10,6 +10,8 @@ mod instances;
 mod instances_store;
 mod leadership;
 mod leadership_store;
+mod pgbouncer;
+mod processes;
 mod queued;
 mod reads_store;
 mod restart;

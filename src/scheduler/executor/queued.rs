@@ -12,11 +12,6 @@ use crate::scheduler::handoff::{Ended, Refused};
 use crate::scheduler::{Command, SchedulerEvent};
 use crate::store::{ClaimResult, FireClaim, QueuedClaim, SharedStore};
 
-/// How often an instance looks for runs queued for any instance when nobody told it of
-/// any: the baseline that a missed announcement, a poll-only setup (PgBouncer) or runs
-/// left by a leader that died fall back on.
-pub(crate) const CLAIM_POLL: chrono::Duration = chrono::Duration::seconds(1);
-
 /// The least time between the end of one claim and the start of the next. Runs are
 /// announced once a write batch, so at a high fire rate every instance would otherwise
 /// send a claim for nearly every batch and most would find the runs taken; wake-ups
@@ -41,10 +36,7 @@ impl Exec {
         let nominal = claim.expected;
         let mut decide_at_slot = None;
         let (lost, refused) = match self.writer.claim_fire(claim).await {
-            Ok(ClaimResult::Run(_)) => {
-                self.claiming.queued_here();
-                (false, None)
-            }
+            Ok(ClaimResult::Run(_)) => (false, None),
             Ok(ClaimResult::Skipped(_)) => {
                 self.events.send(SchedulerEvent::FireSkipped {
                     job,
@@ -76,7 +68,9 @@ impl Exec {
     /// Claims runs queued for any instance while this instance has free slots, and hands
     /// them to the scheduler task; woken when runs are queued (here or, announced, on
     /// another instance) and when a slot frees up after it found none, and every
-    /// [`CLAIM_POLL`] in any case.
+    /// poll period in any case (see [`Claiming::poll_every`]).
+    ///
+    /// [`Claiming::poll_every`]: crate::scheduler::claiming::Claiming::poll_every
     pub(crate) async fn claim_queued_runs(
         self: Arc<Self>,
         store: SharedStore,
@@ -85,7 +79,7 @@ impl Exec {
         let mut turnover = Turnover::new();
         let mut last_claim: Option<tokio::time::Instant> = None;
         loop {
-            let poll = self.now() + CLAIM_POLL;
+            let poll = self.now() + self.claiming.poll_every();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
