@@ -23,6 +23,10 @@ pub use serve_lock::ServeLock;
 /// How often an instance renews its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
+/// How often each instance prepares storage for the coming days (PostgreSQL's log
+/// partitions, made a week ahead; see [`crate::store::Store::prepare_storage`]).
+const PREPARE_STORAGE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How long an instance counts as alive after its last heartbeat: three missed beats,
 /// so one slow write does not make a live process look gone.
 pub const LEASE: chrono::Duration = chrono::Duration::seconds(15);
@@ -163,10 +167,18 @@ async fn beat(store: SharedStore, clock: SharedClock, id: String, stop: Cancella
     let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    // Start-up prepared storage; a server that runs for days prepares the days ahead.
+    let mut storage_prepared = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        if storage_prepared.elapsed() >= PREPARE_STORAGE_EVERY {
+            storage_prepared = tokio::time::Instant::now();
+            if let Err(error) = store.prepare_storage(clock.now()).await {
+                tracing::warn!(%error, "could not prepare storage for the coming days");
+            }
         }
         let renewed = match now(&store, &clock).await {
             Ok(now) => store.heartbeat_instance(&id, now).await,

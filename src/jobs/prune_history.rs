@@ -114,11 +114,11 @@ impl JobHandler for PruneHistoryHandler {
                 .prune_runs(cutoff, params.keep_per_job, params.batch_size)
                 .await
                 .map_err(|error| JobError::retryable(format!("pruning runs: {error}")))?;
+            runs += report.runs_deleted;
+            log_lines += report.log_lines_deleted;
             if report.runs_deleted == 0 {
                 break;
             }
-            runs += report.runs_deleted;
-            log_lines += report.log_lines_deleted;
             // Every run looked at in a batch is deleted, so both counts move together.
             ctx.add_checked(report.runs_deleted);
             ctx.add_updated(report.runs_deleted);

@@ -169,13 +169,20 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes at most `batch_size` finished runs (and their log lines) that are older
     /// than `older_than` (by `started_at`) or beyond the newest `keep_per_job` of their
     /// job. Call it repeatedly until it reports nothing deleted: small batches keep each
-    /// transaction short so the scheduler's writes are never held up for long.
+    /// transaction short so the scheduler's writes are never held up for long. On
+    /// PostgreSQL the log lines of whole days before `older_than` go first, their day
+    /// partitions dropped (and counted).
     async fn prune_runs(
         &self,
         older_than: Option<DateTime<Utc>>,
         keep_per_job: Option<u32>,
         batch_size: u32,
     ) -> StoreResult<PruneReport>;
+
+    /// Prepares storage for the coming days: on PostgreSQL, the log partitions of the
+    /// next week (see migration 0014); nothing on SQLite. Start-up does it, and every
+    /// instance again every hour.
+    async fn prepare_storage(&self, now: DateTime<Utc>) -> StoreResult<()>;
 
     // Console reads (pages): aggregates whose cost does not grow with the number of jobs
     // shown, so the dashboard is a constant number of queries.

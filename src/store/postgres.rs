@@ -14,6 +14,7 @@ mod batch;
 mod claims;
 mod edits;
 mod instances;
+mod partitions;
 mod prune;
 mod reads;
 mod rows;
@@ -109,9 +110,17 @@ impl Store for PgStore {
             .iter()
             .all(|migration| applied.contains(&migration.version))
         {
-            return Ok(());
+            return self.prepare_storage(Utc::now()).await;
         }
         migrator.run(&self.pool).await?;
+        self.prepare_storage(Utc::now()).await
+    }
+
+    async fn prepare_storage(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        let created = partitions::ensure_log_partitions(&self.pool, now).await?;
+        if created > 0 {
+            tracing::info!(created, "created log partitions for the coming days");
+        }
         Ok(())
     }
 
@@ -256,7 +265,15 @@ impl Store for PgStore {
         keep_per_job: Option<u32>,
         batch_size: u32,
     ) -> StoreResult<PruneReport> {
-        prune::prune_runs(&self.pool, older_than, keep_per_job, batch_size).await
+        // Whole days of log lines first, one statement each, instead of row by row.
+        let dropped_lines = match older_than {
+            Some(cutoff) => partitions::drop_log_partitions_before(&self.pool, cutoff).await?,
+            None => 0,
+        };
+        let mut report =
+            prune::prune_runs(&self.pool, older_than, keep_per_job, batch_size).await?;
+        report.log_lines_deleted += dropped_lines;
+        Ok(report)
     }
 
     async fn status_counts_since(

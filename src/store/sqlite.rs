@@ -311,6 +311,10 @@ impl Store for SqliteStore {
         decode_all(rows)
     }
 
+    async fn prepare_storage(&self, _now: DateTime<Utc>) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn prune_runs(
         &self,
         older_than: Option<DateTime<Utc>>,

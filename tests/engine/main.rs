@@ -10,6 +10,7 @@ mod instances;
 mod instances_store;
 mod leadership;
 mod leadership_store;
+mod log_partitions_store;
 mod pgbouncer;
 mod processes;
 mod queued;
