@@ -230,9 +230,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let records = store.sync_jobs(&jobs, Utc::now()).await?;
 
     // Give the set-up time to place every job's first fire: two seconds, and one more per
-    // 10,000 jobs (each is a write).
+    // 2,500 jobs (each is a write and a commit; a slow disk's commits take a millisecond).
     let lead = chrono::Duration::seconds(2)
-        + chrono::Duration::milliseconds(i64::try_from(args.jobs / 10).unwrap_or(i64::MAX));
+        + chrono::Duration::milliseconds(
+            i64::try_from(args.jobs.saturating_mul(2) / 5).unwrap_or(i64::MAX),
+        );
     let start = (Utc::now() + lead).trunc_subsecs(6);
     let period = chrono::Duration::from_std(interval)?;
     let phase = |i: usize| -> chrono::Duration {
