@@ -81,12 +81,13 @@ async fn three_instances_through_a_killed_leader_and_lost_connections_start_each
     tokio::time::sleep(Duration::from_secs(4)).await;
     servers.push(serve(dir.path(), &database.url));
     tokio::time::sleep(Duration::from_secs(24)).await;
+    let stopping = chrono::Utc::now();
     for server in servers {
         stop(server).await;
     }
 
     let runs = all_runs(&store).await;
-    nothing_left_running(&runs);
+    nothing_left_running(&runs, stopping);
     each_fire_once(&runs, JOBS);
     every_instance_ran(&runs, 3);
     no_overlap(&runs);

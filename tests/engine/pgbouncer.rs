@@ -164,6 +164,7 @@ async fn two_instances_behind_pgbouncer_in_transaction_mode_start_each_fire_once
     let servers: Vec<Child> = (0..2).map(|_| serve(dir.path(), &bouncer.url)).collect();
     instances_alive(&store, 2).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
+    let stopping = chrono::Utc::now();
     for server in servers {
         stop(server).await;
     }
@@ -174,7 +175,7 @@ async fn two_instances_behind_pgbouncer_in_transaction_mode_start_each_fire_once
         "the jobs ran through the pooler: {} runs",
         runs.len()
     );
-    nothing_left_running(&runs);
+    nothing_left_running(&runs, stopping);
     each_fire_once(&runs, JOBS);
     every_instance_ran(&runs, 2);
     no_overlap(&runs);
