@@ -106,13 +106,12 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .unwrap_or_default();
-        if migrator
+        let pending = migrator
             .iter()
-            .all(|migration| applied.contains(&migration.version))
-        {
-            return self.prepare_storage(Utc::now()).await;
+            .any(|migration| !applied.contains(&migration.version));
+        if pending {
+            migrator.run(&self.pool).await?;
         }
-        migrator.run(&self.pool).await?;
         self.prepare_storage(Utc::now()).await
     }
 

@@ -11,6 +11,7 @@ mod batch;
 mod claims;
 mod edits;
 mod instances;
+mod migrate;
 mod prune;
 mod reads;
 mod rows;
@@ -102,35 +103,6 @@ impl SqliteStore {
     }
 }
 
-/// How many times opening the migration's transaction is tried again when SQLite
-/// refuses it as locked without waiting (100 ms apart).
-const MIGRATE_BUSY_RETRIES: u32 = 50;
-
-/// SQLite's "database is locked" (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended
-/// codes).
-fn is_busy(error: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(error) = error else {
-        return false;
-    };
-    error
-        .code()
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
-}
-
-impl SqliteStore {
-    async fn migrate_in_one_transaction(&self) -> StoreResult<()> {
-        let mut migrating = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // `run_direct` is `run` on a connection; `run` on one trips the
-        // "Acquire is not general enough" lifetime error inside `async_trait`.
-        sqlx::migrate!("migrations/sqlite")
-            .run_direct(&mut *migrating)
-            .await?;
-        migrating.commit().await?;
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -138,25 +110,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        // sqlx takes no lock on SQLite, so two processes migrating a new file at once (a
-        // `batchboard run` and a first `serve`) would both create the same tables. The
-        // whole run is one write transaction instead (each migration a savepoint in it):
-        // the second waits for the first and then finds nothing left to apply. Opening a
-        // new file turns it to WAL, which SQLite refuses at once ("database is locked",
-        // the busy timeout not applying) while the other process does the same: that
-        // refusal is tried again.
-        let mut refusals = 0;
-        loop {
-            match self.migrate_in_one_transaction().await {
-                Err(StoreError::Database(error))
-                    if is_busy(&error) && refusals < MIGRATE_BUSY_RETRIES =>
-                {
-                    refusals += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                migrated => return migrated,
-            }
-        }
+        migrate::migrate(&self.pool).await
     }
 
     async fn sync_jobs(

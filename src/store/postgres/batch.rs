@@ -44,6 +44,15 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &WriteBatch) -> StoreResul
     Ok(result)
 }
 
+/// Tells every instance listening that runs were queued, with the transaction's commit.
+pub(super) async fn announce_runs_queued(tx: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(RUNS_QUEUED_CHANNEL)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// This backend's statements, on the batch's transaction.
 struct Statements<'c>(&'c mut PgConnection);
 
@@ -82,11 +91,7 @@ impl BatchWrites for Statements<'_> {
 
     async fn announce_queued(&mut self) -> StoreResult<()> {
         // One wake-up per batch, not per run: NOTIFY serialises commits database-wide.
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_QUEUED_CHANNEL)
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
+        announce_runs_queued(self.0).await
     }
 }
 

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use super::batch::announce_runs_queued;
 use super::rows::{RUN_COLUMNS, RunRow};
-use crate::store::{QueuedClaim, RUNS_QUEUED_CHANNEL, RunRecord, StoreResult, UNCLAIMED};
+use crate::store::{QueuedClaim, RunRecord, StoreResult, UNCLAIMED};
 
 pub(super) async fn claim_queued(
     pool: &PgPool,
@@ -66,10 +67,7 @@ pub(super) async fn release_claimed(
     .await?
     .rows_affected();
     if released > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_QUEUED_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        announce_runs_queued(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(released)
