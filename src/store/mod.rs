@@ -92,6 +92,13 @@ pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 
+    /// How many write batches may be committed at once: the writer then starts runs on
+    /// one transaction and ends them on another (see [`writer`]). SQLite takes one
+    /// writer at a time, so a second lane would only wait for the lock.
+    fn write_lanes(&self) -> usize {
+        1
+    }
+
     /// Applies the embedded migrations.
     async fn migrate(&self) -> StoreResult<()>;
 

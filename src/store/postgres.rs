@@ -96,6 +96,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn write_lanes(&self) -> usize {
+        2
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         let migrator = sqlx::migrate!("migrations/postgres");
         // sqlx holds a session advisory lock while it migrates, which a transaction-mode

@@ -5,6 +5,14 @@
 //! all. Under load this turns thousands of tiny transactions a second into a few dozen
 //! large ones, and when idle a lone request is written at once, with no timer to wait for.
 //!
+//! Where the database commits several transactions at once (PostgreSQL), there are two
+//! such tasks, two lanes: one starts runs (fire and retry claims, inserts), the other ends
+//! them (marks, log lines, finishes), so that a claim never waits behind a batch of
+//! finishes and the database works on both on two connections. Nothing needs the lanes
+//! ordered: a run's mark, lines and finish are sent once its start has committed, and the
+//! scheduler hears that a run ended (and may start the next of its job) once its finish
+//! has committed.
+//!
 //! A batch that fails is never dropped as a whole: a busy, unreachable or full database
 //! is waited out with backoff (a lost finish would have its run executed again after the
 //! next start), and a batch the database refuses is split until the refused write is
@@ -56,17 +64,37 @@ enum Request {
 /// sender is dropped and what they sent is written.
 #[derive(Clone)]
 pub struct Writer {
-    requests: mpsc::UnboundedSender<Request>,
+    /// The lane of claims and inserts.
+    starts: mpsc::UnboundedSender<Request>,
+    /// The lane of marks and finishes (the same channel as `starts` with one lane).
+    ends: mpsc::UnboundedSender<Request>,
+    /// Log lines, written on the lane of `ends`.
     logs: mpsc::UnboundedSender<LogLine>,
 }
 
 impl Writer {
-    /// Starts the writer task on `store`.
+    /// Starts the writer on `store`, with as many lanes as it takes
+    /// ([`Store::write_lanes`](super::Store::write_lanes)); the task ends once every lane
+    /// has.
     pub fn start(store: SharedStore) -> (Writer, JoinHandle<()>) {
-        let (requests, request_rx) = mpsc::unbounded_channel();
+        let (starts, start_rx) = mpsc::unbounded_channel();
         let (logs, log_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, request_rx, log_rx));
-        (Writer { requests, logs }, task)
+        if store.write_lanes() < 2 {
+            let task = tokio::spawn(run(store, start_rx, Some(log_rx)));
+            let ends = starts.clone();
+            return (Writer { starts, ends, logs }, task);
+        }
+        let (ends, end_rx) = mpsc::unbounded_channel();
+        let start_lane = tokio::spawn(run(store.clone(), start_rx, None));
+        let end_lane = tokio::spawn(run(store, end_rx, Some(log_rx)));
+        let task = tokio::spawn(async move {
+            for lane in [start_lane, end_lane] {
+                if let Err(error) = lane.await {
+                    tracing::error!(%error, "a writer lane failed");
+                }
+            }
+        });
+        (Writer { starts, ends, logs }, task)
     }
 
     /// Claims a scheduled fire (compare-and-swap on `next_run_at`).
@@ -119,7 +147,12 @@ impl Writer {
                 "the writer has stopped".into(),
             )))
         };
-        self.requests.send(request(reply)).map_err(|_| stopped())?;
+        let request = request(reply);
+        let lane = match request {
+            Request::Fire(..) | Request::Retry(..) | Request::Insert(..) => &self.starts,
+            Request::Mark(..) | Request::Finish(..) | Request::Log(_) => &self.ends,
+        };
+        lane.send(request).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -215,13 +248,14 @@ impl Pending {
     }
 }
 
+/// One lane: batches what `requests` (and `logs`, on the lane that writes them) bring.
 async fn run(
     store: SharedStore,
     mut requests: mpsc::UnboundedReceiver<Request>,
-    mut logs: mpsc::UnboundedReceiver<LogLine>,
+    mut logs: Option<mpsc::UnboundedReceiver<LogLine>>,
 ) {
     let mut requests_open = true;
-    let mut logs_open = true;
+    let mut logs_open = logs.is_some();
     while requests_open || logs_open {
         let mut pending = Pending::default();
         // Wait for the first piece of work, then take everything else already waiting.
@@ -230,7 +264,7 @@ async fn run(
                 Some(request) => pending.push(request),
                 None => requests_open = false,
             },
-            line = logs.recv(), if logs_open => match line {
+            line = next_line(&mut logs), if logs_open => match line {
                 Some(line) => pending.push(Request::Log(line)),
                 None => logs_open = false,
             },
@@ -243,15 +277,21 @@ async fn run(
         }
         // Logs are taken after requests so that a run's lines, sent before its finish,
         // are always in the same batch as the finish or an earlier one.
-        while pending.len() < MAX_BATCH * 2 {
-            let Ok(line) = logs.try_recv() else { break };
-            pending.push(Request::Log(line));
+        if let Some(logs) = logs.as_mut() {
+            while pending.len() < MAX_BATCH * 2 {
+                let Ok(line) = logs.try_recv() else { break };
+                pending.push(Request::Log(line));
+            }
         }
         if pending.len() == 0 {
             continue;
         }
         commit(&store, pending, !requests_open).await;
     }
+}
+
+async fn next_line(logs: &mut Option<mpsc::UnboundedReceiver<LogLine>>) -> Option<LogLine> {
+    logs.as_mut()?.recv().await
 }
 
 /// Writes `pending`, splitting it around writes the database refuses; see the module

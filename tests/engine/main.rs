@@ -25,3 +25,4 @@ mod shared_store;
 mod store;
 mod support;
 mod users_store;
+mod writer_lanes_store;
