@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 
 use super::{ConfigError, ConfigProblem, Settings};
-use crate::job::{JobName, JobSpec, Registry};
+use crate::job::{JobName, JobSpec, Registry, chain};
 
 impl Settings {
     /// Validates every job: its own fields ([`JobSpec::from_settings`]), that its
     /// handler is registered, that its params suit that handler, and that no two jobs
-    /// share a name. Every problem of every job is reported.
+    /// share a name; then that the chains between jobs name jobs and never loop
+    /// ([`chain::check`]). Every problem of every job is reported.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] listing each problem, one per line.
@@ -64,6 +65,18 @@ impl Settings {
             if let Ok(spec) = spec {
                 specs.push(spec);
             }
+        }
+        if problems.is_empty() {
+            problems.extend(
+                chain::check(&specs)
+                    .into_iter()
+                    .map(|problem| ConfigProblem {
+                        origin: origin.clone(),
+                        job: Some(format!("job {:?}", problem.job.as_str())),
+                        field: Some(problem.field.to_owned()),
+                        message: problem.message,
+                    }),
+            );
         }
         if problems.is_empty() {
             Ok(specs)

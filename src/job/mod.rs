@@ -5,6 +5,7 @@
 //! Adding a job type means writing one struct that implements [`JobHandler`] and adding
 //! one line to the [`Registry`] that the application is built with.
 
+pub mod chain;
 mod context;
 mod error;
 mod handler;

@@ -44,6 +44,14 @@ pub struct JobSettings {
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<serde_json::Value>,
+    /// Jobs that must all have succeeded since this job last started for it to run
+    /// again (fan-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<String>>,
+    /// Jobs whose runs, ending for good without success, make this job run (a failure
+    /// branch: clean-ups, fallbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_failure: Option<Vec<String>>,
 }
 
 /// A job's validated settings.
@@ -60,6 +68,10 @@ pub struct JobSpec {
     pub misfire: MisfirePolicy,
     pub enabled: bool,
     pub params: serde_json::Value,
+    /// Upstream jobs that must all succeed before this one runs (see [`JobSettings::after`]).
+    pub after: Vec<JobName>,
+    /// Upstream jobs whose final failures run this one.
+    pub after_failure: Vec<JobName>,
 }
 
 /// What happens when a fire finds the job's previous run still going.
@@ -183,13 +195,30 @@ impl JobSpec {
         if settings.handler.trim().is_empty() {
             errors.add("handler", "a job needs a handler");
         }
-        let schedule = Schedule::parse(
-            settings.every.as_deref(),
-            settings.cron.as_deref(),
-            settings.timezone.as_deref(),
-        )
-        .map_err(|e| errors.add(e.field, e.message))
-        .ok();
+        let after = upstream_names(
+            &mut errors,
+            "after",
+            settings.after.as_deref(),
+            name.as_ref(),
+        );
+        let after_failure = upstream_names(
+            &mut errors,
+            "after_failure",
+            settings.after_failure.as_deref(),
+            name.as_ref(),
+        );
+        let has_upstream = !after.is_empty() || !after_failure.is_empty();
+        let schedule = match (&settings.every, &settings.cron, &settings.timezone) {
+            // Upstream jobs alone are then its schedule.
+            (None, None, None) if has_upstream => Some(Schedule::Upstream),
+            _ => Schedule::parse(
+                settings.every.as_deref(),
+                settings.cron.as_deref(),
+                settings.timezone.as_deref(),
+            )
+            .map_err(|e| errors.add(e.field, e.message))
+            .ok(),
+        };
         let mut duration =
             |field: &'static str, value: &Option<String>, default: Duration, max: Duration| {
                 let Some(text) = value else { return default };
@@ -285,10 +314,48 @@ impl JobSpec {
                     .params
                     .clone()
                     .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+                after,
+                after_failure,
             }),
             _ => Err(errors),
         }
     }
+}
+
+/// The most upstream jobs one list may name.
+const MAX_UPSTREAM: usize = 50;
+
+/// Parses one list of upstream job names (`after` or `after_failure`): valid names, no
+/// repeats, not the job itself. Whether they exist is checked across jobs
+/// ([`crate::job::chain`]).
+fn upstream_names(
+    errors: &mut SettingsError,
+    field: &'static str,
+    names: Option<&[String]>,
+    own: Option<&JobName>,
+) -> Vec<JobName> {
+    let names = names.unwrap_or_default();
+    if names.len() > MAX_UPSTREAM {
+        errors.add(
+            field,
+            format!("{field} can name at most {MAX_UPSTREAM} jobs"),
+        );
+        return Vec::new();
+    }
+    let mut parsed: Vec<JobName> = Vec::with_capacity(names.len());
+    for text in names {
+        match text.parse::<JobName>() {
+            Err(error) => errors.add(field, format!("{text:?} is not a job name: {error}")),
+            Ok(name) if Some(&name) == own => {
+                errors.add(field, format!("a job cannot run after itself ({text:?})"));
+            }
+            Ok(name) if parsed.contains(&name) => {
+                errors.add(field, format!("{text:?} is named twice"));
+            }
+            Ok(name) => parsed.push(name),
+        }
+    }
+    parsed
 }
 
 #[cfg(test)]

@@ -112,6 +112,40 @@ pub fn demo_jobs() -> Vec<JobSettings> {
             )
         },
         JobSettings {
+            every: Some("2m".into()),
+            params: Some(shell(
+                "echo 'exporting yesterday\'s orders'; sleep 2; \
+                 echo 'BATCHBOARD checked=120 updated=120'",
+            )),
+            ..job(
+                "report-extract",
+                "command",
+                "the first link of a chain: exports orders every two minutes; \
+                 report-build runs when it succeeds",
+            )
+        },
+        JobSettings {
+            after: Some(vec!["report-extract".into()]),
+            params: Some(shell(
+                "echo 'building the sales report'; sleep 1; echo 'BATCHBOARD checked=120 updated=1'",
+            )),
+            ..job(
+                "report-build",
+                "command",
+                "runs after report-extract succeeds (after = [\"report-extract\"]), \
+                 with no schedule of its own",
+            )
+        },
+        JobSettings {
+            after: Some(vec!["report-build".into()]),
+            params: Some(shell("echo 'publishing the sales report'")),
+            ..job(
+                "report-publish",
+                "command",
+                "the last link: publishes the report once report-build has succeeded",
+            )
+        },
+        JobSettings {
             cron: Some("30 3 * * *".into()),
             params: Some(serde_json::json!({ "older_than": "30d" })),
             ..job(
@@ -121,6 +155,11 @@ pub fn demo_jobs() -> Vec<JobSettings> {
             )
         },
     ]
+}
+
+/// The params of a `command` job running `script` with `sh -c`.
+fn shell(script: &str) -> serde_json::Value {
+    serde_json::json!({ "program": "sh", "args": ["-c", script] })
 }
 
 #[cfg(test)]

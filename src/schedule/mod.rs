@@ -20,6 +20,9 @@ pub enum Schedule {
     Every(Interval),
     /// At the times a cron line matches, in a time zone.
     Cron(CronSchedule),
+    /// No time of its own: the job runs when its upstream jobs do (`after`,
+    /// `after_failure`), or by hand.
+    Upstream,
 }
 
 /// Why a schedule is invalid, with the field it belongs to.
@@ -51,7 +54,7 @@ impl Schedule {
             }),
             (None, None) => Err(ScheduleError {
                 field: "schedule",
-                message: "a job needs a schedule: an interval (every = \"5m\") or a cron line (cron = \"0 3 * * *\")".into(),
+                message: "a job needs a schedule: an interval (every = \"5m\"), a cron line (cron = \"0 3 * * *\") or jobs to run after (after = [\"extract\"])".into(),
             }),
             (Some(every), None) => {
                 if timezone.is_some() {
@@ -75,6 +78,7 @@ impl Schedule {
         match self {
             Schedule::Every(interval) => after.checked_add_signed(interval.as_chrono()),
             Schedule::Cron(cron) => cron.next_after(after),
+            Schedule::Upstream => None,
         }
     }
 
@@ -97,6 +101,7 @@ impl Schedule {
         match self {
             Schedule::Every(interval) => interval.describe(),
             Schedule::Cron(cron) => cron.describe(),
+            Schedule::Upstream => "when its upstream jobs run".to_owned(),
         }
     }
 }
@@ -106,6 +111,7 @@ impl fmt::Display for Schedule {
         match self {
             Schedule::Every(interval) => write!(f, "every {interval}"),
             Schedule::Cron(cron) => write!(f, "cron {} ({})", cron.expression(), cron.timezone()),
+            Schedule::Upstream => f.write_str("after upstream jobs"),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod chains;
 mod changes;
 
 pub(in crate::scheduler) use changes::Saved;
@@ -87,6 +88,9 @@ pub(crate) struct Core {
     claiming: CancellationToken,
     /// Scheduled fires decided, for the leader's own share of them.
     fires_decided: u64,
+    /// Which jobs follow which (`after`, `after_failure`); `None` once a job changed,
+    /// built again when next needed.
+    followers: Option<chains::Followers>,
 }
 
 /// The validated settings and the handler of a stored job.
@@ -490,6 +494,7 @@ impl Core {
             Command::QueueRetry(due) => self.queue_retry(due),
             Command::Adopt(runs) => self.adopt_retries(&runs),
             Command::Claimed(claimed, at) => self.take_claimed(claimed, at),
+            Command::UpstreamDone { job_id, at } => self.run_after(job_id, at),
             Command::Shutdown => {}
         }
     }
@@ -514,6 +519,9 @@ impl Core {
         }
         if let Some(fire) = ended.decide_at_slot {
             self.decide_at_slot(fire);
+        }
+        if let Some(finished) = ended.finished {
+            self.follow_upstream(ended.job_id, finished);
         }
         if !self.is_active(ended.job_id) {
             for due in self.deferred.remove(&ended.job_id).unwrap_or_default() {

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use super::claiming::Claiming;
 use super::events::EventBus;
-use super::handoff::{Claim, Ended, JobSnapshot, Refused, RetryDue};
+use super::handoff::{Claim, Ended, Finished, JobSnapshot, Refused, RetryDue};
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
@@ -201,7 +201,7 @@ impl Exec {
         stop: Arc<OnceLock<StopReason>>,
     ) {
         let refused = Refused::of(&claim);
-        let ended = |retry, missed| Ended {
+        let ended = |retry, missed, finished| Ended {
             job_id: job.id,
             dispatch,
             retry,
@@ -212,6 +212,7 @@ impl Exec {
                 _ => None,
             },
             decide_at_slot: None,
+            finished,
         };
         let from_queue = match &claim {
             Claim::Queued { ahead, .. } => Some(*ahead),
@@ -221,12 +222,15 @@ impl Exec {
             Ok(claimed) => claimed,
             Err(missed) => {
                 self.claiming.took_slot();
-                self.ended(ended(None, Some(missed)));
+                self.ended(ended(None, Some(missed), None));
                 return;
             }
         };
-        let retry = self.run(&job, run_id, &row, from_queue, cancel, stop).await;
-        self.ended(ended(retry, None));
+        let (retry, finished) = self
+            .run(&job, run_id, &row, from_queue, cancel, stop)
+            .await
+            .unzip();
+        self.ended(ended(retry.flatten(), None, finished));
     }
 
     /// Records the run's `running` row; a run claimed from the queue has it already.
@@ -284,7 +288,7 @@ impl Exec {
         from_queue: Option<bool>,
         cancel: CancellationToken,
         stop: Arc<OnceLock<StopReason>>,
-    ) -> Option<RetryDue> {
+    ) -> Option<(Option<RetryDue>, Finished)> {
         // A fire claimed ahead of its slot waits for it; if the run is cancelled in
         // between (shutdown), its handler never starts.
         if row.started_at > self.now() {
@@ -422,7 +426,7 @@ impl Exec {
             status,
             retry_at,
         });
-        retry_at.map(|retry_at| RetryDue {
+        let retry = retry_at.map(|retry_at| RetryDue {
             job_id: job.id,
             failed_run_id: run_id,
             retry_at,
@@ -432,7 +436,13 @@ impl Exec {
                 row.attempt
             },
             first_run_id: row.first_run_id.unwrap_or(run_id),
-        })
+        });
+        let finished = Finished {
+            status,
+            finished_at: finished,
+            for_good: retry.is_none(),
+        };
+        Some((retry, finished))
     }
 
     /// A free slot of the pool, and whether the run had to wait for it long enough to

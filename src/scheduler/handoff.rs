@@ -54,6 +54,18 @@ pub(crate) struct Ended {
     /// A fire queued ahead of its slot that met an exclusive run of its job going: it
     /// was given back, to be decided at its slot.
     pub decide_at_slot: Option<super::due_queue::FireDue>,
+    /// How the run ended, once its end was committed: the jobs that follow it may be
+    /// due.
+    pub finished: Option<Finished>,
+}
+
+/// The recorded end of a run, for the jobs that follow its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Finished {
+    pub status: crate::store::RunStatus,
+    pub finished_at: DateTime<Utc>,
+    /// No retry follows: this is the chain's last word on the run.
+    pub for_good: bool,
 }
 
 /// A claim the database refused (a write error, not a claim lost to someone else).

@@ -190,6 +190,12 @@ enum Command {
     Reloaded(Box<core::Reloaded>),
     /// Runs the claim loop took from the queue, and when it took them.
     Claimed(Vec<crate::store::RunRecord>, DateTime<Utc>),
+    /// Every `after` job of `job_id` has succeeded since it last started, the last of
+    /// them at `at`.
+    UpstreamDone {
+        job_id: i64,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.

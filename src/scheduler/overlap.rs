@@ -13,6 +13,8 @@ pub(crate) enum Start {
     Retry,
     /// An operator asked to run the job now.
     RunNow,
+    /// The job's upstream jobs made it due (`after`, `after_failure`).
+    Dependency,
 }
 
 /// What to do with the new run.
@@ -35,6 +37,9 @@ pub(crate) enum Hold {
     DeferUntilEnded,
     /// The operator is told the job is already running.
     Refuse,
+    /// A run by dependency does not start; the job looks at its upstream jobs again
+    /// when the run going ends.
+    LookAgainWhenEnded,
 }
 
 /// Decides what a new run of a job with `policy` does, when `previous_running` says
@@ -50,6 +55,7 @@ pub(crate) fn decide(policy: ConcurrencyPolicy, start: Start, previous_running: 
             Start::Scheduled => Hold::RecordSkipped,
             Start::Retry => Hold::DeferUntilEnded,
             Start::RunNow => Hold::Refuse,
+            Start::Dependency => Hold::LookAgainWhenEnded,
         }),
     }
 }

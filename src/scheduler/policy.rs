@@ -28,7 +28,7 @@ pub fn next_fire(
             let slots = behind / step + 1;
             nominal.checked_add_signed(chrono::Duration::microseconds(step.checked_mul(slots)?))
         }
-        Schedule::Cron(_) => schedule.next_after(now),
+        Schedule::Cron(_) | Schedule::Upstream => schedule.next_after(now),
     }
 }
 
@@ -54,6 +54,8 @@ pub fn stored_next_is_valid(
                     .next_after(claimed_by)
                     .is_some_and(|upcoming| stored <= upcoming)
         }
+        // It has no slots: any stored time is stale.
+        Schedule::Upstream => false,
     }
 }
 

@@ -20,6 +20,7 @@ pub mod sqlite;
 mod sync;
 mod tokens;
 mod transient;
+mod upstream;
 mod user;
 pub mod writer;
 
@@ -161,6 +162,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs matching `filter`, newest (highest id) first.
     async fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>>;
+
+    /// When every job of `upstream` has, as its newest run (skipped fires aside), a
+    /// success that ended after `job_id`'s newest run started: the latest of those ends,
+    /// the key of the run by dependency they make due. `None` otherwise, and while a run
+    /// of `job_id` waits to start (it will work on what they made).
+    async fn upstream_succeeded(
+        &self,
+        job_id: i64,
+        upstream: &[i64],
+    ) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// The latest run of each job that has one, keyed by job id.
     async fn latest_runs(&self) -> StoreResult<std::collections::HashMap<i64, RunRecord>>;

@@ -67,6 +67,56 @@ fn an_invalid_settings_file_is_refused_naming_file_job_and_field_without_touchin
     }
 }
 
+const CYCLE: &str = r#"
+[[jobs]]
+name = "extract"
+handler = "command"
+after = ["load"]
+params = { program = "true" }
+
+[[jobs]]
+name = "transform"
+handler = "command"
+after = ["extract"]
+params = { program = "true" }
+
+[[jobs]]
+name = "load"
+handler = "command"
+after = ["transform", "publish"]
+params = { program = "true" }
+"#;
+
+#[test]
+fn a_chain_that_loops_or_names_no_job_is_refused_at_load_naming_the_cycle() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = dir.path().join("cycle.toml");
+    std::fs::write(&settings, CYCLE).expect("written");
+    let settings = settings.to_str().expect("a UTF-8 path");
+    for args in [
+        vec!["check-config", settings],
+        vec!["--config", settings, "serve"],
+    ] {
+        let output = batchboard(dir.path(), &args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("job \"load\": after: \"publish\" is not a job"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "job \"transform\": after: the chain extract → transform → load → extract leads back to where it started"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            !dir.path().join("cli.db").exists(),
+            "{args:?} created the database"
+        );
+    }
+}
+
 #[test]
 fn check_config_accepts_a_valid_file() {
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -1,6 +1,8 @@
 //! Integration tests of the engine against real SQLite files. One test binary with
 //! modules, so the crate is linked once.
 
+mod chains;
+mod chains_store;
 mod cli;
 mod cluster;
 mod edits;

@@ -34,6 +34,10 @@ pub enum Script {
     /// Never returns and ignores cancellation.
     Hang,
     Fail,
+    /// Fails (retryably) its first `attempts` attempts, then succeeds.
+    FailFirst {
+        attempts: u32,
+    },
     Fatal,
     RateLimited {
         retry_after_secs: u64,
@@ -88,6 +92,10 @@ impl JobHandler for Scripted {
             }
             Script::Hang => std::future::pending().await,
             Script::Fail => Err(JobError::retryable("upstream timed out")),
+            Script::FailFirst { attempts } if ctx.attempt() <= attempts => {
+                Err(JobError::retryable("not yet"))
+            }
+            Script::FailFirst { .. } => Ok(Outcome::summary("fine")),
             Script::Fatal => Err(JobError::fatal("the file is gone")),
             Script::RateLimited { retry_after_secs } => Err(JobError::RateLimited {
                 retry_after: Duration::from_secs(retry_after_secs),

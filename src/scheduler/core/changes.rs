@@ -212,6 +212,7 @@ impl Core {
                     }) => {
                         self.ids.insert(saved.name.clone(), saved.id);
                         self.jobs.insert(saved.id, *state);
+                        self.followers = None;
                         if let Some(next) = next_run_at {
                             self.queue_fire(saved.id, next, false);
                             self.queue_stored_retries(&retries);

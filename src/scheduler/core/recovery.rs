@@ -76,6 +76,7 @@ impl Core {
             shared: config.shared_execution,
             claiming: tokio_util::sync::CancellationToken::new(),
             fires_decided: 0,
+            followers: None,
         };
         let records = store.jobs().await.context("loading jobs")?;
         for record in &records {
@@ -203,9 +204,11 @@ impl Core {
             match self.job_state(record) {
                 Some(state) => {
                     self.jobs.insert(record.id, state);
+                    self.followers = None;
                 }
                 None => {
                     self.jobs.remove(&record.id);
+                    self.followers = None;
                 }
             }
         }

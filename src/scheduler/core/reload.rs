@@ -115,6 +115,7 @@ impl Core {
         self.ids.insert(record.name.clone(), record.id);
         let Some(state) = self.job_state(record) else {
             self.jobs.remove(&record.id);
+            self.followers = None;
             let reason = "its settings are invalid, its handler is unknown, or it was removed";
             answer(
                 reply,
@@ -130,6 +131,7 @@ impl Core {
         let next = self.next_fire_after_change(record.id, &state, now_of(&self.clock), true);
         let stored = state.next_run_at;
         self.jobs.insert(record.id, state);
+        self.followers = None;
         if let Some(stored) = stored {
             self.queue_fire(record.id, stored, false);
         }

@@ -62,6 +62,7 @@ impl Exec {
             refused,
             busy: None,
             decide_at_slot,
+            finished: None,
         });
     }
 
