@@ -278,20 +278,7 @@ impl Store for SqliteStore {
         job_id: i64,
         upstream: &[i64],
     ) -> StoreResult<Option<DateTime<Utc>>> {
-        use super::upstream::{NEWEST_RUN, made_due};
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs {NEWEST_RUN}");
-        let mut newest = Vec::with_capacity(upstream.len() + 1);
-        for &of_job in upstream.iter().chain([&job_id]) {
-            let run = sqlx::query_as::<_, RunRow>(&sql)
-                .bind(of_job)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(RunRecord::try_from)
-                .transpose()?;
-            newest.push(run);
-        }
-        let follower = newest.pop().flatten();
-        Ok(made_due(&newest, follower.as_ref()))
+        reads::upstream_succeeded(&self.pool, job_id, upstream).await
     }
 
     async fn latest_runs(&self) -> StoreResult<HashMap<i64, RunRecord>> {

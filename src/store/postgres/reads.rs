@@ -151,3 +151,25 @@ pub(super) async fn count_needing_attention(pool: &PgPool) -> StoreResult<u64> {
     .await?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
+
+/// See [`Store::upstream_succeeded`](crate::store::Store::upstream_succeeded).
+pub(super) async fn upstream_succeeded(
+    pool: &PgPool,
+    job_id: i64,
+    upstream: &[i64],
+) -> StoreResult<Option<DateTime<Utc>>> {
+    use crate::store::upstream::{NEWEST_RUN, made_due};
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs {NEWEST_RUN}");
+    let mut newest = Vec::with_capacity(upstream.len() + 1);
+    for &of_job in upstream.iter().chain([&job_id]) {
+        let run = sqlx::query_as::<_, RunRow>(&sql)
+            .bind(of_job)
+            .fetch_optional(pool)
+            .await?
+            .map(RunRecord::try_from)
+            .transpose()?;
+        newest.push(run);
+    }
+    let follower = newest.pop().flatten();
+    Ok(made_due(&newest, follower.as_ref()))
+}
