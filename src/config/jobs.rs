@@ -67,8 +67,9 @@ impl Settings {
             }
         }
         if problems.is_empty() {
+            let links: Vec<chain::Links> = specs.iter().map(chain::Links::of).collect();
             problems.extend(
-                chain::check(&specs)
+                chain::check(&links)
                     .into_iter()
                     .map(|problem| ConfigProblem {
                         origin: origin.clone(),

@@ -16,6 +16,8 @@ pub struct ChainProblem {
     /// `after` or `after_failure`.
     pub field: &'static str,
     pub message: String,
+    /// The jobs of the cycle, when it is one (the first again at the end).
+    pub cycle: Vec<JobName>,
 }
 
 /// How a job follows one upstream job.
@@ -28,11 +30,47 @@ pub enum Follows {
 }
 
 impl Follows {
-    fn field(self) -> &'static str {
+    /// The setting that says it.
+    pub fn field(self) -> &'static str {
         match self {
             Follows::Success => "after",
             Follows::Failure => "after_failure",
         }
+    }
+}
+
+/// A job's place in the chains: its name and the jobs it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    pub job: JobName,
+    pub after: Vec<JobName>,
+    pub after_failure: Vec<JobName>,
+}
+
+impl Links {
+    pub fn of(spec: &JobSpec) -> Self {
+        Self {
+            job: spec.name.clone(),
+            after: spec.after.clone(),
+            after_failure: spec.after_failure.clone(),
+        }
+    }
+
+    /// The upstream jobs, and how this one follows each.
+    fn upstream(&self) -> impl Iterator<Item = (&JobName, Follows)> {
+        let success = self.after.iter().map(|name| (name, Follows::Success));
+        let failure = self
+            .after_failure
+            .iter()
+            .map(|name| (name, Follows::Failure));
+        success.chain(failure)
+    }
+
+    /// How this job follows `upstream_job`, if it does.
+    fn follows(&self, upstream_job: &JobName) -> Option<Follows> {
+        self.upstream()
+            .find(|(name, _)| *name == upstream_job)
+            .map(|(_, follows)| follows)
     }
 }
 
@@ -46,58 +84,86 @@ pub fn upstream(spec: &JobSpec) -> impl Iterator<Item = (&JobName, Follows)> {
     success.chain(failure)
 }
 
-/// Every problem of the chains between `specs`: names that are not jobs, then cycles,
-/// each named in the order runs would follow it (`a → b → c → a`).
-pub fn check(specs: &[JobSpec]) -> Vec<ChainProblem> {
-    let known: BTreeSet<&JobName> = specs.iter().map(|spec| &spec.name).collect();
+/// Every problem of the chains between `jobs` (every job there is): names that are not
+/// jobs, then cycles, each named in the order runs would follow it (`a → b → c → a`) on
+/// the job that follows the first.
+pub fn check(jobs: &[Links]) -> Vec<ChainProblem> {
+    let known: BTreeSet<&JobName> = jobs.iter().map(|links| &links.job).collect();
     let mut problems = Vec::new();
-    for spec in specs {
-        for (name, follows) in upstream(spec) {
+    for links in jobs {
+        for (name, follows) in links.upstream() {
             if !known.contains(name) {
                 problems.push(ChainProblem {
-                    job: spec.name.clone(),
+                    job: links.job.clone(),
                     field: follows.field(),
                     message: format!("{:?} is not a job", name.as_str()),
+                    cycle: Vec::new(),
                 });
             }
         }
     }
-    for cycle in cycles(specs) {
-        let (job, follows) = (cycle[1].clone(), cycle_edge(specs, &cycle[1], &cycle[0]));
+    for cycle in cycles(jobs) {
         let path: Vec<&str> = cycle.iter().map(JobName::as_str).collect();
         problems.push(ChainProblem {
-            job,
-            field: follows.field(),
+            job: cycle[1].clone(),
+            field: field_in_cycle(jobs, &cycle, &cycle[1]),
             message: format!(
                 "the chain {} leads back to where it started",
                 path.join(" → ")
             ),
+            cycle,
         });
     }
     problems
 }
 
-/// How `job` follows `upstream` (it does, in a cycle found between them).
-fn cycle_edge(specs: &[JobSpec], job: &JobName, upstream_job: &JobName) -> Follows {
-    specs
+/// The problems of `edited` once its links replace its old ones among `others` (every
+/// other job): each on `edited`'s own field, and only those its links cause, so that an
+/// edit is not refused for another job's trouble.
+pub fn check_edit(others: &[Links], edited: &Links) -> Vec<ChainProblem> {
+    let mut jobs: Vec<Links> = others
         .iter()
-        .find(|spec| &spec.name == job)
-        .and_then(|spec| {
-            upstream(spec)
-                .find(|(name, _)| *name == upstream_job)
-                .map(|(_, follows)| follows)
+        .filter(|links| links.job != edited.job)
+        .cloned()
+        .collect();
+    jobs.push(edited.clone());
+    check(&jobs)
+        .into_iter()
+        .filter(|problem| problem.job == edited.job || problem.cycle.contains(&edited.job))
+        .map(|problem| ChainProblem {
+            field: if problem.cycle.is_empty() {
+                problem.field
+            } else {
+                field_in_cycle(&jobs, &problem.cycle, &edited.job)
+            },
+            job: edited.job.clone(),
+            ..problem
         })
-        .unwrap_or(Follows::Success)
+        .collect()
 }
 
-/// The cycles among `specs`, each once, as the path runs take: from its smallest name
+/// The field by which `job` follows the job before it in `cycle`.
+fn field_in_cycle(jobs: &[Links], cycle: &[JobName], job: &JobName) -> &'static str {
+    let before = cycle
+        .windows(2)
+        .find(|pair| &pair[1] == job)
+        .map(|pair| &pair[0]);
+    jobs.iter()
+        .find(|links| &links.job == job)
+        .zip(before)
+        .and_then(|(links, before)| links.follows(before))
+        .unwrap_or(Follows::Success)
+        .field()
+}
+
+/// The cycles among `jobs`, each once, as the path runs take: from its smallest name
 /// to the job that follows it and so on, back to the first.
-fn cycles(specs: &[JobSpec]) -> Vec<Vec<JobName>> {
+fn cycles(jobs: &[Links]) -> Vec<Vec<JobName>> {
     // Upstream → the jobs that follow it: the direction runs flow.
     let mut followers: BTreeMap<&JobName, BTreeSet<&JobName>> = BTreeMap::new();
-    for spec in specs {
-        for (name, _) in upstream(spec) {
-            followers.entry(name).or_default().insert(&spec.name);
+    for links in jobs {
+        for (name, _) in links.upstream() {
+            followers.entry(name).or_default().insert(&links.job);
         }
     }
     let mut found: BTreeMap<BTreeSet<&JobName>, Vec<JobName>> = BTreeMap::new();
@@ -162,6 +228,10 @@ mod tests {
     use super::*;
     use crate::job::JobSettings;
 
+    fn links(specs: &[JobSpec]) -> Vec<Links> {
+        specs.iter().map(Links::of).collect()
+    }
+
     fn spec(name: &str, after: &[&str], after_failure: &[&str]) -> JobSpec {
         let list = |names: &[&str]| {
             (!names.is_empty()).then(|| names.iter().map(|n| (*n).to_owned()).collect())
@@ -185,13 +255,13 @@ mod tests {
             spec("load", &["extract", "transform"], &[]),
             spec("cleanup", &[], &["load"]),
         ];
-        assert_eq!(check(&specs), []);
+        assert_eq!(check(&links(&specs)), []);
     }
 
     #[test]
     fn a_name_that_is_not_a_job_is_reported_on_its_field() {
         let specs = [spec("load", &["extrct"], &[]), spec("alarm", &[], &["lod"])];
-        let problems = check(&specs);
+        let problems = check(&links(&specs));
         assert_eq!(
             problems,
             [
@@ -199,11 +269,13 @@ mod tests {
                     job: "load".parse().expect("a name"),
                     field: "after",
                     message: "\"extrct\" is not a job".into(),
+                    cycle: Vec::new(),
                 },
                 ChainProblem {
                     job: "alarm".parse().expect("a name"),
                     field: "after_failure",
                     message: "\"lod\" is not a job".into(),
+                    cycle: Vec::new(),
                 },
             ]
         );
@@ -218,7 +290,7 @@ mod tests {
             spec("b", &["a"], &[]),
             spec("d", &["a"], &[]),
         ];
-        let problems = check(&specs);
+        let problems = check(&links(&specs));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(
             problems[0].message,
@@ -234,7 +306,7 @@ mod tests {
             spec("main", &[], &["fallback"]),
             spec("fallback", &[], &["main"]),
         ];
-        let problems = check(&specs);
+        let problems = check(&links(&specs));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(
             problems[0].message,
@@ -251,13 +323,39 @@ mod tests {
             spec("x", &["y"], &[]),
             spec("y", &["x"], &[]),
         ];
-        let messages: Vec<String> = check(&specs).into_iter().map(|p| p.message).collect();
+        let messages: Vec<String> = check(&links(&specs))
+            .into_iter()
+            .map(|p| p.message)
+            .collect();
         assert_eq!(
             messages,
             [
                 "the chain a → b → a leads back to where it started",
                 "the chain x → y → x leads back to where it started",
             ]
+        );
+    }
+
+    #[test]
+    fn an_edit_is_refused_only_for_what_its_own_links_cause() {
+        // x already names a job that is gone: not the edited job's trouble.
+        let others = links(&[
+            spec("a", &[], &[]),
+            spec("b", &["a"], &[]),
+            spec("x", &["gone"], &[]),
+        ]);
+        let fine = Links::of(&spec("c", &["b"], &[]));
+        assert_eq!(check_edit(&others, &fine), []);
+
+        // a now follows b, which follows a: refused on a's own field.
+        let looping = Links::of(&spec("a", &[], &["b"]));
+        let problems = check_edit(&others, &looping);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].job.as_str(), "a");
+        assert_eq!(problems[0].field, "after_failure");
+        assert_eq!(
+            problems[0].message,
+            "the chain a → b → a leads back to where it started"
         );
     }
 

@@ -21,6 +21,8 @@ pub enum SettingKind {
     Count,
     /// On or off.
     Flag,
+    /// A list of job names.
+    Names,
 }
 
 /// How the console's schedule form shows a setting.
@@ -54,7 +56,7 @@ pub struct Setting {
 }
 
 /// Every setting an operator may change, in the settings file's order.
-pub const SETTINGS: [Setting; 11] = [
+pub const SETTINGS: [Setting; 13] = [
     schedule(
         "every",
         "An interval such as `5m` or `1h30m`; setting it drops the cron line and zone.",
@@ -141,6 +143,22 @@ pub const SETTINGS: [Setting; 11] = [
         doc: "Whether the job fires on its schedule (absent: true).",
         form: None,
     },
+    Setting {
+        name: "after",
+        kind: SettingKind::Names,
+        schedule: false,
+        doc: "Jobs that must all have succeeded since this job last started for it to run \
+              (trigger `dependency`); `[]` for none.",
+        form: None,
+    },
+    Setting {
+        name: "after_failure",
+        kind: SettingKind::Names,
+        schedule: false,
+        doc: "Jobs whose runs, ending for good without success, make this job run; `[]` \
+              for none.",
+        form: None,
+    },
 ];
 
 const fn field(label: &'static str, placeholder: &'static str) -> FormField {
@@ -215,6 +233,9 @@ impl Setting {
             SettingKind::Flag => serde_json::from_value::<bool>(value)
                 .map(Value::from)
                 .map_err(wrong),
+            SettingKind::Names => serde_json::from_value::<Vec<String>>(value)
+                .map(|names| names.iter().map(|name| Value::from(name.trim())).collect())
+                .map_err(wrong),
         }
     }
 
@@ -239,6 +260,12 @@ impl Setting {
                 .parse::<bool>()
                 .map(|b| Some(Value::from(b)))
                 .map_err(|_| invalid()),
+            SettingKind::Names => Ok(Some(
+                text.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|name| !name.is_empty())
+                    .map(Value::from)
+                    .collect(),
+            )),
         }
     }
 
@@ -254,7 +281,7 @@ impl Setting {
                 text.is_empty() || form.choices.iter().any(|(value, _)| *value == text)
             }
             SettingKind::Count => text.trim().is_empty() || text.trim().parse::<u32>().is_ok(),
-            SettingKind::Text | SettingKind::Flag => true,
+            SettingKind::Text | SettingKind::Flag | SettingKind::Names => true,
         };
         (!fits).then_some(form.invalid)
     }
@@ -304,6 +331,8 @@ mod tests {
             concurrency: Some("x".into()),
             misfire: Some("x".into()),
             enabled: Some(true),
+            after: Some(vec!["x".into()]),
+            after_failure: Some(vec!["x".into()]),
             ..JobSettings::default()
         };
         let json = settings_json(&all);

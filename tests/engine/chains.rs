@@ -2,7 +2,7 @@
 //! upstream jobs have succeeded, `after_failure` when one failed for good.
 
 use batchboard::job::JobSettings;
-use batchboard::scheduler::SchedulerEvent;
+use batchboard::scheduler::{EditError, JobPatch, SchedulerEvent};
 use batchboard::store::{RunStatus, Trigger};
 use serde_json::json;
 
@@ -247,5 +247,53 @@ async fn a_run_that_started_after_its_upstream_jobs_ended_used_their_work() {
         t0() + chrono::Duration::hours(1),
         engine.runs("report").await[1].scheduled_for
     );
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn an_edit_that_adds_an_upstream_job_takes_effect_at_once_and_one_that_loops_is_refused() {
+    let mut engine = Engine::start(&[job("extract", "1h", ok()), job("load", "1d", ok())]).await;
+    let record = engine
+        .store
+        .job_by_name("load")
+        .await
+        .expect("reads")
+        .expect("exists");
+    let patch = JobPatch::default()
+        .with("after", json!(["extract"]))
+        .expect("a setting");
+    engine
+        .handle
+        .edit_job("load", patch, record.version, "olga")
+        .await
+        .expect("saved");
+
+    let extract = engine
+        .store
+        .job_by_name("extract")
+        .await
+        .expect("reads")
+        .expect("exists");
+    let looping = JobPatch::default()
+        .with("after", json!(["load"]))
+        .expect("a setting");
+    let refused = engine
+        .handle
+        .edit_job("extract", looping, extract.version, "olga")
+        .await
+        .expect_err("a loop is refused");
+    match refused {
+        EditError::Invalid(error) => assert_eq!(
+            error.fields.get("after").map(String::as_str),
+            Some("the chain extract → load → extract leads back to where it started")
+        ),
+        other => panic!("not refused as invalid: {other:?}"),
+    }
+
+    engine.advance(3600).await;
+    engine.finished("extract").await;
+    let (load, status) = engine.finished("load").await;
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(engine.run(load).await.trigger, Trigger::Dependency);
     engine.stop().await;
 }

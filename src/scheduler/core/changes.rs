@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::{Core, JobState, now_of};
+use crate::job::chain::{Links, check_edit};
 use crate::job::{MisfirePolicy, Registry};
 use crate::scheduler::edit::{self, Edit, EditError};
 use crate::scheduler::executor::Exec;
@@ -64,6 +65,9 @@ struct SaveContext {
     store: SharedStore,
     registry: Registry,
     exec: Arc<Exec>,
+    /// Every job's links, when the edit may change the edited job's (see
+    /// [`check_edit`]).
+    chains: Option<Vec<Links>>,
 }
 
 impl Core {
@@ -142,10 +146,18 @@ impl Core {
                 schedule: job.spec.schedule.clone(),
                 firing: job.spec.enabled && !job.paused,
             });
+        // Only an edit of the job's links can make a chain loop or name a missing job.
+        let chains = touches_links(&edit).then(|| {
+            self.jobs
+                .values()
+                .map(|job| Links::of(&job.spec))
+                .collect::<Vec<_>>()
+        });
         let context = SaveContext {
             store: self.store.clone(),
             registry: self.registry.clone(),
             exec: Arc::clone(&self.exec),
+            chains,
         };
         let commands = self.exec.commands().clone();
         let now = now_of(&self.clock);
@@ -333,6 +345,13 @@ impl SaveContext {
         // settings cannot be read back; `job_state_of` has logged why.
         let mut state = super::job_state_of(&plan.applied_to(&record), &self.registry, &self.exec)
             .ok_or_else(|| edit::invalid("settings", "the edited job cannot run"))?;
+        if let Some(others) = &self.chains
+            && let Some(problem) = check_edit(others, &Links::of(&state.spec))
+                .into_iter()
+                .next()
+        {
+            return Err(edit::invalid(problem.field, problem.message));
+        }
         let next_run_at = next_fire_after(before.as_ref(), &state, now, false);
         let resumed = record.paused && !plan.paused;
         let change = JobEdit {
@@ -358,5 +377,15 @@ impl SaveContext {
             next_run_at,
             retries,
         })
+    }
+}
+
+/// Whether `edit` may change which jobs the job follows.
+fn touches_links(edit: &Edit) -> bool {
+    let links = ["after", "after_failure"];
+    match edit {
+        Edit::Patch(patch) => links.iter().any(|field| patch.get(field).is_some()),
+        Edit::Reset(None) => true,
+        Edit::Reset(Some(field)) => links.contains(&field.as_str()),
     }
 }

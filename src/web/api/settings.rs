@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -137,11 +139,12 @@ impl ToSchema for JobPatchJson {
 }
 
 /// The schema of one setting's value (`nullable` in answers, where unset shows `null`).
-fn value_schema(setting: &Setting, nullable: bool) -> ObjectBuilder {
+fn value_schema(setting: &Setting, nullable: bool) -> Schema {
     let kind = match setting.kind {
         SettingKind::Text => Type::String,
         SettingKind::Count => Type::Integer,
         SettingKind::Flag => Type::Boolean,
+        SettingKind::Names => Type::Array,
     };
     let schema_type = if nullable {
         SchemaType::from_iter([kind, Type::Null])
@@ -149,13 +152,23 @@ fn value_schema(setting: &Setting, nullable: bool) -> ObjectBuilder {
         SchemaType::from(kind)
     };
     let object = ObjectBuilder::new()
-        .schema_type(schema_type)
+        .schema_type(schema_type.clone())
         .description(Some(setting.doc));
     match setting.kind {
         SettingKind::Count => object
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
-            .minimum(Some(0)),
-        SettingKind::Text | SettingKind::Flag => object,
+            .minimum(Some(0))
+            .into(),
+        SettingKind::Text | SettingKind::Flag => object.into(),
+        SettingKind::Names => ArrayBuilder::new()
+            .schema_type(schema_type)
+            .description(Some(setting.doc))
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from(Type::String))
+                    .description(Some("A job's name.")),
+            )
+            .into(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! templates live in `templates/` under the same name (partials end in `_partial.html`).
 
 pub mod account;
+pub mod chain_graph;
+pub mod chains;
 pub mod chrome;
 pub mod dashboard;
 pub mod history;
@@ -42,7 +44,7 @@ const fn route(
 
 /// Every console route. The router is built from this table, and a test walks it to
 /// check that each route refuses a request without credentials.
-pub const ROUTES: [PageRoute; 26] = [
+pub const ROUTES: [PageRoute; 27] = [
     route("GET", "/", || get(dashboard::dashboard)),
     route("GET", "/jobs/{name}", || get(job::page::job_page)),
     route("GET", "/jobs/{name}/summary", || {
@@ -62,6 +64,7 @@ pub const ROUTES: [PageRoute; 26] = [
     route("GET", "/runs/{id}/log", || get(run::run_log)),
     route("POST", "/runs/{id}/cancel", || post(job::actions::cancel)),
     route("GET", "/history", || get(history::history)),
+    route("GET", "/chains", || get(chains::chains_page)),
     route("GET", "/instances", || get(instances::list)),
     route("GET", "/users", || get(users::list)),
     route("POST", "/users", || post(users::add)),

@@ -21,6 +21,7 @@ use crate::web::csrf::CsrfToken;
 use crate::web::error::{WebError, WebResult};
 use crate::web::htmx::{aims_at, push_url};
 use crate::web::lookup::load_job;
+use crate::web::pages::chains::{LinkedJob, links_of_job};
 use crate::web::pages::chrome::{
     Badge, Chrome, TimeView, encode, format_ms, non_empty, query_string,
 };
@@ -107,6 +108,9 @@ pub struct JobPage {
     pub schedule_form: ScheduleForm,
     pub settings: Vec<SettingRow>,
     pub chart_svg: String,
+    /// The jobs this one follows, and those that follow it (`after`, `after_failure`).
+    pub upstream: Vec<LinkedJob>,
+    pub downstream: Vec<LinkedJob>,
     pub runs: RunsView,
 }
 
@@ -241,6 +245,7 @@ pub(in crate::web::pages) async fn job_page(
     } else {
         state.store.runs(&filter).await?
     };
+    let (upstream, downstream) = links_of_job(&state.store, &job).await?;
     let chrome = Chrome::new(user, csrf);
     let summary = summarise(&state, &job, &recent, &chrome);
     let schedule_form = ScheduleForm::new(
@@ -256,6 +261,8 @@ pub(in crate::web::pages) async fn job_page(
         schedule_form,
         settings: setting_rows(&job, &state.redaction),
         chart_svg: duration_chart(&recent),
+        upstream,
+        downstream,
         runs: RunsView::new(&job.name, page, status, trigger, query.before),
         name: job.name,
     }
@@ -458,6 +465,13 @@ mod tests {
             chrome,
             settings: setting_rows(&job, &RedactionList::default()),
             chart_svg: duration_chart(&[]),
+            upstream: vec![LinkedJob {
+                name: HOSTILE.into(),
+                url_name: encode(HOSTILE),
+                how: "after",
+                last: Badge::new("succeeded", "ok"),
+            }],
+            downstream: Vec::new(),
             runs: RunsView::new(HOSTILE, vec![], Some(RunStatus::Failed), None, None),
         };
         let html = page.render().expect("renders");
