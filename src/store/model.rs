@@ -336,7 +336,15 @@ impl ClaimResult {
 pub struct RunFilter {
     pub job_id: Option<i64>,
     pub status: Option<RunStatus>,
+    /// Only runs with one of these statuses (empty: any).
+    pub any_status: Vec<RunStatus>,
     pub trigger: Option<Trigger>,
+    /// Only runs that started at or after this.
+    pub started_from: Option<DateTime<Utc>>,
+    /// Only runs that started before this.
+    pub started_before: Option<DateTime<Utc>>,
+    /// Only runs whose error message contains this, whatever the case.
+    pub error_contains: Option<String>,
     /// Only runs with `id < before` (keyset paging).
     pub before: Option<i64>,
     pub limit: u32,

@@ -264,6 +264,25 @@ impl Store for SqliteStore {
         if let Some(trigger) = filter.trigger {
             sql.push(" AND runs.trigger = ").push_bind(trigger.as_str());
         }
+        if !filter.any_status.is_empty() {
+            sql.push(" AND runs.status IN (");
+            let mut statuses = sql.separated(", ");
+            for status in &filter.any_status {
+                statuses.push_bind(status.as_str());
+            }
+            sql.push(")");
+        }
+        if let Some(from) = filter.started_from {
+            sql.push(" AND runs.started_at >= ").push_bind(micros(from));
+        }
+        if let Some(until) = filter.started_before {
+            sql.push(" AND runs.started_at < ").push_bind(micros(until));
+        }
+        if let Some(text) = &filter.error_contains {
+            sql.push(" AND instr(lower(runs.error_message), lower(")
+                .push_bind(text.clone())
+                .push(")) > 0");
+        }
         if let Some(before) = filter.before {
             sql.push(" AND runs.id < ").push_bind(before);
         }

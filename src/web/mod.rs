@@ -20,6 +20,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod pages;
 pub mod redacted;
+pub mod runs_filter;
 pub mod security;
 pub mod sessions;
 pub mod signin;

@@ -43,7 +43,7 @@ pub struct ApiRoute {
 
 /// Every API route. The router is built from this table and the tests check every row
 /// against the OpenAPI document and the router.
-pub const ROUTES: [ApiRoute; 17] = [
+pub const ROUTES: [ApiRoute; 18] = [
     route("GET", "/api/v1/jobs", || get(jobs::list_jobs)),
     route("GET", "/api/v1/jobs/{name}", || get(jobs::get_job)),
     route("PATCH", "/api/v1/jobs/{name}", || patch(jobs::patch_job)),
@@ -58,6 +58,7 @@ pub const ROUTES: [ApiRoute; 17] = [
         post(jobs::resume_job)
     }),
     route("GET", "/api/v1/jobs/{name}/runs", || get(runs::list_runs)),
+    route("GET", "/api/v1/runs", || get(runs::list_all_runs)),
     route("GET", "/api/v1/runs/{id}", || get(runs::get_run)),
     route("GET", "/api/v1/runs/{id}/logs", || get(runs::run_logs)),
     route("POST", "/api/v1/runs/{id}/cancel", || {
@@ -138,6 +139,7 @@ pub fn is_catch_all(route: &ApiRoute) -> bool {
         jobs::pause_job,
         jobs::resume_job,
         runs::list_runs,
+        runs::list_all_runs,
         runs::get_run,
         runs::run_logs,
         runs::cancel_run,

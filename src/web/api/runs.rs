@@ -16,6 +16,7 @@ use crate::runlog::{LEVELS, level_rank};
 use crate::store::{LogLine, RunFilter, RunRecord, RunStatus, Trigger};
 use crate::web::error::WebError;
 use crate::web::lookup::load_job;
+use crate::web::runs_filter::FilterFailure;
 use crate::web::state::AppState;
 
 /// Runs per page unless `limit` says otherwise.
@@ -210,8 +211,45 @@ pub async fn list_runs(
             trigger,
             before: query.before,
             limit: limit + 1,
+            ..RunFilter::default()
         })
         .await?;
+    let more = runs.len() > limit as usize;
+    runs.truncate(limit as usize);
+    let next_before = more.then(|| runs.last().map(|run| run.id)).flatten();
+    Ok(Json(RunList {
+        runs: runs.iter().map(|run| with_progress(&state, run)).collect(),
+        next_before,
+    }))
+}
+
+/// `GET /api/v1/runs`: the runs of every job, newest first, by keyset, filtered as the
+/// console's runs view is.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    params(crate::web::runs_filter::RunsQuery),
+    responses(
+        (status = 200, body = RunList),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "A filter that cannot be applied, named in `fields`", body = ErrorBody),
+    )
+)]
+pub async fn list_all_runs(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    ApiQuery(query): ApiQuery<crate::web::runs_filter::RunsQuery>,
+) -> ApiResult<Json<RunList>> {
+    let limit = page_limit(query.limit, DEFAULT_RUNS, MAX_RUNS)?;
+    let filter = match query.filter(&state.store, limit + 1).await {
+        Ok(filter) => filter,
+        Err(FilterFailure::Invalid(error)) => {
+            return Err(invalid_field(error.field, error.message));
+        }
+        Err(FilterFailure::Store(error)) => return Err(WebError::from(error).into()),
+    };
+    let mut runs = state.store.runs(&filter).await?;
     let more = runs.len() > limit as usize;
     runs.truncate(limit as usize);
     let next_before = more.then(|| runs.last().map(|run| run.id)).flatten();

@@ -67,6 +67,8 @@ pub struct Counts {
     pub queued: usize,
     pub failed_24h: u64,
     pub attention: usize,
+    /// The runs view of the failures counted in `failed_24h` (the same window).
+    pub failed_url: String,
 }
 
 /// The filter form's values.
@@ -251,6 +253,16 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
             .map(|(_, count)| count)
             .sum(),
         attention,
+        failed_url: format!(
+            "/runs{}",
+            query_string(&[
+                ("status", Some("failures")),
+                (
+                    "from",
+                    Some(&since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                ),
+            ])
+        ),
     };
     let has_more = page.len() > PAGE_SIZE;
     page.truncate(PAGE_SIZE);
@@ -462,6 +474,7 @@ mod tests {
                 queued: 0,
                 failed_24h: 3,
                 attention: 1,
+                failed_url: "/runs?status=failures".into(),
             },
             table: Arc::new(TableView {
                 refresh_url: "/?q=a".into(),

@@ -11,6 +11,7 @@ pub mod instances;
 pub mod job;
 pub mod logout;
 pub mod run;
+pub mod runs;
 pub mod svg;
 pub mod tokens;
 pub mod users;
@@ -44,7 +45,7 @@ const fn route(
 
 /// Every console route. The router is built from this table, and a test walks it to
 /// check that each route refuses a request without credentials.
-pub const ROUTES: [PageRoute; 27] = [
+pub const ROUTES: [PageRoute; 28] = [
     route("GET", "/", || get(dashboard::dashboard)),
     route("GET", "/jobs/{name}", || get(job::page::job_page)),
     route("GET", "/jobs/{name}/summary", || {
@@ -60,6 +61,7 @@ pub const ROUTES: [PageRoute; 27] = [
     route("POST", "/jobs/{name}/run", || post(job::actions::run_now)),
     route("POST", "/jobs/{name}/pause", || post(job::actions::pause)),
     route("POST", "/jobs/{name}/resume", || post(job::actions::resume)),
+    route("GET", "/runs", || get(runs::runs_page)),
     route("GET", "/runs/{id}", || get(run::run_page)),
     route("GET", "/runs/{id}/log", || get(run::run_log)),
     route("POST", "/runs/{id}/cancel", || post(job::actions::cancel)),

@@ -217,6 +217,7 @@ pub(in crate::web::pages) async fn job_page(
         trigger,
         before: query.before,
         limit: PAGE_SIZE + 1,
+        ..RunFilter::default()
     };
     if aims_at(&headers, RUNS) {
         let page = state.store.runs(&filter).await?;
