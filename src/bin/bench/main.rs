@@ -12,8 +12,8 @@
 //! instance and the local database server's CPU.
 //!
 //! `batchboard-bench web --jobs 1000 --runs 1000000` seeds a database, serves it, signs in
-//! and loads the dashboard, a job page and a run page with 16 concurrent clients, and a
-//! static file of the dashboard's size from the same server.
+//! and loads the dashboard, a job page, a run page and the runs view with 16 concurrent
+//! clients, and a static file of the dashboard's size from the same server.
 
 mod scheduler;
 mod sys;

@@ -99,6 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let dashboard = format!("{base}/");
     let job_page = format!("{base}/jobs/bench-job-{:05}", args.jobs / 2);
     let run_page = format!("{base}/runs/{sample_run}");
+    let runs_view = format!("{base}/runs");
     let dashboard_size = fetch(&client, &dashboard, &cookie).await?;
     // The static file is as large as the dashboard, so the comparison is about the work
     // behind the page, not the bytes on the wire.
@@ -114,6 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ("dashboard", &dashboard),
         ("job", &job_page),
         ("run", &run_page),
+        ("runs_view", &runs_view),
         ("static", &static_file),
     ] {
         let figure = measure(&client, url, &cookie, args.clients, args.requests).await?;
