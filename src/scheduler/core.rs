@@ -91,6 +91,8 @@ pub(crate) struct Core {
     /// Which jobs follow which (`after`, `after_failure`); `None` once a job changed,
     /// built again when next needed.
     followers: Option<chains::Followers>,
+    /// Where the console reads the followers; replaced each time they are built.
+    published_followers: crate::scheduler::followers::PublishedFollowers,
 }
 
 /// The validated settings and the handler of a stored job.
@@ -190,6 +192,10 @@ impl Core {
             tokio::spawn(claim_loop)
         });
         loop {
+            if self.followers.is_none() {
+                // A job changed: what the console shows follows at once.
+                self.publish_followers();
+            }
             self.fire_due();
             let now = now_of(&self.clock);
             if now >= next_lease_check {

@@ -12,6 +12,7 @@ mod due_queue;
 mod edit;
 mod events;
 mod executor;
+pub mod followers;
 mod handoff;
 mod live;
 pub mod metrics;
@@ -207,9 +208,16 @@ pub struct SchedulerHandle {
     instance_id: Arc<str>,
     max_concurrent_runs: usize,
     claiming: Arc<claiming::Claiming>,
+    followers: followers::PublishedFollowers,
 }
 
 impl SchedulerHandle {
+    /// The jobs that follow `job` (`after`, `after_failure`), by name, as this scheduler
+    /// runs them.
+    pub fn followers_of(&self, job: &str) -> Vec<(String, crate::job::chain::Follows)> {
+        self.followers.of(job)
+    }
+
     /// Starts a run of `job` now, outside its schedule; returns the new run's id once its
     /// row is committed.
     ///
@@ -460,9 +468,12 @@ pub async fn start(parts: SchedulerParts) -> anyhow::Result<(SchedulerHandle, Jo
         // As the executor sizes its pool.
         max_concurrent_runs: parts.config.max_concurrent_runs.max(1),
         claiming: Arc::default(),
+        followers: followers::PublishedFollowers::default(),
     };
     let claiming = Arc::clone(&handle.claiming);
-    let core = core::Core::recover(parts, commands, events, live, claiming).await?;
+    let core = core::Core::recover(parts, commands, events, live, claiming)
+        .await?
+        .publishing_followers(handle.followers.clone());
     let task = tokio::spawn(core.run(command_rx));
     Ok((handle, task))
 }

@@ -265,10 +265,6 @@ pub trait Store: Send + Sync + 'static {
     /// The jobs matching `query`, removed ones included, ordered by name.
     async fn jobs_matching(&self, query: &JobQuery) -> StoreResult<Vec<JobRecord>>;
 
-    /// The jobs (removed ones aside) whose file settings or overrides say which jobs
-    /// they follow (`after`, `after_failure`), ordered by name: the chains' followers.
-    async fn chained_jobs(&self) -> StoreResult<Vec<JobRecord>>;
-
     /// The latest run of each of `job_ids` that has one, keyed by job id.
     async fn latest_runs_of(
         &self,

@@ -351,10 +351,6 @@ impl Store for PgStore {
         edits::job_changes(&self.pool, filter).await
     }
 
-    async fn chained_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        reads::chained_jobs(&self.pool).await
-    }
-
     async fn jobs_matching(&self, query: &JobQuery) -> StoreResult<Vec<JobRecord>> {
         reads::jobs_matching(&self.pool, query).await
     }

@@ -25,6 +25,34 @@ use crate::store::{RunStatus, Trigger};
 pub(super) type Followers = HashMap<i64, Vec<(i64, Follows)>>;
 
 impl Core {
+    /// Publishes the followers to `published` for the console, from now on.
+    pub(in crate::scheduler) fn publishing_followers(
+        mut self,
+        published: crate::scheduler::followers::PublishedFollowers,
+    ) -> Self {
+        self.published_followers = published;
+        // Before the console can ask: the jobs are loaded by now.
+        self.publish_followers();
+        self
+    }
+
+    /// Builds the followers again and hands the console their names.
+    pub(super) fn publish_followers(&mut self) {
+        let by_id = self.followers().clone();
+        let name_of = |id: &i64| self.jobs.get(id).map(|job| job.name.clone());
+        let by_name = by_id
+            .iter()
+            .filter_map(|(upstream, followers)| {
+                let followers = followers
+                    .iter()
+                    .filter_map(|(follower, follows)| Some((name_of(follower)?, *follows)))
+                    .collect();
+                Some((name_of(upstream)?, followers))
+            })
+            .collect();
+        self.published_followers.replace(by_name);
+    }
+
     /// The index of followers, built again after any job changed.
     fn followers(&mut self) -> &Followers {
         self.followers.get_or_insert_with(|| {

@@ -77,6 +77,7 @@ impl Core {
             claiming: tokio_util::sync::CancellationToken::new(),
             fires_decided: 0,
             followers: None,
+            published_followers: Default::default(),
         };
         let records = store.jobs().await.context("loading jobs")?;
         for record in &records {

@@ -173,15 +173,3 @@ pub(super) async fn upstream_succeeded(
     let follower = newest.pop().flatten();
     Ok(made_due(&newest, follower.as_ref()))
 }
-
-/// See [`Store::chained_jobs`](crate::store::Store::chained_jobs): a scan of `jobs`, which
-/// holds one row per job.
-pub(super) async fn chained_jobs(pool: &PgPool) -> StoreResult<Vec<JobRecord>> {
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE removed_at IS NULL \
-         AND (defaults ?| ARRAY['after', 'after_failure'] \
-              OR overrides ?| ARRAY['after', 'after_failure']) ORDER BY name"
-    );
-    let rows = sqlx::query_as::<_, JobRow>(&sql).fetch_all(pool).await?;
-    decode_all(rows)
-}

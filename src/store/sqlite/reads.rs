@@ -179,18 +179,3 @@ pub(super) async fn upstream_succeeded(
     let follower = newest.pop().flatten();
     Ok(made_due(&newest, follower.as_ref()))
 }
-
-/// See [`Store::chained_jobs`](crate::store::Store::chained_jobs): a scan of `jobs`, which
-/// holds one row per job; the text search spares most rows the JSON parse.
-pub(super) async fn chained_jobs(pool: &SqlitePool) -> StoreResult<Vec<JobRecord>> {
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE removed_at IS NULL \
-         AND (instr(defaults, '\"after') > 0 OR instr(overrides, '\"after') > 0) AND ( \
-         json_type(defaults, '$.after') IS NOT NULL \
-         OR json_type(defaults, '$.after_failure') IS NOT NULL \
-         OR json_type(overrides, '$.after') IS NOT NULL \
-         OR json_type(overrides, '$.after_failure') IS NOT NULL) ORDER BY name"
-    );
-    let rows = sqlx::query_as::<_, JobRow>(&sql).fetch_all(pool).await?;
-    decode_all(rows)
-}

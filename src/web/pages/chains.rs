@@ -131,32 +131,27 @@ pub struct LinkedJob {
     pub last: Badge,
 }
 
-/// The jobs `record` follows and the jobs that follow it, for its page.
+/// The jobs `record` follows and the jobs that follow it, for its page: the followers
+/// as the scheduler runs them, so no job is read to find them.
 ///
 /// # Errors
 /// When the store cannot be read.
 pub async fn links_of_job(
-    store: &SharedStore,
+    state: &AppState,
     record: &JobRecord,
 ) -> StoreResult<(Vec<LinkedJob>, Vec<LinkedJob>)> {
     let mut upstream_records = Vec::new();
     for (name, follows) in links_of(record) {
-        if let Some(upstream) = store.job_by_name(&name).await? {
+        if let Some(upstream) = state.store.job_by_name(&name).await? {
             upstream_records.push((upstream, follows));
         }
     }
-    let downstream_records: Vec<(JobRecord, Follows)> = store
-        .chained_jobs()
-        .await?
-        .into_iter()
-        .filter_map(|follower| {
-            let follows = links_of(&follower)
-                .into_iter()
-                .find(|(name, _)| *name == record.name)?
-                .1;
-            Some((follower, follows))
-        })
-        .collect();
+    let mut downstream_records = Vec::new();
+    for (name, follows) in state.scheduler.followers_of(&record.name) {
+        if let Some(follower) = state.store.job_by_name(&name).await? {
+            downstream_records.push((follower, follows));
+        }
+    }
     let ids: Vec<i64> = upstream_records
         .iter()
         .chain(&downstream_records)
@@ -165,7 +160,7 @@ pub async fn links_of_job(
     let latest: HashMap<i64, crate::store::RunRecord> = if ids.is_empty() {
         HashMap::new()
     } else {
-        store.latest_runs_of(&ids).await?
+        state.store.latest_runs_of(&ids).await?
     };
     let linked = |(job, follows): &(JobRecord, Follows)| LinkedJob {
         name: job.name.clone(),

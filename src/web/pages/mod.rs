@@ -13,7 +13,9 @@ pub mod logout;
 pub mod run;
 pub mod runs;
 pub mod svg;
+pub mod timeline;
 pub mod tokens;
+pub mod upcoming;
 pub mod users;
 
 use axum::Router;
@@ -45,7 +47,7 @@ const fn route(
 
 /// Every console route. The router is built from this table, and a test walks it to
 /// check that each route refuses a request without credentials.
-pub const ROUTES: [PageRoute; 28] = [
+pub const ROUTES: [PageRoute; 29] = [
     route("GET", "/", || get(dashboard::dashboard)),
     route("GET", "/jobs/{name}", || get(job::page::job_page)),
     route("GET", "/jobs/{name}/summary", || {
@@ -67,6 +69,7 @@ pub const ROUTES: [PageRoute; 28] = [
     route("POST", "/runs/{id}/cancel", || post(job::actions::cancel)),
     route("GET", "/history", || get(history::history)),
     route("GET", "/chains", || get(chains::chains_page)),
+    route("GET", "/upcoming", || get(upcoming::upcoming)),
     route("GET", "/instances", || get(instances::list)),
     route("GET", "/users", || get(users::list)),
     route("POST", "/users", || post(users::add)),

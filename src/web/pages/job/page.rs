@@ -246,7 +246,7 @@ pub(in crate::web::pages) async fn job_page(
     } else {
         state.store.runs(&filter).await?
     };
-    let (upstream, downstream) = links_of_job(&state.store, &job).await?;
+    let (upstream, downstream) = links_of_job(&state, &job).await?;
     let chrome = Chrome::new(user, csrf);
     let summary = summarise(&state, &job, &recent, &chrome);
     let schedule_form = ScheduleForm::new(
