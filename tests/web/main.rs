@@ -25,3 +25,4 @@ mod secrets;
 mod sessions;
 mod signin;
 mod tokens;
+mod upcoming;
