@@ -149,7 +149,10 @@ pub const SETTINGS: [Setting; 13] = [
         schedule: false,
         doc: "Jobs that must all have succeeded since this job last started for it to run \
               (trigger `dependency`); `[]` for none.",
-        form: None,
+        form: Some(FormField {
+            max_chars: Some((2000, "name at most 2000 characters of jobs")),
+            ..field("Runs after", "job names, e.g. extract, transform")
+        }),
     },
     Setting {
         name: "after_failure",
@@ -157,7 +160,10 @@ pub const SETTINGS: [Setting; 13] = [
         schedule: false,
         doc: "Jobs whose runs, ending for good without success, make this job run; `[]` \
               for none.",
-        form: None,
+        form: Some(FormField {
+            max_chars: Some((2000, "name at most 2000 characters of jobs")),
+            ..field("Runs when these fail", "job names, e.g. extract")
+        }),
     },
 ];
 
@@ -240,14 +246,15 @@ impl Setting {
     }
 
     /// Form `text` as this setting's value: `None` when blank (a blank field leaves
-    /// the setting as it is).
+    /// the setting as it is), except for a list of names, where a blank field is the
+    /// empty list (the form shows the names in force, so emptying it means none).
     ///
     /// # Errors
     /// [`FormField::invalid`] for text that is not of the setting's kind.
     pub fn from_text(&self, text: &str) -> Result<Option<Value>, String> {
         let text = text.trim();
         if text.is_empty() {
-            return Ok(None);
+            return Ok((self.kind == SettingKind::Names).then(|| Value::Array(Vec::new())));
         }
         let invalid = || self.form.map_or("", |form| form.invalid).to_owned();
         match self.kind {
@@ -299,6 +306,14 @@ pub fn setting_text(value: Option<&Value>) -> Option<String> {
     match value {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text.clone()),
+        // A list of names reads as the form takes it: "extract, transform".
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         Some(other) => Some(other.to_string()),
     }
 }

@@ -46,12 +46,18 @@ pub struct JobSettings {
     pub params: Option<serde_json::Value>,
     /// Jobs that must all have succeeded since this job last started for it to run
     /// again (fan-in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "no_names")]
     pub after: Option<Vec<String>>,
     /// Jobs whose runs, ending for good without success, make this job run (a failure
     /// branch: clean-ups, fallbacks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "no_names")]
     pub after_failure: Option<Vec<String>>,
+}
+
+/// An empty list of upstream jobs says the same as none, and is stored and compared so.
+#[allow(clippy::ref_option)] // serde hands `skip_serializing_if` the field by reference
+fn no_names(names: &Option<Vec<String>>) -> bool {
+    names.as_ref().is_none_or(Vec::is_empty)
 }
 
 /// A job's validated settings.

@@ -12,6 +12,7 @@ mod browser_chains;
 mod browser_driver;
 mod browser_runs;
 mod chains;
+mod chains_form;
 mod editing;
 mod health;
 mod helpers;

@@ -245,7 +245,9 @@ pub(in crate::web::pages) async fn preview(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    let parsed = if query.kind == "cron" {
+    let parsed = if query.kind == "upstream" {
+        Ok(Schedule::Upstream)
+    } else if query.kind == "cron" {
         Schedule::parse(
             None,
             Some(query.cron.trim()),

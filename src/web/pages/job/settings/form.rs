@@ -44,7 +44,10 @@ impl SettingsForm {
     /// long, not a whole number or not one of a setting's choices.
     pub(super) fn shape_errors(&self) -> FieldErrors {
         let mut errors = FieldErrors::new();
-        if !matches!(self.values.kind.as_str(), "" | "interval" | "cron") {
+        if !matches!(
+            self.values.kind.as_str(),
+            "" | "interval" | "cron" | "upstream"
+        ) {
             errors.insert("kind".into(), "choose an interval or a cron line".into());
         }
         for (setting, _) in Setting::in_form() {
@@ -66,7 +69,10 @@ pub(super) fn patch_from(form: &FormValues) -> Result<JobPatch, FieldErrors> {
             errors.insert(name.to_owned(), message);
         }
     };
-    if form.kind == "cron" {
+    if form.kind == "upstream" {
+        // The schedule stays as it is: none (a job that has one keeps it, and the
+        // planner refuses a job left with neither a schedule nor upstream jobs).
+    } else if form.kind == "cron" {
         let cron = form.get("cron").trim();
         if cron.is_empty() {
             return Err(FieldErrors::from([(
@@ -124,11 +130,18 @@ mod tests {
 
     #[test]
     fn an_untouched_form_restates_the_schedule_and_leaves_blank_fields_out() {
+        // Blank lists of upstream jobs say "none", which the planner finds unchanged for
+        // a job that has none.
         let current = interval("5m");
         let patch = patch_from(&current).expect("a patch");
+        let none = serde_json::Value::Array(Vec::new());
         assert_eq!(
             patch.values().collect::<Vec<_>>(),
-            [("every", &serde_json::Value::from("5m"))]
+            [
+                ("after", &none),
+                ("after_failure", &none),
+                ("every", &serde_json::Value::from("5m"))
+            ]
         );
     }
 

@@ -31,8 +31,11 @@ impl FormValues {
         Self {
             kind: if settings.cron.is_some() {
                 "cron"
-            } else {
+            } else if settings.every.is_some() {
                 "interval"
+            } else {
+                // No schedule of its own: it runs after its upstream jobs.
+                "upstream"
             }
             .into(),
             text: Setting::in_form()
@@ -154,7 +157,8 @@ pub struct ScheduleForm {
     version: i64,
     csrf: String,
     can_edit: bool,
-    interval: bool,
+    /// `interval`, `cron`, or `upstream` for a job with no schedule of its own.
+    kind: String,
     kind_error: Option<String>,
     form_error: Option<String>,
     notice: Option<String>,
@@ -181,7 +185,10 @@ impl ScheduleForm {
             version: job.version,
             csrf: csrf.to_owned(),
             can_edit,
-            interval: values.kind != "cron",
+            kind: match values.kind.as_str() {
+                "cron" | "upstream" => values.kind.clone(),
+                _ => "interval".to_owned(),
+            },
             kind_error: errors
                 .get("kind")
                 .or_else(|| errors.get("schedule"))
