@@ -31,7 +31,7 @@ async fn spawn_deterministic_app() -> TestApp {
 }
 
 /// Signs in as admin through the login form; the browser ends on the dashboard.
-async fn sign_in(browser: &Browser, app: &TestApp) {
+pub(crate) async fn sign_in(browser: &Browser, app: &TestApp) {
     browser.goto(&app.url("/login")).await;
     browser.type_into("#name", "admin").await;
     browser.type_into("#password", ADMIN_PASSWORD).await;

@@ -7,6 +7,7 @@
 use batchboard::job::JobSettings;
 use batchboard::store::RunStatus;
 
+use crate::browser::sign_in;
 use crate::browser_driver;
 use crate::helpers::{ADMIN_PASSWORD, TestApp, job, spawn_app_with, test_settings};
 
@@ -75,13 +76,7 @@ async fn the_chains_view_shows_each_jobs_last_outcome_and_a_node_opens_its_job()
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
-    browser.goto(&app.url("/login")).await;
-    browser.type_into("#name", "admin").await;
-    browser.type_into("#password", ADMIN_PASSWORD).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    browser.wait_for_path("/").await;
+    sign_in(&browser, &app).await;
     browser.click("nav a[href='/chains']").await;
     browser.wait_for_path("/chains").await;
     let outcome = browser

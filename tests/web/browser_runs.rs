@@ -4,11 +4,12 @@
 //!
 //! Without Chromium this test prints SKIP and passes (see [`crate::browser_driver`]).
 
-use batchboard::store::{NewRun, RunFinish, RunStatus, Trigger, WriteBatch};
+use batchboard::store::{RunStatus, Trigger};
 use chrono::{Duration, Utc};
 
+use crate::browser::sign_in;
 use crate::browser_driver;
-use crate::helpers::{ADMIN_PASSWORD, app_with_jobs, job};
+use crate::helpers::{app_with_jobs, finished_run, job};
 
 #[tokio::test]
 async fn the_failure_count_on_the_dashboard_opens_the_runs_view_with_the_failures() {
@@ -23,59 +24,17 @@ async fn the_failure_count_on_the_dashboard_opens_the_runs_view_with_the_failure
         .expect("reads")
         .expect("exists")
         .id;
-    let started = Utc::now() - Duration::minutes(30);
-    let run = NewRun {
+    let run_id = finished_run(
+        &app.store,
         job_id,
-        trigger: Trigger::Schedule,
-        attempt: 1,
-        first_run_id: None,
-        status: RunStatus::Running,
-        scheduled_for: started,
-        started_at: started,
-        finished_at: None,
-        error_kind: None,
-        error_message: None,
-        instance_id: "seed".into(),
-        exclusive: false,
-    };
-    let written = app
-        .store
-        .write_batch(&WriteBatch {
-            inserts: vec![run],
-            ..WriteBatch::default()
-        })
-        .await
-        .expect("written");
-    let run_id = written.inserts[0].run_id().expect("inserted");
-    let finish = RunFinish {
-        run_id,
-        status: RunStatus::Dead,
-        started_at: Some(started),
-        finished_at: started + Duration::seconds(4),
-        duration_ms: Some(4_000),
-        items_checked: 0,
-        items_updated: 0,
-        items_total: None,
-        error_kind: Some("retryable".into()),
-        error_message: Some("the warehouse API timed out".into()),
-        summary: None,
-        retry_at: None,
-    };
-    app.store
-        .write_batch(&WriteBatch {
-            finishes: vec![finish],
-            ..WriteBatch::default()
-        })
-        .await
-        .expect("finished");
+        Trigger::Schedule,
+        Utc::now() - Duration::minutes(30),
+        RunStatus::Dead,
+        Some("the warehouse API timed out"),
+    )
+    .await;
 
-    browser.goto(&app.url("/login")).await;
-    browser.type_into("#name", "admin").await;
-    browser.type_into("#password", ADMIN_PASSWORD).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    browser.wait_for_path("/").await;
+    sign_in(&browser, &app).await;
     browser.wait_for_text("#failed-24h", "1 failed").await;
     browser.click("#failed-24h").await;
     browser.wait_for_path("/runs").await;

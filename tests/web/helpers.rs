@@ -395,3 +395,58 @@ pub fn capture_run_logs() {
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }
+
+/// A run of `job_id` started at `started`, ended as `status` with `error`.
+pub async fn finished_run(
+    store: &batchboard::store::SharedStore,
+    job_id: i64,
+    trigger: batchboard::store::Trigger,
+    started: chrono::DateTime<chrono::Utc>,
+    status: batchboard::store::RunStatus,
+    error: Option<&str>,
+) -> i64 {
+    let run = batchboard::store::NewRun {
+        job_id,
+        trigger,
+        attempt: 1,
+        first_run_id: None,
+        status: batchboard::store::RunStatus::Running,
+        scheduled_for: started,
+        started_at: started,
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: "seed".into(),
+        exclusive: false,
+    };
+    let written = store
+        .write_batch(&batchboard::store::WriteBatch {
+            inserts: vec![run],
+            ..batchboard::store::WriteBatch::default()
+        })
+        .await
+        .expect("written");
+    let run_id = written.inserts[0].run_id().expect("inserted");
+    let finish = batchboard::store::RunFinish {
+        run_id,
+        status,
+        started_at: Some(started),
+        finished_at: started + chrono::Duration::seconds(3),
+        duration_ms: Some(3_000),
+        items_checked: 1,
+        items_updated: 0,
+        items_total: None,
+        error_kind: error.map(|_| "retryable".to_owned()),
+        error_message: error.map(str::to_owned),
+        summary: None,
+        retry_at: None,
+    };
+    store
+        .write_batch(&batchboard::store::WriteBatch {
+            finishes: vec![finish],
+            ..batchboard::store::WriteBatch::default()
+        })
+        .await
+        .expect("finished");
+    run_id
+}

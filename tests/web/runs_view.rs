@@ -2,73 +2,18 @@
 //! filters in the URL (status, job, trigger, time range, error text) and keyset pages;
 //! the dashboard's failure count leads there.
 
-use batchboard::store::{NewRun, Role, RunFinish, RunStatus, SharedStore, Trigger, WriteBatch};
+use batchboard::store::{Role, RunStatus, Trigger};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, TestClient, app_with_jobs, job, signed_in};
+use crate::helpers::{TestApp, TestClient, app_with_jobs, finished_run, job, signed_in};
 
 fn at(hour: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
         .single()
         .expect("a valid time")
         + Duration::hours(hour)
-}
-
-/// A run of `job_id` started at `started`, ended as `status` with `error`.
-async fn seed(
-    store: &SharedStore,
-    job_id: i64,
-    trigger: Trigger,
-    started: DateTime<Utc>,
-    status: RunStatus,
-    error: Option<&str>,
-) -> i64 {
-    let run = NewRun {
-        job_id,
-        trigger,
-        attempt: 1,
-        first_run_id: None,
-        status: RunStatus::Running,
-        scheduled_for: started,
-        started_at: started,
-        finished_at: None,
-        error_kind: None,
-        error_message: None,
-        instance_id: "seed".into(),
-        exclusive: false,
-    };
-    let written = store
-        .write_batch(&WriteBatch {
-            inserts: vec![run],
-            ..WriteBatch::default()
-        })
-        .await
-        .expect("written");
-    let run_id = written.inserts[0].run_id().expect("inserted");
-    let finish = RunFinish {
-        run_id,
-        status,
-        started_at: Some(started),
-        finished_at: started + Duration::seconds(3),
-        duration_ms: Some(3_000),
-        items_checked: 1,
-        items_updated: 0,
-        items_total: None,
-        error_kind: error.map(|_| "retryable".to_owned()),
-        error_message: error.map(str::to_owned),
-        summary: None,
-        retry_at: None,
-    };
-    store
-        .write_batch(&WriteBatch {
-            finishes: vec![finish],
-            ..WriteBatch::default()
-        })
-        .await
-        .expect("finished");
-    run_id
 }
 
 /// Two jobs: `export` with 55 successes an hour apart, then `sync` with a timeout
@@ -90,7 +35,7 @@ async fn seeded_app() -> (TestApp, Vec<i64>) {
     let mut ids = Vec::new();
     for hour in 0..55 {
         ids.push(
-            seed(
+            finished_run(
                 &app.store,
                 export,
                 Trigger::Schedule,
@@ -102,7 +47,7 @@ async fn seeded_app() -> (TestApp, Vec<i64>) {
         );
     }
     ids.push(
-        seed(
+        finished_run(
             &app.store,
             sync,
             Trigger::Schedule,
@@ -113,7 +58,7 @@ async fn seeded_app() -> (TestApp, Vec<i64>) {
         .await,
     );
     ids.push(
-        seed(
+        finished_run(
             &app.store,
             sync,
             Trigger::Retry,
@@ -124,7 +69,7 @@ async fn seeded_app() -> (TestApp, Vec<i64>) {
         .await,
     );
     ids.push(
-        seed(
+        finished_run(
             &app.store,
             sync,
             Trigger::Manual,
@@ -275,7 +220,7 @@ async fn the_dashboards_failure_count_leads_to_those_failures() {
         .expect("exists")
         .id;
     let now = Utc::now();
-    let failed = seed(
+    let failed = finished_run(
         &app.store,
         export,
         Trigger::Schedule,
@@ -284,7 +229,7 @@ async fn the_dashboards_failure_count_leads_to_those_failures() {
         Some("boom"),
     )
     .await;
-    let old = seed(
+    let old = finished_run(
         &app.store,
         export,
         Trigger::Schedule,

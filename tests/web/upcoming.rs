@@ -5,8 +5,9 @@
 use batchboard::store::Role;
 use reqwest::StatusCode;
 
+use crate::browser::sign_in;
 use crate::browser_driver;
-use crate::helpers::{ADMIN_PASSWORD, app_with_jobs, job, signed_in};
+use crate::helpers::{app_with_jobs, job, signed_in};
 
 #[tokio::test]
 async fn upcoming_fires_show_intervals_cron_lines_bands_and_jobs_that_do_not_fire() {
@@ -96,13 +97,7 @@ async fn the_upcoming_timeline_renders_in_a_browser() {
         disabled,
     ])
     .await;
-    browser.goto(&app.url("/login")).await;
-    browser.type_into("#name", "admin").await;
-    browser.type_into("#password", ADMIN_PASSWORD).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    browser.wait_for_path("/").await;
+    sign_in(&browser, &app).await;
     browser.click("nav a[href='/upcoming']").await;
     browser.wait_for_path("/upcoming").await;
     browser
