@@ -226,7 +226,10 @@ async fn list_jobs(settings: Settings) -> anyhow::Result<ExitCode> {
         let schedule = match (&settings.every, &settings.cron) {
             (Some(every), _) => format!("every {every}"),
             (None, Some(cron)) => format!("cron {cron}"),
-            (None, None) => "-".into(),
+            (None, None) => match settings.after.as_deref() {
+                Some([first, ..]) => format!("after {first}"),
+                _ => "-".into(),
+            },
         };
         let next = job
             .next_run_at

@@ -114,7 +114,7 @@ pub fn demo_jobs() -> Vec<JobSettings> {
         JobSettings {
             every: Some("2m".into()),
             params: Some(shell(
-                "echo 'exporting yesterday\'s orders'; sleep 2; \
+                "echo \"exporting yesterday's orders\"; sleep 2; \
                  echo 'BATCHBOARD checked=120 updated=120'",
             )),
             ..job(

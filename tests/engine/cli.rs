@@ -225,3 +225,28 @@ fn jobs_lists_each_jobs_state_as_the_console_and_the_api_name_it() {
         "{listing}"
     );
 }
+
+#[test]
+fn the_demo_chains_commands_succeed() {
+    // With no settings file the demo jobs are used; their shell scripts must work, or a
+    // new user's first chain shows a failure.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let migrate = batchboard(dir.path(), &["migrate"]);
+    assert!(migrate.status.success(), "{}", text(&migrate.stderr));
+    for job in ["report-extract", "report-build", "report-publish"] {
+        let run = batchboard(dir.path(), &["run", job]);
+        let stdout = text(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{job}: {stdout} {}",
+            text(&run.stderr)
+        );
+        assert!(stdout.contains(&format!("of {job}: succeeded")), "{stdout}");
+    }
+    let jobs = text(&batchboard(dir.path(), &["jobs"]).stdout);
+    let build = jobs
+        .lines()
+        .find(|line| line.starts_with("report-build"))
+        .expect("listed");
+    assert!(build.contains("after report-extract"), "{jobs}");
+}
