@@ -494,13 +494,15 @@ impl Core {
                 for run in runs {
                     let (finish, retry) = self.interruption(&run);
                     let exec = Arc::clone(&self.exec);
-                    self.tracker.spawn(exec.interrupt(finish, retry));
+                    self.tracker
+                        .spawn(exec.interrupt(run.job_id, finish, retry));
                 }
             }
             Command::QueueRetry(due) => self.queue_retry(due),
             Command::Adopt(runs) => self.adopt_retries(&runs),
             Command::Claimed(claimed, at) => self.take_claimed(claimed, at),
             Command::UpstreamDone { job_id, at } => self.run_after(job_id, at),
+            Command::RunEnded { job_id, finished } => self.follow_upstream(job_id, finished),
             Command::Shutdown => {}
         }
     }

@@ -122,11 +122,22 @@ impl Exec {
     }
 
     /// Records that a run of an instance that is gone was interrupted, then has its
-    /// retry (if any) queued.
-    pub(crate) async fn interrupt(self: Arc<Self>, finish: RunFinish, retry: Option<RetryDue>) {
+    /// retry (if any) queued, and tells the jobs that follow its job.
+    pub(crate) async fn interrupt(
+        self: Arc<Self>,
+        job_id: i64,
+        finish: RunFinish,
+        retry: Option<RetryDue>,
+    ) {
         let run_id = finish.run_id;
+        let finished = Finished {
+            status: finish.status,
+            finished_at: finish.finished_at,
+            for_good: retry.is_none(),
+        };
         match self.writer.finish_run(finish).await {
             Ok(()) => {
+                let _ = self.commands.send(Command::RunEnded { job_id, finished });
                 if let Some(retry) = retry {
                     let _ = self.commands.send(Command::QueueRetry(retry));
                 }

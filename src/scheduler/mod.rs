@@ -197,6 +197,12 @@ enum Command {
         job_id: i64,
         at: DateTime<Utc>,
     },
+    /// A run of `job_id` that did not end here (its instance is gone) was recorded as
+    /// ended: the jobs that follow it may be due.
+    RunEnded {
+        job_id: i64,
+        finished: handoff::Finished,
+    },
 }
 
 /// A cheap, cloneable way to command the scheduler and watch it.

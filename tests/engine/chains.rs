@@ -3,7 +3,8 @@
 
 use batchboard::job::JobSettings;
 use batchboard::scheduler::{EditError, JobPatch, SchedulerEvent};
-use batchboard::store::{RunStatus, Trigger};
+use batchboard::store::writer::Writer;
+use batchboard::store::{InstanceKind, NewInstance, NewRun, RunStatus, Trigger};
 use serde_json::json;
 
 use crate::support::{Engine, job, t0};
@@ -295,5 +296,76 @@ async fn an_edit_that_adds_an_upstream_job_takes_effect_at_once_and_one_that_loo
     let (load, status) = engine.finished("load").await;
     assert_eq!(status, RunStatus::Succeeded);
     assert_eq!(engine.run(load).await.trigger, Trigger::Dependency);
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn a_failure_branch_runs_when_an_instance_that_is_gone_leaves_its_upstream_run_cut_off() {
+    let extract = JobSettings {
+        max_attempts: Some(1),
+        ..job("extract", "1d", ok())
+    };
+    let cleanup = JobSettings {
+        name: "cleanup".into(),
+        handler: "scripted".into(),
+        params: Some(ok()),
+        after_failure: Some(vec!["extract".into()]),
+        ..JobSettings::default()
+    };
+    let mut engine = Engine::start(&[extract, cleanup]).await;
+    let ghost = NewInstance {
+        id: "ghost".into(),
+        kind: InstanceKind::Run,
+        host: "elsewhere".into(),
+        pid: 7,
+    };
+    engine
+        .store
+        .register_instance(&ghost, t0())
+        .await
+        .expect("the other instance registers");
+    let job_id = engine
+        .store
+        .job_by_name("extract")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .id;
+    let (writer, writer_task) = Writer::start(engine.store.clone());
+    let orphan = writer
+        .insert_run(NewRun {
+            job_id,
+            trigger: Trigger::Manual,
+            attempt: 1,
+            first_run_id: None,
+            status: RunStatus::Running,
+            scheduled_for: t0(),
+            started_at: t0(),
+            finished_at: None,
+            error_kind: None,
+            error_message: None,
+            instance_id: "ghost".into(),
+            exclusive: false,
+        })
+        .await
+        .expect("its run is written")
+        .run_id()
+        .expect("it is not exclusive");
+    drop(writer);
+    writer_task.await.expect("the writer ends");
+
+    // The ghost's lease runs out; its run is cut off for good (one attempt allowed).
+    engine.advance(10).await;
+    engine.advance(10).await;
+    let (cleanup, status) = engine.finished("cleanup").await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let cut_off = engine.run(orphan).await;
+    assert!(
+        cut_off.status.is_final() && cut_off.retry_at.is_none(),
+        "{cut_off:?}"
+    );
+    let cleanup = engine.run(cleanup).await;
+    assert_eq!(cleanup.trigger, Trigger::Dependency);
+    assert_eq!(Some(cleanup.scheduled_for), cut_off.finished_at);
     engine.stop().await;
 }

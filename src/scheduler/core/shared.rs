@@ -189,7 +189,7 @@ impl Core {
             retry_at: None,
         };
         let exec = std::sync::Arc::clone(&self.exec);
-        self.tracker.spawn(exec.interrupt(finish, None));
+        self.tracker.spawn(exec.interrupt(run.job_id, finish, None));
     }
 
     /// A retry found an exclusive run of its job going: it waits for this instance's
