@@ -58,12 +58,7 @@ impl Links {
 
     /// The upstream jobs, and how this one follows each.
     fn upstream(&self) -> impl Iterator<Item = (&JobName, Follows)> {
-        let success = self.after.iter().map(|name| (name, Follows::Success));
-        let failure = self
-            .after_failure
-            .iter()
-            .map(|name| (name, Follows::Failure));
-        success.chain(failure)
+        both(&self.after, &self.after_failure)
     }
 
     /// How this job follows `upstream_job`, if it does.
@@ -76,11 +71,15 @@ impl Links {
 
 /// The upstream jobs `spec` follows, and how.
 pub fn upstream(spec: &JobSpec) -> impl Iterator<Item = (&JobName, Follows)> {
-    let success = spec.after.iter().map(|name| (name, Follows::Success));
-    let failure = spec
-        .after_failure
-        .iter()
-        .map(|name| (name, Follows::Failure));
+    both(&spec.after, &spec.after_failure)
+}
+
+fn both<'a>(
+    after: &'a [JobName],
+    after_failure: &'a [JobName],
+) -> impl Iterator<Item = (&'a JobName, Follows)> {
+    let success = after.iter().map(|name| (name, Follows::Success));
+    let failure = after_failure.iter().map(|name| (name, Follows::Failure));
     success.chain(failure)
 }
 

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use self::rows::{JOB_COLUMNS, JobRow, LogRow, RUN_COLUMNS, RunRow, decode_all};
 use self::sync::sync_jobs;
@@ -214,43 +214,7 @@ impl Store for PgStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
-        let mut sql =
-            QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE TRUE"));
-        if let Some(job_id) = filter.job_id {
-            sql.push(" AND runs.job_id = ").push_bind(job_id);
-        }
-        if let Some(status) = filter.status {
-            sql.push(" AND runs.status = ").push_bind(status.as_str());
-        }
-        if let Some(trigger) = filter.trigger {
-            sql.push(" AND runs.trigger = ").push_bind(trigger.as_str());
-        }
-        if !filter.any_status.is_empty() {
-            sql.push(" AND runs.status IN (");
-            let mut statuses = sql.separated(", ");
-            for status in &filter.any_status {
-                statuses.push_bind(status.as_str());
-            }
-            sql.push(")");
-        }
-        if let Some(from) = filter.started_from {
-            sql.push(" AND runs.started_at >= ").push_bind(from);
-        }
-        if let Some(until) = filter.started_before {
-            sql.push(" AND runs.started_at < ").push_bind(until);
-        }
-        if let Some(text) = &filter.error_contains {
-            sql.push(" AND strpos(lower(runs.error_message), lower(")
-                .push_bind(text.clone())
-                .push(")) > 0");
-        }
-        if let Some(before) = filter.before {
-            sql.push(" AND runs.id < ").push_bind(before);
-        }
-        sql.push(" ORDER BY runs.id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        let rows = sql.build_query_as::<RunRow>().fetch_all(&self.pool).await?;
-        decode_all(rows)
+        reads::runs(&self.pool, filter).await
     }
 
     async fn upstream_succeeded(

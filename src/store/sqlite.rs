@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use self::rows::{
     JOB_COLUMNS, JobRow, LogRow, RUN_COLUMNS, RunRow, decode_all, micros, opt_micros, to_json,
@@ -253,43 +253,7 @@ impl Store for SqliteStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
-        let mut sql =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
-        if let Some(job_id) = filter.job_id {
-            sql.push(" AND runs.job_id = ").push_bind(job_id);
-        }
-        if let Some(status) = filter.status {
-            sql.push(" AND runs.status = ").push_bind(status.as_str());
-        }
-        if let Some(trigger) = filter.trigger {
-            sql.push(" AND runs.trigger = ").push_bind(trigger.as_str());
-        }
-        if !filter.any_status.is_empty() {
-            sql.push(" AND runs.status IN (");
-            let mut statuses = sql.separated(", ");
-            for status in &filter.any_status {
-                statuses.push_bind(status.as_str());
-            }
-            sql.push(")");
-        }
-        if let Some(from) = filter.started_from {
-            sql.push(" AND runs.started_at >= ").push_bind(micros(from));
-        }
-        if let Some(until) = filter.started_before {
-            sql.push(" AND runs.started_at < ").push_bind(micros(until));
-        }
-        if let Some(text) = &filter.error_contains {
-            sql.push(" AND instr(lower(runs.error_message), lower(")
-                .push_bind(text.clone())
-                .push(")) > 0");
-        }
-        if let Some(before) = filter.before {
-            sql.push(" AND runs.id < ").push_bind(before);
-        }
-        sql.push(" ORDER BY runs.id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        let rows = sql.build_query_as::<RunRow>().fetch_all(&self.pool).await?;
-        decode_all(rows)
+        reads::runs(&self.pool, filter).await
     }
 
     async fn upstream_succeeded(

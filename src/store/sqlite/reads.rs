@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::rows::{JOB_COLUMNS, JobRow, RUN_COLUMNS, RunRow, decode_all, micros};
 use crate::store::{
-    JobQuery, JobRecord, OutcomeBucket, RunRecord, RunStatus, StoreError, StoreResult,
+    JobQuery, JobRecord, OutcomeBucket, RunFilter, RunRecord, RunStatus, StoreError, StoreResult,
 };
 
 /// Job ids per `IN (…)` list, well under SQLite's limit on bound parameters.
@@ -178,4 +178,45 @@ pub(super) async fn upstream_succeeded(
     }
     let follower = newest.pop().flatten();
     Ok(made_due(&newest, follower.as_ref()))
+}
+
+/// See [`Store::runs`](crate::store::Store::runs).
+pub(super) async fn runs(pool: &SqlitePool, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
+    let mut sql =
+        QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+    if let Some(job_id) = filter.job_id {
+        sql.push(" AND runs.job_id = ").push_bind(job_id);
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND runs.status = ").push_bind(status.as_str());
+    }
+    if let Some(trigger) = filter.trigger {
+        sql.push(" AND runs.trigger = ").push_bind(trigger.as_str());
+    }
+    if !filter.any_status.is_empty() {
+        sql.push(" AND runs.status IN (");
+        let mut statuses = sql.separated(", ");
+        for status in &filter.any_status {
+            statuses.push_bind(status.as_str());
+        }
+        sql.push(")");
+    }
+    if let Some(from) = filter.started_from {
+        sql.push(" AND runs.started_at >= ").push_bind(micros(from));
+    }
+    if let Some(until) = filter.started_before {
+        sql.push(" AND runs.started_at < ").push_bind(micros(until));
+    }
+    if let Some(text) = &filter.error_contains {
+        sql.push(" AND instr(lower(runs.error_message), lower(")
+            .push_bind(text.clone())
+            .push(")) > 0");
+    }
+    if let Some(before) = filter.before {
+        sql.push(" AND runs.id < ").push_bind(before);
+    }
+    sql.push(" ORDER BY runs.id DESC LIMIT ")
+        .push_bind(i64::from(filter.limit));
+    let rows = sql.build_query_as::<RunRow>().fetch_all(pool).await?;
+    decode_all(rows)
 }
