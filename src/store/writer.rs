@@ -38,6 +38,12 @@ pub struct WriteFailed(Arc<StoreError>);
 /// How many requests one transaction takes at most; more wait for the next one.
 const MAX_BATCH: usize = 8192;
 
+/// The same on the lane that starts runs, where it is smaller: a run starts once its
+/// claim has committed, so a burst of fires claimed in slices starts slice by slice
+/// while the next is written, and its finishes go on the other lane meanwhile, instead
+/// of every run waiting for the whole burst's transaction.
+const MAX_START_BATCH: usize = 1024;
+
 /// The wait after a batch failed on a transient error, doubled at each further failure
 /// up to [`RETRY_WAIT_MAX`].
 const RETRY_WAIT_FIRST: Duration = Duration::from_millis(100);
@@ -80,13 +86,13 @@ impl Writer {
         let (starts, start_rx) = mpsc::unbounded_channel();
         let (logs, log_rx) = mpsc::unbounded_channel();
         if store.write_lanes() < 2 {
-            let task = tokio::spawn(run(store, start_rx, Some(log_rx)));
+            let task = tokio::spawn(run(store, start_rx, Some(log_rx), MAX_BATCH));
             let ends = starts.clone();
             return (Writer { starts, ends, logs }, task);
         }
         let (ends, end_rx) = mpsc::unbounded_channel();
-        let start_lane = tokio::spawn(run(store.clone(), start_rx, None));
-        let end_lane = tokio::spawn(run(store, end_rx, Some(log_rx)));
+        let start_lane = tokio::spawn(run(store.clone(), start_rx, None, MAX_START_BATCH));
+        let end_lane = tokio::spawn(run(store, end_rx, Some(log_rx), MAX_BATCH));
         let task = tokio::spawn(async move {
             for lane in [start_lane, end_lane] {
                 if let Err(error) = lane.await {
@@ -248,11 +254,13 @@ impl Pending {
     }
 }
 
-/// One lane: batches what `requests` (and `logs`, on the lane that writes them) bring.
+/// One lane: batches what `requests` (and `logs`, on the lane that writes them) bring,
+/// up to `max_batch` requests a transaction.
 async fn run(
     store: SharedStore,
     mut requests: mpsc::UnboundedReceiver<Request>,
     mut logs: Option<mpsc::UnboundedReceiver<LogLine>>,
+    max_batch: usize,
 ) {
     let mut requests_open = true;
     let mut logs_open = logs.is_some();
@@ -269,7 +277,7 @@ async fn run(
                 None => logs_open = false,
             },
         }
-        while pending.len() < MAX_BATCH {
+        while pending.len() < max_batch {
             let Ok(request) = requests.try_recv() else {
                 break;
             };
@@ -278,7 +286,7 @@ async fn run(
         // Logs are taken after requests so that a run's lines, sent before its finish,
         // are always in the same batch as the finish or an earlier one.
         if let Some(logs) = logs.as_mut() {
-            while pending.len() < MAX_BATCH * 2 {
+            while pending.len() < max_batch * 2 {
                 let Ok(line) = logs.try_recv() else { break };
                 pending.push(Request::Log(line));
             }

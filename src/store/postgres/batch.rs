@@ -230,7 +230,8 @@ async fn insert_runs(
     }
     let count = i64::try_from(runs.len()).unwrap_or(i64::MAX);
     let mut ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT nextval(pg_get_serial_sequence('runs', 'id')) FROM generate_series(1, $1)",
+        "SELECT nextval(sequence) \
+         FROM pg_get_serial_sequence('runs', 'id') AS sequence, generate_series(1, $1)",
     )
     .bind(count)
     .fetch_all(&mut *tx)
