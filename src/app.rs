@@ -46,6 +46,8 @@ pub struct Application {
     job_changes: (tokio_util::sync::CancellationToken, Option<JoinHandle<()>>),
     /// On SQLite, proof that no other `serve` uses the file; released when dropped.
     _serve_lock: Option<ServeLock>,
+    /// Watches runs for alerts; cancelled once the scheduler has stopped.
+    alert_watch: (tokio_util::sync::CancellationToken, Option<JoinHandle<()>>),
 }
 
 /// How to build an [`Application`] besides its settings.
@@ -76,6 +78,7 @@ pub fn use_demo_jobs_without_file(settings: &mut Settings) -> String {
         Some(path) => path.display().to_string(),
         None => {
             settings.jobs = jobs::demo_jobs();
+            settings.alerts = jobs::demo_alerts();
             "the built-in demo jobs (no batchboard.toml found)".into()
         }
     }
@@ -158,6 +161,17 @@ impl Application {
         let (scheduler, scheduler_task) = scheduler::start(parts)
             .await
             .context("starting the scheduler")?;
+        let alerts = crate::alerts::Alerts::new(
+            settings.alerts.clone(),
+            settings.web.public_url.clone(),
+            store.clone(),
+            options.clock.clone(),
+        );
+        let stop_alerts = tokio_util::sync::CancellationToken::new();
+        let alert_watch = (
+            stop_alerts.clone(),
+            alerts.watch(scheduler.subscribe(), stop_alerts),
+        );
         let stop_following = tokio_util::sync::CancellationToken::new();
         let following = crate::instance::job_changes::follow(
             store.clone(),
@@ -194,6 +208,8 @@ impl Application {
             sessions,
             store: store.clone(),
             scheduler: scheduler.clone(),
+            alerts,
+            banner: std::sync::Arc::default(),
             registry,
             config: std::sync::Arc::new(web_config),
             throttle: std::sync::Arc::new(web::throttle::LoginThrottle::new(options.clock.clone())),
@@ -239,6 +255,7 @@ impl Application {
             elector,
             job_changes: (stop_following, following),
             _serve_lock: serve_lock,
+            alert_watch,
         })
     }
 
@@ -342,6 +359,13 @@ impl Application {
         self.scheduler.shutdown();
         if let Err(error) = self.scheduler_task.await {
             tracing::error!(%error, "the scheduler task failed");
+        }
+        let (stop_alerts, alert_watch) = self.alert_watch;
+        stop_alerts.cancel();
+        if let Some(alert_watch) = alert_watch
+            && let Err(error) = alert_watch.await
+        {
+            tracing::error!(%error, "the alert watcher failed");
         }
         // Resigned once this scheduler stopped firing, so the next leader starts at once.
         self.elector.stop().await;

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use crate::job::JobSettings;
 
+mod alerts;
 mod file;
 mod jobs;
 mod metrics;
@@ -92,6 +93,8 @@ pub struct Settings {
     pub web: WebSettings,
     /// The file's `[[jobs]]`, not yet checked: see [`Settings::job_specs`].
     pub jobs: Vec<JobSettings>,
+    /// The file's `[[alerts]]` and the jobs' alert settings, checked.
+    pub alerts: crate::alerts::AlertSettings,
     /// The file read, or `None` when there was none (the caller then uses the demo jobs).
     pub source: Option<PathBuf>,
 }
@@ -153,6 +156,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             web: WebSettings::default(),
             jobs: Vec::new(),
+            alerts: crate::alerts::AlertSettings::default(),
             source: None,
         }
     }
@@ -172,6 +176,7 @@ impl fmt::Debug for Settings {
             .field("metrics", &self.metrics)
             .field("web", &self.web)
             .field("jobs", &self.jobs)
+            .field("alerts", &self.alerts)
             .field("source", &self.source)
             .finish()
     }

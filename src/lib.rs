@@ -34,12 +34,14 @@
 //! Dependencies point one way: `web` → `scheduler` → `store`; `job` and `schedule`
 //! know nothing of either.
 
+pub mod alerts;
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod instance;
 pub mod job;
 pub mod jobs;
+pub mod maintenance;
 pub mod password_checks;
 pub mod runlog;
 pub mod schedule;

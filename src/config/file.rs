@@ -28,6 +28,8 @@ pub(super) struct FileSettings {
     pub(super) web: super::web::FileWeb,
     #[serde(default)]
     pub(super) jobs: Vec<JobSettings>,
+    #[serde(default)]
+    pub(super) alerts: Vec<super::alerts::FileAlert>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,6 +52,17 @@ pub(super) fn build(
     let admin_password = env(ENV_ADMIN_PASSWORD);
     let metrics = metrics::metrics_settings(raw.metrics, &file_origin, env, &mut problem);
     let web = web::web_settings(raw.web, &file_origin, env, &mut problem);
+    let (alerts, alert_problems) = super::alerts::alert_settings(raw.alerts, &raw.jobs);
+    problems.extend(
+        alert_problems
+            .into_iter()
+            .map(|(job, field, message)| ConfigProblem {
+                origin: file_origin.clone(),
+                job: job.map(|name| format!("job {name:?}")),
+                field: Some(field),
+                message,
+            }),
+    );
 
     if problems.is_empty() {
         Ok(Settings {
@@ -63,6 +74,7 @@ pub(super) fn build(
             metrics,
             web,
             jobs: raw.jobs,
+            alerts,
             source,
         })
     } else {

@@ -6,6 +6,7 @@
 //! secure_cookies = true                 # or BATCHBOARD_SECURE_COOKIES=true
 //! hsts = "1y"                           # Strict-Transport-Security max-age
 //! trusted_proxies = ["10.0.0.0/8"]      # X-Forwarded-For is read only from these peers
+//! public_url = "https://batchboard.example.com"   # alerts link to runs there
 //! ```
 
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub struct WebSettings {
     /// Peers whose `X-Forwarded-For` names the real client; from anyone else the header
     /// is ignored and the peer address is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// Where people reach the console, for the links in alerts; without it, alerts
+    /// give the run's path only.
+    pub public_url: Option<reqwest::Url>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +41,7 @@ pub(super) struct FileWeb {
     secure_cookies: Option<bool>,
     hsts: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    public_url: Option<String>,
 }
 
 pub(super) fn web_settings(
@@ -85,9 +90,27 @@ pub(super) fn web_settings(
             ),
         }
     }
+    let public_url = raw.public_url.and_then(|text| {
+        match reqwest::Url::parse(text.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                Some(url)
+            }
+            _ => {
+                problem(
+                    file_origin,
+                    Some("web.public_url"),
+                    format!(
+                        "{text:?} is not where the console is reached: write its address, like https://batchboard.example.com"
+                    ),
+                );
+                None
+            }
+        }
+    });
     WebSettings {
         secure_cookies,
         hsts,
         trusted_proxies,
+        public_url,
     }
 }

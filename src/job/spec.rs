@@ -52,6 +52,16 @@ pub struct JobSettings {
     /// branch: clean-ups, fallbacks).
     #[serde(default, skip_serializing_if = "no_names")]
     pub after_failure: Option<Vec<String>>,
+    /// Alert targets that hear of this job besides those that list it (see
+    /// [`crate::alerts`]).
+    #[serde(default, skip_serializing_if = "no_names")]
+    pub alerts: Option<Vec<String>>,
+    /// A `late` alert goes out when no run succeeded for this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_success_within: Option<String>,
+    /// A `slow` alert goes out when a run is still going after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_duration_under: Option<String>,
 }
 
 /// An empty list of upstream jobs says the same as none, and is stored and compared so.

@@ -30,6 +30,7 @@ pub use demo::{
 pub use http::{HttpHandler, HttpParams, RequestBody};
 pub use prune_history::{PruneHistoryHandler, PruneHistoryParams};
 
+use crate::alerts::{AlertEvent, AlertSettings, AlertTarget, Destination};
 use crate::job::{JobSettings, RegistryBuilder};
 use crate::store::SharedStore;
 
@@ -155,6 +156,20 @@ pub fn demo_jobs() -> Vec<JobSettings> {
             )
         },
     ]
+}
+
+/// The alert target used with the demo jobs: the server's log, so that a new user sees
+/// alerts on the alerts page (and in the terminal) without setting up a webhook.
+pub fn demo_alerts() -> AlertSettings {
+    AlertSettings {
+        targets: vec![AlertTarget {
+            name: "demo-log".to_owned(),
+            destination: Destination::Log,
+            events: vec![AlertEvent::Dead, AlertEvent::Recovered, AlertEvent::Failed],
+            jobs: None,
+        }],
+        jobs: std::collections::BTreeMap::new(),
+    }
 }
 
 /// The params of a `command` job running `script` with `sh -c`.

@@ -7,10 +7,13 @@
 //! into the model (`rows`), and deciding what a sync of the settings file writes
 //! (`sync`).
 
+mod actions;
+mod alerts;
 mod batch_order;
 mod batch_plan;
 mod instance;
 mod job_state;
+mod maintenance;
 mod model;
 pub mod postgres;
 mod reads;
@@ -30,8 +33,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
+pub use actions::ActionStore;
+pub use alerts::{AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, Trouble};
 pub use instance::{InstanceKind, InstanceRecord, LeaderTerm, NewInstance};
 pub use job_state::{JobRuns, JobState};
+pub use maintenance::{Maintenance, MaintenanceStore};
 pub use model::*;
 pub use reads::*;
 pub use session_rows::SessionRows;
@@ -99,6 +105,15 @@ pub trait Store: Send + Sync + 'static {
     fn write_lanes(&self) -> usize {
         1
     }
+
+    /// The alerts' deliveries and troubles.
+    fn alerts(&self) -> &dyn AlertStore;
+
+    /// Whether an admin holds every job paused.
+    fn maintenance(&self) -> &dyn MaintenanceStore;
+
+    /// Actions on runs, in the history.
+    fn actions(&self) -> &dyn ActionStore;
 
     /// Applies the embedded migrations.
     async fn migrate(&self) -> StoreResult<()>;

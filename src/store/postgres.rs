@@ -10,10 +10,13 @@
 //! Times are TIMESTAMPTZ, which holds microseconds, the precision the scheduler
 //! truncates its times to (see `rows`).
 
+mod actions;
+mod alerts;
 mod batch;
 mod claims;
 mod edits;
 mod instances;
+mod maintenance;
 mod partitions;
 mod prune;
 mod reads;
@@ -94,6 +97,18 @@ impl PgStore {
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn alerts(&self) -> &dyn crate::store::AlertStore {
+        self
+    }
+
+    fn maintenance(&self) -> &dyn crate::store::MaintenanceStore {
+        self
+    }
+
+    fn actions(&self) -> &dyn crate::store::ActionStore {
+        self
     }
 
     fn write_lanes(&self) -> usize {

@@ -7,10 +7,13 @@
 //!
 //! Times are stored as INTEGER microseconds since the epoch; see the first migration.
 
+mod actions;
+mod alerts;
 mod batch;
 mod claims;
 mod edits;
 mod instances;
+mod maintenance;
 mod migrate;
 mod prune;
 mod reads;
@@ -107,6 +110,18 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn alerts(&self) -> &dyn crate::store::AlertStore {
+        self
+    }
+
+    fn maintenance(&self) -> &dyn crate::store::MaintenanceStore {
+        self
+    }
+
+    fn actions(&self) -> &dyn crate::store::ActionStore {
+        self
     }
 
     async fn migrate(&self) -> StoreResult<()> {

@@ -163,6 +163,23 @@ impl IntoResponse for WebError {
 /// The result of a web handler.
 pub type WebResult<T> = Result<T, WebError>;
 
+/// A refused maintenance: a bad reason is 422 naming `reason`, one already under way (or
+/// none to end) 409.
+impl From<crate::maintenance::MaintenanceError> for WebError {
+    fn from(error: crate::maintenance::MaintenanceError) -> Self {
+        use crate::maintenance::MaintenanceError;
+        let message = error.to_string();
+        match error {
+            MaintenanceError::NoReason | MaintenanceError::ReasonTooLong => Self::Invalid {
+                error: "maintenance did not begin".into(),
+                fields: BTreeMap::from([("reason".to_owned(), message)]),
+            },
+            MaintenanceError::AlreadyOn { .. } | MaintenanceError::NotOn => Self::Conflict(message),
+            MaintenanceError::Store(error) => error.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod banner;
 pub mod cancel;
 pub mod client_address;
 pub mod config;
@@ -55,6 +56,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let headers_layer = from_fn_with_state(state.config.clone(), security::headers);
     let static_files = ServeDir::new(&state.config.static_dir);
     let protected = pages::routes()
+        .layer(from_fn_with_state(state.clone(), banner::with_banner))
         .merge(api::routes())
         .layer(from_fn(pages::account::require_password_change))
         .layer(from_fn(auth::require_login))

@@ -18,6 +18,10 @@ use crate::store::SharedStore;
 pub struct AppState {
     pub store: SharedStore,
     pub scheduler: SchedulerHandle,
+    /// The maintenance banner as last read.
+    pub banner: Arc<crate::web::banner::BannerCache>,
+    /// The alert targets, and what sends test alerts to them.
+    pub alerts: crate::alerts::Alerts,
     /// The handlers, to validate edited settings against.
     pub registry: Registry,
     pub config: Arc<WebConfig>,

@@ -1,13 +1,14 @@
 //! Chains on the real scheduler, with the manual clock: `after` runs a job once its
 //! upstream jobs have succeeded, `after_failure` when one failed for good.
 
+use batchboard::clock::Clock as _;
 use batchboard::job::JobSettings;
 use batchboard::scheduler::{EditError, JobPatch, SchedulerEvent};
 use batchboard::store::writer::Writer;
 use batchboard::store::{InstanceKind, NewInstance, NewRun, RunStatus, Trigger};
 use serde_json::json;
 
-use crate::support::{Engine, job, t0};
+use crate::support::{self, Engine, job, t0};
 
 fn after(name: &str, upstream: &[&str], script: serde_json::Value) -> JobSettings {
     JobSettings {
@@ -364,6 +365,67 @@ async fn a_failure_branch_runs_when_an_instance_that_is_gone_leaves_its_upstream
         cut_off.status.is_final() && cut_off.retry_at.is_none(),
         "{cut_off:?}"
     );
+    let cleanup = engine.run(cleanup).await;
+    assert_eq!(cleanup.trigger, Trigger::Dependency);
+    assert_eq!(Some(cleanup.scheduled_for), cut_off.finished_at);
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn a_failure_branch_runs_when_start_up_finds_its_upstream_run_cut_off() {
+    let extract = JobSettings {
+        max_attempts: Some(1),
+        ..job("extract", "1d", ok())
+    };
+    let cleanup = JobSettings {
+        name: "cleanup".into(),
+        handler: "scripted".into(),
+        params: Some(ok()),
+        after_failure: Some(vec!["extract".into()]),
+        ..JobSettings::default()
+    };
+    let jobs = [extract, cleanup];
+    let engine = Engine::start(&jobs).await;
+    let job_id = engine
+        .store
+        .job_by_name("extract")
+        .await
+        .expect("loads")
+        .expect("exists")
+        .id;
+    let store = engine.store.clone();
+    let (dir, clock) = engine.stop().await;
+    // A process that died mid-run left this behind, and never registered again.
+    let (writer, writer_task) = Writer::start(store.clone());
+    let orphan = writer
+        .insert_run(NewRun {
+            job_id,
+            trigger: Trigger::Manual,
+            attempt: 1,
+            first_run_id: None,
+            status: RunStatus::Running,
+            scheduled_for: clock.now(),
+            started_at: clock.now(),
+            finished_at: None,
+            error_kind: None,
+            error_message: None,
+            instance_id: "died-mid-run".into(),
+            exclusive: false,
+        })
+        .await
+        .expect("its run is written")
+        .run_id()
+        .expect("it is not exclusive");
+    drop(writer);
+    writer_task.await.expect("the writer ends");
+
+    let mut engine = Engine::boot(dir, clock, &jobs, support::config()).await;
+    let (cleanup, status) = engine.finished("cleanup").await;
+    assert_eq!(status, RunStatus::Succeeded);
+    // Cut off on its only attempt: dead, with no retry.
+    let cut_off = engine.run(orphan).await;
+    assert_eq!(cut_off.status, RunStatus::Dead);
+    assert!(cut_off.retry_at.is_none(), "{cut_off:?}");
     let cleanup = engine.run(cleanup).await;
     assert_eq!(cleanup.trigger, Trigger::Dependency);
     assert_eq!(Some(cleanup.scheduled_for), cut_off.finished_at);

@@ -4,19 +4,23 @@
 //! linked once.
 
 mod account;
+mod alerts;
 mod api;
 mod api_limits;
 mod auth;
 mod browser;
+mod browser_alerts;
 mod browser_chains;
 mod browser_driver;
 mod browser_runs;
+mod bulk;
 mod chains;
 mod chains_form;
 mod editing;
 mod health;
 mod helpers;
 mod instances;
+mod maintenance;
 mod metrics;
 mod pages;
 mod raw_db;

@@ -12,7 +12,7 @@ use crate::job::{ErrorKind, MisfirePolicy};
 use crate::scheduler::due_queue::DueQueue;
 use crate::scheduler::events::EventBus;
 use crate::scheduler::executor::Exec;
-use crate::scheduler::handoff::RetryDue;
+use crate::scheduler::handoff::{Finished, RetryDue};
 use crate::scheduler::live::LiveRuns;
 use crate::scheduler::{Command, SchedulerParts, policy};
 use crate::store::writer::Writer;
@@ -113,7 +113,9 @@ impl Core {
     }
 
     /// Interrupts the runs left `queued` or `running` by instances that are gone. Runs
-    /// of a live instance (a `batchboard run` going beside this server) are theirs.
+    /// of a live instance (a `batchboard run` going beside this server) are theirs. The
+    /// jobs that follow theirs hear of each once the loop starts, as of any run's end:
+    /// one with no retry left is a failure for good, for `after_failure`.
     async fn interrupt_orphans(&mut self, writer: &Writer) -> anyhow::Result<()> {
         use anyhow::Context as _;
         let live = crate::instance::live_instance_ids(&self.store, &self.clock)
@@ -129,11 +131,22 @@ impl Core {
             if live.contains(&run.instance_id) || run.instance_id == crate::store::UNCLAIMED {
                 continue;
             }
-            let (finish, _) = self.interruption(&run);
+            let (finish, retry) = self.interruption(&run);
+            let finished = Finished {
+                status: finish.status,
+                finished_at: finish.finished_at,
+                for_good: retry.is_none(),
+            };
             writer
                 .finish_run(finish)
                 .await
                 .context("marking a cut-off run as interrupted")?;
+            let ended = Command::RunEnded {
+                job_id: run.job_id,
+                finished,
+            };
+            // Only fails once the scheduler has stopped, when nothing follows anyway.
+            let _ = self.exec.commands().send(ended);
         }
         Ok(())
     }

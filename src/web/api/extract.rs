@@ -139,6 +139,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiOperator {
     }
 }
 
+/// A signed-in admin: anyone else gets a JSON 403, before a body extractor reads the
+/// body.
+#[derive(Debug, Clone)]
+pub struct ApiAdmin(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
+        user.require(Role::Admin)?;
+        Ok(Self(user))
+    }
+}
+
 /// The signed-in user; without one, a JSON 401 (the guard answers first in practice).
 #[derive(Debug, Clone)]
 pub struct ApiUser(pub CurrentUser);

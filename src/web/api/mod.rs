@@ -10,6 +10,7 @@ pub mod extract;
 pub mod history;
 pub mod instances;
 pub mod jobs;
+pub mod maintenance;
 pub mod runs;
 pub mod settings;
 pub mod status;
@@ -19,13 +20,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, patch, post};
+use axum::routing::{MethodRouter, any, delete, get, patch, post};
 use utoipa::OpenApi;
 
 use super::error::WebError;
 use crate::web::state::AppState;
 
-pub use extract::{ApiJson, ApiOperator, ApiPath, ApiQuery, ApiUser};
+pub use extract::{ApiAdmin, ApiJson, ApiOperator, ApiPath, ApiQuery, ApiUser};
 
 /// The largest request body the API reads; a larger one is refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -43,7 +44,7 @@ pub struct ApiRoute {
 
 /// Every API route. The router is built from this table and the tests check every row
 /// against the OpenAPI document and the router.
-pub const ROUTES: [ApiRoute; 18] = [
+pub const ROUTES: [ApiRoute; 21] = [
     route("GET", "/api/v1/jobs", || get(jobs::list_jobs)),
     route("GET", "/api/v1/jobs/{name}", || get(jobs::get_job)),
     route("PATCH", "/api/v1/jobs/{name}", || patch(jobs::patch_job)),
@@ -68,6 +69,15 @@ pub const ROUTES: [ApiRoute; 18] = [
     route("GET", "/api/v1/status", || get(status::scheduler_status)),
     route("GET", "/api/v1/instances", || {
         get(instances::list_instances)
+    }),
+    route("GET", "/api/v1/maintenance", || {
+        get(maintenance::get_maintenance)
+    }),
+    route("POST", "/api/v1/maintenance", || {
+        post(maintenance::begin_maintenance)
+    }),
+    route("DELETE", "/api/v1/maintenance", || {
+        delete(maintenance::end_maintenance)
     }),
     route("GET", "/api/v1/openapi.json", || get(openapi_json)),
     // Unknown API paths answer the JSON 404, not the console's HTML one.
@@ -146,6 +156,9 @@ pub fn is_catch_all(route: &ApiRoute) -> bool {
         history::list_changes,
         status::scheduler_status,
         instances::list_instances,
+        maintenance::get_maintenance,
+        maintenance::begin_maintenance,
+        maintenance::end_maintenance,
         openapi_json,
     ),
     components(schemas(ErrorBody))

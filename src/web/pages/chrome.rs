@@ -12,12 +12,18 @@ use crate::web::csrf::CsrfToken;
 pub struct Chrome {
     pub user: CurrentUser,
     pub csrf: String,
+    /// The maintenance banner, while one is under way.
+    pub banner: Option<std::sync::Arc<crate::web::banner::Banner>>,
 }
 
 impl Chrome {
-    /// The chrome of a request by `user` holding `csrf`.
+    /// The chrome of a request by `user` holding `csrf`, with the request's banner.
     pub fn new(user: CurrentUser, csrf: CsrfToken) -> Self {
-        Self { user, csrf: csrf.0 }
+        Self {
+            user,
+            csrf: csrf.0,
+            banner: crate::web::banner::current(),
+        }
     }
 
     /// Whether the Users link is shown.

@@ -5,7 +5,7 @@
 //! A constant number of queries whatever the number of jobs: jobs, latest runs, running
 //! runs, the day's status counts, and the outcome buckets of the jobs on this page.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use askama::Template;
@@ -21,7 +21,7 @@ use super::chrome::{
 };
 use super::svg::{BucketCounts, outcome_strip};
 use crate::schedule::Schedule;
-use crate::store::{JobRecord, JobRuns, JobState, RunStatus};
+use crate::store::{JobRecord, JobRuns, JobState, RunStatus, Trouble};
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::WebResult;
@@ -67,6 +67,8 @@ pub struct Counts {
     pub queued: usize,
     pub failed_24h: u64,
     pub attention: usize,
+    /// Jobs with no success within their `expect_success_within` (a `late` alert went out).
+    pub overdue: usize,
     /// The runs view of the failures counted in `failed_24h` (the same window).
     pub failed_url: String,
 }
@@ -114,6 +116,8 @@ pub struct JobRow {
     pub last: Option<LastRunView>,
     pub next: Option<TimeView>,
     pub progress: Option<ProgressView>,
+    /// No success within its `expect_success_within`.
+    pub overdue: bool,
     /// Server-drawn SVG; holds no user text.
     pub strip_svg: String,
 }
@@ -238,7 +242,17 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
         None => list_page(state, query).await?,
     };
     let runs = JobRuns::new(&latest, &running);
+    let overdue: HashSet<String> = state
+        .store
+        .alerts()
+        .jobs_in_trouble()
+        .await?
+        .into_iter()
+        .filter(|(_, trouble)| *trouble == Trouble::Late)
+        .map(|(job, _)| job)
+        .collect();
     let counts = Counts {
+        overdue: overdue.len(),
         running: running
             .iter()
             .filter(|run| run.status == RunStatus::Running)
@@ -292,7 +306,9 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
             let strip = strips
                 .remove(&job.id)
                 .unwrap_or_else(|| vec![BucketCounts::default(); STRIP_BUCKETS]);
-            job_row(job, &runs, progress, outcome_strip(&strip, since, 60))
+            let mut row = job_row(job, &runs, progress, outcome_strip(&strip, since, 60));
+            row.overdue = overdue.contains(&job.name);
+            row
         })
         .collect();
 
@@ -388,6 +404,7 @@ fn job_row(
         last,
         next: job.next_run_at.map(TimeView::new),
         progress,
+        overdue: false,
         strip_svg,
     }
 }
@@ -474,6 +491,7 @@ mod tests {
                 queued: 0,
                 failed_24h: 3,
                 attention: 1,
+                overdue: 0,
                 failed_url: "/runs?status=failures".into(),
             },
             table: Arc::new(TableView {

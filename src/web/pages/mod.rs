@@ -2,6 +2,8 @@
 //! templates live in `templates/` under the same name (partials end in `_partial.html`).
 
 pub mod account;
+pub mod alerts;
+pub mod bulk;
 pub mod chain_graph;
 pub mod chains;
 pub mod chrome;
@@ -10,6 +12,7 @@ pub mod history;
 pub mod instances;
 pub mod job;
 pub mod logout;
+pub mod maintenance;
 pub mod run;
 pub mod runs;
 pub mod svg;
@@ -47,7 +50,7 @@ const fn route(
 
 /// Every console route. The router is built from this table, and a test walks it to
 /// check that each route refuses a request without credentials.
-pub const ROUTES: [PageRoute; 29] = [
+pub const ROUTES: [PageRoute; 36] = [
     route("GET", "/", || get(dashboard::dashboard)),
     route("GET", "/jobs/{name}", || get(job::page::job_page)),
     route("GET", "/jobs/{name}/summary", || {
@@ -64,12 +67,19 @@ pub const ROUTES: [PageRoute; 29] = [
     route("POST", "/jobs/{name}/pause", || post(job::actions::pause)),
     route("POST", "/jobs/{name}/resume", || post(job::actions::resume)),
     route("GET", "/runs", || get(runs::runs_page)),
+    route("GET", "/runs/bulk/{action}", || get(bulk::confirm)),
+    route("POST", "/runs/bulk/{action}", || post(bulk::apply)),
     route("GET", "/runs/{id}", || get(run::run_page)),
     route("GET", "/runs/{id}/log", || get(run::run_log)),
     route("POST", "/runs/{id}/cancel", || post(job::actions::cancel)),
     route("GET", "/history", || get(history::history)),
     route("GET", "/chains", || get(chains::chains_page)),
     route("GET", "/upcoming", || get(upcoming::upcoming)),
+    route("GET", "/alerts", || get(alerts::alerts_page)),
+    route("POST", "/alerts/{target}/test", || post(alerts::send_test)),
+    route("GET", "/maintenance", || get(maintenance::maintenance_page)),
+    route("POST", "/maintenance", || post(maintenance::begin)),
+    route("POST", "/maintenance/end", || post(maintenance::end)),
     route("GET", "/instances", || get(instances::list)),
     route("GET", "/users", || get(users::list)),
     route("POST", "/users", || post(users::add)),

@@ -112,6 +112,8 @@ pub(crate) struct RunsPage {
     filtered: bool,
     older: Option<String>,
     newest: Option<String>,
+    /// The filters as a query string, for the bulk actions' links.
+    filters_query: String,
 }
 
 /// `GET /runs`.
@@ -147,6 +149,7 @@ pub(super) async fn runs_page(
         newest: query
             .before
             .map(|_| format!("/runs{}", query.filters_query())),
+        filters_query: query.filters_query(),
     };
     let filter = match query.filter(&state.store, PAGE_SIZE + 1).await {
         Ok(filter) => filter,

@@ -1,0 +1,129 @@
+//! Alerts: telling people when a job needs them.
+//!
+//! Targets (`[[alerts]]`: a webhook, or the server's log) hear of the events they chose
+//! for the jobs they chose: `dead`, `recovered`, `failed`, `late` (a dead man's switch,
+//! `expect_success_within`) and `slow` (`expect_duration_under`). The watcher reads the
+//! scheduler's events, so a run never waits for an alert; each delivery runs in the
+//! background with retries and backoff, and is recorded for the alerts page.
+//!
+//! Across instances: a run ends on one instance, which alone sends its `dead`, `failed`
+//! or `slow`. A `late` goes out from the instance whose insert opens the job's trouble
+//! in the database, and a `recovered` from the one whose delete closes it, so each goes
+//! out once per episode, also across restarts.
+
+mod deliver;
+mod payload;
+mod rules;
+mod watch;
+
+use std::sync::Arc;
+
+use reqwest::Url;
+use tokio::sync::Semaphore;
+
+use crate::clock::SharedClock;
+use crate::store::SharedStore;
+pub use deliver::{FIRST_RETRY, MAX_ATTEMPTS};
+use payload::{Alert, Detail};
+pub use rules::{AlertEvent, AlertSettings, AlertTarget, Destination, JobExpectations};
+pub use watch::CHECK_EVERY;
+
+/// Deliveries attempted at once; more wait, so a burst of failures cannot open
+/// thousands of connections.
+const SENDING_AT_ONCE: usize = 8;
+
+/// The alerts of one process: its settings, and what delivers them. Cheap to clone.
+#[derive(Clone)]
+pub struct Alerts {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: AlertSettings,
+    public_url: Option<Url>,
+    store: SharedStore,
+    clock: SharedClock,
+    // Building a client fails only when TLS cannot be set up; every delivery then says so.
+    client: Result<reqwest::Client, String>,
+    sending: Semaphore,
+}
+
+/// A test alert could not be sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AlertError {
+    #[error("there is no alert target named {0:?}")]
+    UnknownTarget(String),
+}
+
+impl Alerts {
+    pub fn new(
+        settings: AlertSettings,
+        public_url: Option<Url>,
+        store: SharedStore,
+        clock: SharedClock,
+    ) -> Self {
+        // reqwest is built without a default crypto provider; an error only means that
+        // another part of the process installed one first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(deliver::CONNECT_TIMEOUT)
+            // A redirect could carry the payload somewhere the operator did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| format!("the HTTP client could not be set up: {error}"));
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                public_url,
+                store,
+                clock,
+                client,
+                sending: Semaphore::new(SENDING_AT_ONCE),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &AlertSettings {
+        &self.shared.settings
+    }
+
+    /// Sends a test alert to `target` in the background, asked for by `by`.
+    ///
+    /// # Errors
+    /// [`AlertError::UnknownTarget`] when no target has that name.
+    pub fn send_test(&self, target: &str, by: &str) -> Result<(), AlertError> {
+        let found = self
+            .shared
+            .settings
+            .target(target)
+            .ok_or_else(|| AlertError::UnknownTarget(target.to_owned()))?
+            .clone();
+        let alert = Alert {
+            event: AlertEvent::Test,
+            job: None,
+            run_id: None,
+            at: self.shared.clock.now(),
+            detail: Detail::Test {
+                target: found.name.clone(),
+                by: by.to_owned(),
+            },
+        };
+        tokio::spawn(deliver::deliver(Arc::clone(&self.shared), found, alert));
+        Ok(())
+    }
+
+    /// Delivers `alert` to every target that hears of it, each in the background.
+    fn raise(&self, alert: &Alert) {
+        let Some(job) = alert.job.as_deref() else {
+            return;
+        };
+        for target in self.shared.settings.targets_for(job, alert.event) {
+            tokio::spawn(deliver::deliver(
+                Arc::clone(&self.shared),
+                target.clone(),
+                alert.clone(),
+            ));
+        }
+    }
+}

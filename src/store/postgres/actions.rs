@@ -1,0 +1,32 @@
+//! Actions in the history, on PostgreSQL (see [`crate::store::ActionStore`]).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::PgStore;
+use crate::store::{ActionStore, StoreResult};
+
+#[async_trait]
+impl ActionStore for PgStore {
+    async fn record_action(
+        &self,
+        job_id: i64,
+        actor: &str,
+        action: &str,
+        details: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO job_changes (job_id, actor, field, old_value, new_value, changed_at) \
+             VALUES ($1, $2, $3, NULL, $4, $5)",
+        )
+        .bind(job_id)
+        .bind(actor)
+        .bind(action)
+        .bind(details)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
