@@ -17,6 +17,7 @@ mod rules;
 mod watch;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reqwest::Url;
 use tokio::sync::Semaphore;
@@ -32,6 +33,11 @@ pub use watch::CHECK_EVERY;
 /// thousands of connections.
 const SENDING_AT_ONCE: usize = 8;
 
+/// Deliveries under way (waiting, sending or backing off) at most. Past it new alerts
+/// are dropped with a warning: a flood of failures (or of test alerts) against a
+/// receiver that is down must not grow without bound in memory.
+const MAX_UNDER_WAY: usize = 1000;
+
 /// The alerts of one process: its settings, and what delivers them. Cheap to clone.
 #[derive(Clone)]
 pub struct Alerts {
@@ -46,6 +52,16 @@ struct Shared {
     // Building a client fails only when TLS cannot be set up; every delivery then says so.
     client: Result<reqwest::Client, String>,
     sending: Semaphore,
+    under_way: AtomicUsize,
+}
+
+/// One delivery under way; counted down when it ends, however it ends.
+struct UnderWay(Arc<Shared>);
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0.under_way.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A test alert could not be sent.
@@ -53,6 +69,8 @@ struct Shared {
 pub enum AlertError {
     #[error("there is no alert target named {0:?}")]
     UnknownTarget(String),
+    #[error("too many alerts are waiting to be delivered; try again in a minute")]
+    Busy,
 }
 
 impl Alerts {
@@ -80,6 +98,7 @@ impl Alerts {
                 clock,
                 client,
                 sending: Semaphore::new(SENDING_AT_ONCE),
+                under_way: AtomicUsize::new(0),
             }),
         }
     }
@@ -109,7 +128,9 @@ impl Alerts {
                 by: by.to_owned(),
             },
         };
-        tokio::spawn(deliver::deliver(Arc::clone(&self.shared), found, alert));
+        if !self.deliver(found, alert) {
+            return Err(AlertError::Busy);
+        }
         Ok(())
     }
 
@@ -119,11 +140,23 @@ impl Alerts {
             return;
         };
         for target in self.shared.settings.targets_for(job, alert.event) {
-            tokio::spawn(deliver::deliver(
-                Arc::clone(&self.shared),
-                target.clone(),
-                alert.clone(),
-            ));
+            if !self.deliver(target.clone(), alert.clone()) {
+                tracing::warn!(target = %target.name, event = %alert.event, %job, "an alert was dropped: {MAX_UNDER_WAY} deliveries are already under way");
+            }
         }
+    }
+
+    /// Starts delivering `alert` to `target`, unless [`MAX_UNDER_WAY`] are.
+    fn deliver(&self, target: AlertTarget, alert: Alert) -> bool {
+        let before = self.shared.under_way.fetch_add(1, Ordering::Relaxed);
+        let under_way = UnderWay(Arc::clone(&self.shared));
+        if before >= MAX_UNDER_WAY {
+            return false;
+        }
+        tokio::spawn(async move {
+            deliver::deliver(Arc::clone(&under_way.0), target, alert).await;
+            drop(under_way);
+        });
+        true
     }
 }

@@ -1,4 +1,5 @@
-//! The `prune_history` handler: deletes old runs and their log lines.
+//! The `prune_history` handler: deletes old runs and their log lines, and (with
+//! `older_than`) alert deliveries recorded before the same cutoff.
 //!
 //! It deletes in small batches, yielding between them, so that each transaction is
 //! short and the scheduler's own writes never wait long behind it.
@@ -124,9 +125,29 @@ impl JobHandler for PruneHistoryHandler {
             ctx.add_updated(report.runs_deleted);
             tokio::task::yield_now().await;
         }
-        info!(runs, log_lines, "pruning finished");
+        // Alert deliveries go by age only: they belong to no job's newest runs.
+        let mut deliveries = 0_u64;
+        while let Some(cutoff) = cutoff {
+            if ctx.is_cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            let deleted = self
+                .store
+                .alerts()
+                .prune_deliveries(cutoff, params.batch_size)
+                .await
+                .map_err(|error| {
+                    JobError::retryable(format!("pruning alert deliveries: {error}"))
+                })?;
+            if deleted == 0 {
+                break;
+            }
+            deliveries += deleted;
+            tokio::task::yield_now().await;
+        }
+        info!(runs, log_lines, deliveries, "pruning finished");
         Ok(Outcome::summary(format!(
-            "deleted {runs} runs and {log_lines} log lines"
+            "deleted {runs} runs, {log_lines} log lines and {deliveries} alert deliveries"
         )))
     }
 }
@@ -332,6 +353,22 @@ mod tests {
             seed_run(&store, job, finished(now() - days(2), 2)).await,
         ];
 
+        for age in [days(40), days(31), days(3)] {
+            let delivery = crate::store::NewDelivery {
+                event: "dead".into(),
+                target: "ops".into(),
+                job: Some("orders".into()),
+                run_id: None,
+                payload: "{}".into(),
+                created_at: now() - age,
+            };
+            store
+                .alerts()
+                .record_delivery(&delivery)
+                .await
+                .expect("recorded");
+        }
+
         let handler = PruneHistoryHandler::new(Arc::clone(&store));
         let ctx = ctx(CancellationToken::new());
         // A batch of 2 cannot hold 7 runs: all of them going takes four batches.
@@ -341,8 +378,10 @@ mod tests {
 
         assert_eq!(
             outcome.summary.as_deref(),
-            Some("deleted 7 runs and 21 log lines")
+            Some("deleted 7 runs, 21 log lines and 2 alert deliveries")
         );
+        let deliveries = store.alerts().deliveries(None, 10).await.expect("read");
+        assert_eq!(deliveries.len(), 1, "the recent delivery stays");
         let progress = ctx.counters();
         assert_eq!((progress.checked, progress.updated), (7, 7));
         let kept: BTreeSet<i64> = [still_running, awaiting_retry, recent[0], recent[1]].into();
@@ -380,7 +419,7 @@ mod tests {
             .expect("pruned");
         assert_eq!(
             outcome.summary.as_deref(),
-            Some("deleted 1 runs and 1 log lines")
+            Some("deleted 1 runs, 1 log lines and 0 alert deliveries")
         );
         assert_eq!(
             run_ids(&store).await,
@@ -414,7 +453,7 @@ mod tests {
             .expect("pruned");
         assert_eq!(
             outcome.summary.as_deref(),
-            Some("deleted 2 runs and 2 log lines")
+            Some("deleted 2 runs, 2 log lines and 0 alert deliveries")
         );
         let kept: BTreeSet<i64> = runs_of_a[2..].iter().chain(&runs_of_b).copied().collect();
         assert_eq!(run_ids(&store).await, kept, "a's two oldest runs went");

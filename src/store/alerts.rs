@@ -124,6 +124,10 @@ pub trait AlertStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
+    /// Deletes up to `limit` deliveries recorded before `before`, oldest first; returns
+    /// how many (`prune_history` calls it until none is left).
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+
     /// Ends every trouble of `job`; `true` when there was one (its `recovered` is due).
     async fn close_troubles(&self, job: &str) -> StoreResult<bool>;
 

@@ -3,10 +3,10 @@
 //! run by dependency per upstream end however many instances insert it.
 
 use batchboard::job::JobSettings;
-use batchboard::store::{ClaimResult, NewRun, RunFinish, RunStatus, Trigger, WriteBatch};
+use batchboard::store::{RunStatus, Trigger};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::support::{TestStore, store_suite};
+use crate::support::{TestStore, ended_run, store_suite};
 
 fn at(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
@@ -30,64 +30,6 @@ async fn jobs(store: &TestStore, names: &[&str]) -> Vec<i64> {
         .iter()
         .map(|name| records.iter().find(|r| r.name == *name).expect("saved").id)
         .collect()
-}
-
-/// A run of `job_id` by `trigger` keyed `scheduled_for`, ended as `status` at `ended`;
-/// `None` when the database kept another run with that key instead.
-async fn ended_run(
-    store: &TestStore,
-    job_id: i64,
-    trigger: Trigger,
-    scheduled_for: DateTime<Utc>,
-    status: RunStatus,
-    ended: DateTime<Utc>,
-) -> Option<i64> {
-    let run = NewRun {
-        job_id,
-        trigger,
-        attempt: 1,
-        first_run_id: None,
-        status: RunStatus::Running,
-        scheduled_for,
-        started_at: scheduled_for,
-        finished_at: None,
-        error_kind: None,
-        error_message: None,
-        instance_id: "a".into(),
-        exclusive: false,
-    };
-    let written = store
-        .write_batch(&WriteBatch {
-            inserts: vec![run],
-            ..WriteBatch::default()
-        })
-        .await
-        .expect("written");
-    let ClaimResult::Run(run_id) = written.inserts[0] else {
-        return None;
-    };
-    let finish = RunFinish {
-        run_id,
-        status,
-        started_at: Some(scheduled_for),
-        finished_at: ended,
-        duration_ms: Some(0),
-        items_checked: 0,
-        items_updated: 0,
-        items_total: None,
-        error_kind: None,
-        error_message: None,
-        summary: None,
-        retry_at: None,
-    };
-    store
-        .write_batch(&WriteBatch {
-            finishes: vec![finish],
-            ..WriteBatch::default()
-        })
-        .await
-        .expect("finished");
-    Some(run_id)
 }
 
 async fn fan_in_is_due_once_every_upstream_job_succeeded_since_the_follower_last_started(

@@ -1,6 +1,7 @@
 //! Integration tests of the engine against real SQLite files. One test binary with
 //! modules, so the crate is linked once.
 
+mod alerts_store;
 mod chains;
 mod chains_store;
 mod cli;

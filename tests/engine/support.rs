@@ -472,3 +472,61 @@ macro_rules! store_suite {
 }
 
 pub(crate) use store_suite;
+
+/// A run of `job_id` by `trigger` keyed `scheduled_for`, ended as `status` at `ended`;
+/// `None` when the database kept another run with that key instead.
+pub async fn ended_run(
+    store: &TestStore,
+    job_id: i64,
+    trigger: batchboard::store::Trigger,
+    scheduled_for: DateTime<Utc>,
+    status: RunStatus,
+    ended: DateTime<Utc>,
+) -> Option<i64> {
+    let run = batchboard::store::NewRun {
+        job_id,
+        trigger,
+        attempt: 1,
+        first_run_id: None,
+        status: RunStatus::Running,
+        scheduled_for,
+        started_at: scheduled_for,
+        finished_at: None,
+        error_kind: None,
+        error_message: None,
+        instance_id: "a".into(),
+        exclusive: false,
+    };
+    let written = store
+        .write_batch(&batchboard::store::WriteBatch {
+            inserts: vec![run],
+            ..batchboard::store::WriteBatch::default()
+        })
+        .await
+        .expect("written");
+    let batchboard::store::ClaimResult::Run(run_id) = written.inserts[0] else {
+        return None;
+    };
+    let finish = batchboard::store::RunFinish {
+        run_id,
+        status,
+        started_at: Some(scheduled_for),
+        finished_at: ended,
+        duration_ms: Some(0),
+        items_checked: 0,
+        items_updated: 0,
+        items_total: None,
+        error_kind: None,
+        error_message: None,
+        summary: None,
+        retry_at: None,
+    };
+    store
+        .write_batch(&batchboard::store::WriteBatch {
+            finishes: vec![finish],
+            ..batchboard::store::WriteBatch::default()
+        })
+        .await
+        .expect("finished");
+    Some(run_id)
+}

@@ -459,3 +459,35 @@ async fn the_alerts_page_shows_targets_by_host_and_operators_send_test_alerts() 
     assert!(page.contains(">failed</td>"), "{page}");
     assert!(page.contains(">delivered</span>"), "{page}");
 }
+
+#[tokio::test]
+async fn deliveries_under_way_are_bounded_and_a_test_alert_past_the_bound_is_refused() {
+    // Accepts connections and never answers: every delivery stays under way.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let url = format!("http://{}/hook", silent.local_addr().expect("an address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let app = app_with(vec![shell_job("quiet", "true")], AlertSettings::default()).await;
+    let alerts = batchboard::alerts::Alerts::new(
+        AlertSettings {
+            targets: vec![webhook("ops", &url, &AlertEvent::DEFAULT)],
+            ..AlertSettings::default()
+        },
+        None,
+        app.store.clone(),
+        Arc::new(app.clock.clone()),
+    );
+    for _ in 0..1000 {
+        alerts.send_test("ops", "olga").expect("under the bound");
+    }
+    assert_eq!(
+        alerts.send_test("ops", "olga"),
+        Err(batchboard::alerts::AlertError::Busy)
+    );
+}

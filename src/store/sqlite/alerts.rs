@@ -85,6 +85,18 @@ impl AlertStore for SqliteStore {
         Ok(opened.rows_affected() > 0)
     }
 
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        let deleted = sqlx::query(
+            "DELETE FROM alert_deliveries WHERE id IN (SELECT id FROM alert_deliveries \
+             WHERE created_at < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(micros(before))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected())
+    }
+
     async fn close_troubles(&self, job: &str) -> StoreResult<bool> {
         let closed = sqlx::query("DELETE FROM alert_troubles WHERE job = $1")
             .bind(job)

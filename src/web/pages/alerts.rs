@@ -134,6 +134,7 @@ pub(super) async fn send_test(
         .send_test(&target, &user.name)
         .map_err(|error| match error {
             AlertError::UnknownTarget(_) => WebError::NotFound(error.to_string()),
+            AlertError::Busy => WebError::Conflict(error.to_string()),
         })?;
     Ok(go_to(&headers, "/alerts"))
 }
