@@ -128,9 +128,14 @@ pub struct AlertSettings {
 }
 
 impl AlertSettings {
-    /// Whether any target is configured: with none, nothing watches the runs.
+    /// Whether there is nothing to watch: no target, and no job that can be overdue (the
+    /// dashboard shows overdue jobs even when no target hears of it).
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
+            && self
+                .jobs
+                .values()
+                .all(|expect| expect.success_within.is_none())
     }
 
     /// The targets that hear of `event` for `job`.

@@ -22,7 +22,8 @@ use crate::store::{RunStatus, Trouble};
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 impl Alerts {
-    /// Watches `events` until `stop`; with no target configured, does nothing.
+    /// Watches `events` until `stop`; with nothing to watch (see
+    /// [`AlertSettings::is_empty`](super::AlertSettings::is_empty)), does nothing.
     pub fn watch(
         &self,
         events: broadcast::Receiver<SchedulerEvent>,

@@ -491,3 +491,31 @@ async fn deliveries_under_way_are_bounded_and_a_test_alert_past_the_bound_is_ref
         Err(batchboard::alerts::AlertError::Busy)
     );
 }
+
+#[tokio::test]
+async fn a_job_past_its_window_is_overdue_on_the_dashboard_without_any_target() {
+    let mut nightly = shell_job("nightly", "true");
+    nightly.expect_success_within = Some("1h".into());
+    let mut alerts = AlertSettings::default();
+    alerts.jobs.insert(
+        "nightly".into(),
+        batchboard::alerts::JobExpectations {
+            success_within: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        },
+    );
+    let app = app_with(vec![nightly], alerts).await;
+    let viewer = signed_in(&app, "vera", Role::Viewer).await;
+    app.clock.advance(chrono::Duration::minutes(61));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let dashboard = viewer.get("/").await.text().await.expect("a body");
+        if dashboard.contains(">overdue</span>") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{dashboard}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The dashboard reuses a view for a second of the app's clock.
+        app.clock.advance(chrono::Duration::seconds(2));
+    }
+}
