@@ -66,6 +66,9 @@ impl Watch {
         stop: CancellationToken,
     ) {
         let clock = self.alerts.shared.clock.clone();
+        // The troubles left by earlier processes are known before the first run ends,
+        // so its success can be their `recovered`.
+        self.on_time().await;
         loop {
             let wake = match self.slow_at.peek() {
                 Some(Reverse((at, _))) => (*at).min(self.next_check),

@@ -31,7 +31,7 @@ async fn app() -> TestApp {
 }
 
 /// An answer's status and JSON body (`null` when the body is not JSON).
-async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+pub(crate) async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("a body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -42,7 +42,7 @@ async fn get(client: &TestClient, path: &str) -> (StatusCode, Value) {
 }
 
 /// A state-changing request with the session's CSRF header and, if given, a JSON body.
-async fn send(
+pub(crate) async fn send(
     client: &TestClient,
     method: Method,
     path: &str,

@@ -3,31 +3,12 @@
 //! pause and resume is in the history; other roles are refused.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use batchboard::store::Role;
 
+use crate::api::send;
 use crate::helpers::{TestClient, app_with_jobs, job, signed_in};
-
-async fn send(
-    client: &TestClient,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let token = client.csrf_token().await;
-    let mut request = client
-        .client
-        .request(method, client.url(path))
-        .header("X-CSRF-Token", token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("answered");
-    let status = response.status();
-    let text = response.text().await.expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 async fn paused(client: &TestClient, job: &str) -> bool {
     let (status, body) = send(client, Method::GET, &format!("/api/v1/jobs/{job}"), None).await;
