@@ -1,7 +1,8 @@
 //! Which jobs follow which, as the scheduler last built it, shared with the console so
-//! that a job's page names the jobs that follow it without reading every job.
+//! that a job's page and the chains view find the jobs in chains without reading every
+//! job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::job::chain::Follows;
@@ -21,6 +22,17 @@ impl PublishedFollowers {
         let mut followers = map.get(upstream).cloned().unwrap_or_default();
         followers.sort();
         followers
+    }
+
+    /// Every job in a chain: each upstream job and each job that follows one.
+    pub fn chained(&self) -> BTreeSet<String> {
+        let map = Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner));
+        map.iter()
+            .flat_map(|(upstream, followers)| {
+                std::iter::once(upstream.clone())
+                    .chain(followers.iter().map(|(follower, _)| follower.clone()))
+            })
+            .collect()
     }
 
     pub(crate) fn replace(&self, map: FollowersByName) {

@@ -224,6 +224,11 @@ impl SchedulerHandle {
         self.followers.of(job)
     }
 
+    /// Every job in a chain, by name, as this scheduler runs them.
+    pub fn chained_jobs(&self) -> std::collections::BTreeSet<String> {
+        self.followers.chained()
+    }
+
     /// Starts a run of `job` now, outside its schedule; returns the new run's id once its
     /// row is committed.
     ///
