@@ -80,11 +80,7 @@ impl Alerts {
         store: SharedStore,
         clock: SharedClock,
     ) -> Self {
-        // reqwest is built without a default crypto provider; an error only means that
-        // another part of the process installed one first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
+        let client = crate::jobs::outbound_client()
             .connect_timeout(deliver::CONNECT_TIMEOUT)
             // A redirect could carry the payload somewhere the operator did not name.
             .redirect(reqwest::redirect::Policy::none())

@@ -149,7 +149,7 @@ impl Watch {
                     }
                 }
             }
-            RunStatus::Failed | RunStatus::Retrying | RunStatus::TimedOut | RunStatus::Dead => {
+            _ if status.is_failure() => {
                 if status == RunStatus::Dead {
                     self.troubled.insert(job.clone());
                     if let Err(error) = self

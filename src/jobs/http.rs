@@ -36,16 +36,21 @@ pub struct HttpHandler {
 impl HttpHandler {
     /// A handler with its own connection pool.
     pub fn new() -> Self {
-        // reqwest is built without a default crypto provider so that the choice is made
-        // once, here. An error only means another part of the process installed one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
+        let client = outbound_client()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|error| format!("the HTTP client could not be set up: {error}"));
         Self { client }
     }
+}
+
+/// A client builder for the requests Batchboard itself sends (`http` jobs, webhook
+/// alerts): its user agent, and TLS with the crypto provider chosen here.
+pub(crate) fn outbound_client() -> reqwest::ClientBuilder {
+    // reqwest is built without a default crypto provider so that the choice is made
+    // once, here. An error only means another part of the process installed one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().user_agent(concat!("batchboard/", env!("CARGO_PKG_VERSION")))
 }
 
 impl Default for HttpHandler {

@@ -27,6 +27,7 @@ pub use demo::{
     DemoInventoryHandler, DemoInventoryParams, DemoPricesHandler, DemoPricesParams,
     DemoWebhookHandler, DemoWebhookParams,
 };
+pub(crate) use http::outbound_client;
 pub use http::{HttpHandler, HttpParams, RequestBody};
 pub use prune_history::{PruneHistoryHandler, PruneHistoryParams};
 

@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::model::text_enum;
 use super::{StoreError, StoreResult};
-use crate::store::rows::StoredTime;
+use crate::store::rows::{StoredTime, parse};
 
 /// A delivery as first recorded, before its first attempt.
 #[derive(Debug, Clone)]
@@ -31,24 +32,11 @@ pub enum DeliveryStatus {
     Failed,
 }
 
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(text: &str) -> StoreResult<Self> {
-        match text {
-            "pending" => Ok(DeliveryStatus::Pending),
-            "delivered" => Ok(DeliveryStatus::Delivered),
-            "failed" => Ok(DeliveryStatus::Failed),
-            other => Err(StoreError::Decode(format!("delivery status {other:?}"))),
-        }
-    }
-}
+text_enum!(DeliveryStatus {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 /// A delivery as the alerts page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,22 +62,10 @@ pub enum Trouble {
     Late,
 }
 
-impl Trouble {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trouble::Dead => "dead",
-            Trouble::Late => "late",
-        }
-    }
-
-    pub(crate) fn parse(text: &str) -> StoreResult<Self> {
-        match text {
-            "dead" => Ok(Trouble::Dead),
-            "late" => Ok(Trouble::Late),
-            other => Err(StoreError::Decode(format!("trouble {other:?}"))),
-        }
-    }
-}
+text_enum!(Trouble {
+    Dead => "dead",
+    Late => "late",
+});
 
 /// The alerts' tables; both stores implement it, reached through
 /// [`Store::alerts`](super::Store::alerts).
@@ -170,7 +146,7 @@ impl<T: StoredTime> TryFrom<DeliveryRow<T>> for DeliveryRecord {
             target: row.target,
             job: row.job,
             run_id: row.run_id,
-            status: DeliveryStatus::parse(&row.status)?,
+            status: parse("alert_deliveries.status", &row.status)?,
             attempts: u32::try_from(row.attempts)
                 .map_err(|_| StoreError::Decode(format!("attempts {}", row.attempts)))?,
             last_error: row.last_error,

@@ -66,6 +66,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum!(Trigger {
     Schedule => "schedule",
     Manual => "manual",
@@ -88,9 +90,23 @@ text_enum!(RunStatus {
 });
 
 impl RunStatus {
+    /// The statuses of an attempt that failed, retried or not: what the dashboard counts
+    /// as failed, `status=failures` lists and a `failed` alert reports.
+    pub const FAILURES: [RunStatus; 4] = [
+        RunStatus::Failed,
+        RunStatus::Retrying,
+        RunStatus::Dead,
+        RunStatus::TimedOut,
+    ];
+
     /// Whether the run has ended.
     pub fn is_final(self) -> bool {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
+    /// Whether it is one of [`RunStatus::FAILURES`].
+    pub fn is_failure(self) -> bool {
+        Self::FAILURES.contains(&self)
     }
 }
 

@@ -57,7 +57,7 @@ impl StoredJson for serde_json::Value {
     }
 }
 
-fn parse<V>(what: &str, text: &str) -> StoreResult<V>
+pub(crate) fn parse<V>(what: &str, text: &str) -> StoreResult<V>
 where
     V: std::str::FromStr<Err = String>,
 {

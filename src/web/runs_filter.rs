@@ -9,14 +9,6 @@ use utoipa::IntoParams;
 use crate::store::{RunFilter, RunStatus, SharedStore, Trigger};
 use crate::web::pages::chrome::query_string;
 
-/// The statuses that `status=failures` stands for: those the dashboard counts as failed.
-pub const FAILURES: [RunStatus; 4] = [
-    RunStatus::Failed,
-    RunStatus::Retrying,
-    RunStatus::Dead,
-    RunStatus::TimedOut,
-];
-
 /// The longest error text searched for.
 const MAX_ERROR_TEXT: usize = 200;
 
@@ -119,7 +111,7 @@ impl RunsQuery {
         };
         match given(&self.status) {
             None => {}
-            Some("failures") => filter.any_status = FAILURES.to_vec(),
+            Some("failures") => filter.any_status = RunStatus::FAILURES.to_vec(),
             Some(status) => {
                 filter.status = Some(
                     status

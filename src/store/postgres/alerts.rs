@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::PgStore;
 use crate::store::alerts::{DELIVERY_COLUMNS, DeliveryRow};
+use crate::store::rows::parse;
 use crate::store::{AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StoreResult, Trouble};
 
 #[async_trait]
@@ -108,7 +109,7 @@ impl AlertStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
-            .map(|(job, kind)| Ok((job, Trouble::parse(&kind)?)))
+            .map(|(job, kind)| Ok((job, parse("alert_troubles.kind", &kind)?)))
             .collect()
     }
 

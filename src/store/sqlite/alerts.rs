@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::SqliteStore;
 use super::rows::micros;
 use crate::store::alerts::{DELIVERY_COLUMNS, DeliveryRow};
-use crate::store::rows::StoredTime as _;
+use crate::store::rows::{StoredTime as _, parse};
 use crate::store::{AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StoreResult, Trouble};
 
 #[async_trait]
@@ -110,7 +110,7 @@ impl AlertStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
-            .map(|(job, kind)| Ok((job, Trouble::parse(&kind)?)))
+            .map(|(job, kind)| Ok((job, parse("alert_troubles.kind", &kind)?)))
             .collect()
     }
 

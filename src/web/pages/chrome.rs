@@ -103,14 +103,6 @@ pub fn status_tone(status: RunStatus) -> &'static str {
     }
 }
 
-/// Whether a status counts as a failure in counts and charts.
-pub fn is_failure(status: RunStatus) -> bool {
-    matches!(
-        status,
-        RunStatus::Failed | RunStatus::Dead | RunStatus::TimedOut | RunStatus::Retrying
-    )
-}
-
 /// A duration for people: "850 ms", "4.2 s", "3 min 4 s", "2 h 5 min".
 pub fn format_ms(ms: i64) -> String {
     let ms = ms.max(0);

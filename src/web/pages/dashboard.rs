@@ -16,9 +16,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 
-use super::chrome::{
-    Badge, Chrome, TimeView, encode, format_ms, is_failure, non_empty, query_string,
-};
+use super::chrome::{Badge, Chrome, TimeView, encode, format_ms, non_empty, query_string};
 use super::svg::{BucketCounts, outcome_strip};
 use crate::schedule::Schedule;
 use crate::store::{JobRecord, JobRuns, JobState, RunStatus, Trouble};
@@ -263,7 +261,7 @@ async fn build_view(state: &AppState, query: &DashboardQuery) -> WebResult<Dashb
             .count(),
         failed_24h: status_counts
             .iter()
-            .filter(|(status, _)| is_failure(**status))
+            .filter(|(status, _)| status.is_failure())
             .map(|(_, count)| count)
             .sum(),
         attention,

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::chrome::{escape_xml, format_ms, is_failure};
+use super::chrome::{escape_xml, format_ms};
 use crate::store::{RunRecord, RunStatus};
 
 /// Runs of one time bucket, by outcome class.
@@ -23,7 +23,7 @@ impl BucketCounts {
     pub fn add(&mut self, status: RunStatus, runs: u32) {
         if status == RunStatus::Succeeded {
             self.succeeded += runs;
-        } else if is_failure(status) {
+        } else if status.is_failure() {
             self.failed += runs;
         } else {
             self.other += runs;
@@ -128,7 +128,7 @@ pub fn duration_chart(runs: &[RunRecord]) -> String {
         .max()
         .unwrap_or(0)
         .max(1);
-    let failed = runs.iter().filter(|run| is_failure(run.status)).count();
+    let failed = runs.iter().filter(|run| run.status.is_failure()).count();
     let label = if runs.is_empty() {
         "No runs yet".to_string()
     } else {
@@ -174,7 +174,7 @@ pub fn duration_chart(runs: &[RunRecord]) -> String {
         );
         let class = if run.status == RunStatus::Succeeded {
             "ok"
-        } else if is_failure(run.status) {
+        } else if run.status.is_failure() {
             "bad"
         } else {
             "other"
