@@ -3,16 +3,19 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
+
+/// The weight of the latest run in the mean time a run holds its slot: one in 16.
+const HOLD_WEIGHT: u64 = 16;
 
 /// How often an instance looks for queued runs when nobody told it of any, while the
 /// database's announcements reach it: the baseline that a missed announcement or runs
 /// left by a leader that died fall back on.
 const CLAIM_POLL_ANNOUNCED: chrono::Duration = chrono::Duration::seconds(1);
 
-/// How often it looks without announcements (`listen = false`): within the 300 ms that
-/// fires are queued ahead of their slot, so that they start on time on any instance.
+/// How often it looks without announcements (`listen = false`): within the 300 ms (or
+/// more) that fires are queued ahead of their slot, so that they start on time on any
+/// instance.
 const CLAIM_POLL_UNANNOUNCED: chrono::Duration = chrono::Duration::milliseconds(250);
 
 /// The claim loop's shared state; one per scheduler.
@@ -34,57 +37,15 @@ pub(crate) struct Claiming {
     /// Claimed runs waiting for a start within the look-ahead: they hold no slot, but
     /// will want one, so they limit how far ahead the loop claims.
     waiting_ahead: AtomicUsize,
-    /// Slots freed so far, for [`Turnover`].
-    freed: AtomicU64,
+    /// How long a run holds its slot, on average over the last runs, in microseconds
+    /// (0 until a run has ended): what the claim loop reckons the slots will do.
+    mean_hold_micros: AtomicU64,
     /// The live instances the last lease check saw (0 before the first): the leader
     /// runs one fire in this many itself, and queues the rest for all.
     sharing: AtomicUsize,
     looks: AtomicU64,
     empty: AtomicU64,
     claimed: AtomicU64,
-}
-
-/// How fast an instance frees slots, measured over about a second: short runs free theirs
-/// within moments, so an instance can take on more than its free slots now, and a busy
-/// one with long runs only about as many as it has free.
-pub(crate) struct Turnover {
-    since: Option<(DateTime<Utc>, u64)>,
-    per_second: f64,
-}
-
-impl Turnover {
-    pub(crate) fn new() -> Self {
-        Self {
-            since: None,
-            per_second: 0.0,
-        }
-    }
-
-    /// Takes a new measure when a second has passed since the last.
-    pub(crate) fn update(&mut self, claiming: &Claiming, now: DateTime<Utc>) {
-        let freed = claiming.freed.load(Ordering::Relaxed);
-        match self.since {
-            None => self.since = Some((now, freed)),
-            Some((then, freed_then)) => {
-                let span = (now - then).num_milliseconds();
-                if span >= 1000 {
-                    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-                    let rate = freed.saturating_sub(freed_then) as f64 * 1000.0 / span as f64;
-                    self.per_second = rate;
-                    self.since = Some((now, freed));
-                }
-            }
-        }
-    }
-
-    /// Slots it is expected to free within `horizon`.
-    pub(crate) fn within(&self, horizon: chrono::Duration) -> usize {
-        #[allow(clippy::cast_precision_loss)] // milliseconds of a look-ahead
-        let expected = self.per_second * horizon.num_milliseconds() as f64 / 1000.0;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // small, positive
-        let expected = expected as usize;
-        expected
-    }
 }
 
 /// What the claim loop did since the scheduler started.
@@ -136,12 +97,45 @@ impl Claiming {
         self.starved.store(true, Ordering::Relaxed);
     }
 
-    /// A slot freed: wake the loop if it is waiting for one.
-    pub(crate) fn slot_freed(&self) {
-        self.freed.fetch_add(1, Ordering::Relaxed);
+    /// A slot freed after being held for `held`: wake the loop if it is waiting for one.
+    pub(crate) fn slot_freed(&self, held: chrono::Duration) {
+        let held = u64::try_from(held.num_microseconds().unwrap_or(i64::MAX))
+            .unwrap_or(0)
+            .max(1);
+        // A moving average over about the last 16 runs: it follows a change of workload
+        // within moments, and one long run among short ones keeps the estimate cautious
+        // for a while rather than for good.
+        let _ = self
+            .mean_hold_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
+                Some(if mean == 0 {
+                    held
+                } else {
+                    mean - mean / HOLD_WEIGHT + held / HOLD_WEIGHT
+                })
+            });
         if self.starved.swap(false, Ordering::Relaxed) {
             self.wake();
         }
+    }
+
+    /// How many runs `slots` slots can start within `horizon` besides the free ones,
+    /// reckoned from how long runs have held a slot lately: a handful when runs take
+    /// longer than the horizon, thousands when they take a millisecond. It measures what
+    /// the slots can do, not what they were given, so an instance that ran little in
+    /// the last burst claims as boldly as the one that ran the most. Nothing until a
+    /// run has ended.
+    pub(crate) fn frees_within(&self, horizon: chrono::Duration, slots: usize) -> usize {
+        let mean = self.mean_hold_micros.load(Ordering::Relaxed);
+        if mean == 0 {
+            return 0;
+        }
+        let horizon = u64::try_from(horizon.num_microseconds().unwrap_or(0)).unwrap_or(0);
+        let starts = u64::try_from(slots)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(horizon)
+            / mean;
+        usize::try_from(starts).unwrap_or(usize::MAX)
     }
 
     /// Claimed runs on their way to a slot: `(due, ahead)`.
@@ -203,4 +197,53 @@ impl Claiming {
 
 fn decrement(count: &AtomicUsize) {
     let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: i64) -> chrono::Duration {
+        chrono::Duration::milliseconds(n)
+    }
+
+    #[test]
+    fn claims_only_free_slots_until_a_run_has_ended() {
+        let claiming = Claiming::default();
+        assert_eq!(claiming.frees_within(ms(300), 256), 0);
+    }
+
+    #[test]
+    fn short_runs_let_an_instance_take_a_burst_and_long_ones_a_handful() {
+        let quick = Claiming::default();
+        quick.slot_freed(ms(2));
+        // 256 slots, each starting a run every 2 ms, for 300 ms.
+        assert_eq!(quick.frees_within(ms(300), 256), 38_400);
+
+        let slow = Claiming::default();
+        slow.slot_freed(ms(10_000));
+        // Of 256 runs of 10 s, about 7 end within 300 ms.
+        assert_eq!(slow.frees_within(ms(300), 256), 7);
+    }
+
+    #[test]
+    fn the_estimate_follows_the_latest_runs() {
+        let claiming = Claiming::default();
+        claiming.slot_freed(ms(10_000));
+        let after_long = claiming.frees_within(ms(300), 256);
+        for _ in 0..200 {
+            claiming.slot_freed(ms(1));
+        }
+        let after_short = claiming.frees_within(ms(300), 256);
+        assert_eq!(after_long, 7);
+        // A run of 10 s weighs a sixteenth, then fades as short runs end.
+        assert!(after_short > 10_000, "{after_short}");
+    }
+
+    #[test]
+    fn a_run_shorter_than_a_microsecond_counts_as_one() {
+        let claiming = Claiming::default();
+        claiming.slot_freed(chrono::Duration::zero());
+        assert_eq!(claiming.frees_within(ms(1), 4), 4_000);
+    }
 }

@@ -22,7 +22,7 @@ mod reload;
 mod shared;
 mod shutdown;
 
-use super::due_queue::{DueEntry, DueQueue, FireDue};
+use super::due_queue::{DueEntry, DueQueue, FireDue, LOOKAHEAD};
 use super::events::EventBus;
 use super::executor::Exec;
 use super::handoff::{Claim, Ended, JobSnapshot, RetryDue};
@@ -248,13 +248,20 @@ impl Core {
 
     fn fire_due(&mut self) {
         let now = now_of(&self.clock);
+        self.queue.set_extra_lead(self.exec.extra_lead());
         while let Some(entry) = self.queue.pop_due(now) {
             match entry {
                 // Left from a term that ended: the new leader fires it.
                 DueEntry::Fire(_) if !self.leads => {}
                 DueEntry::Fire(fire) if fire.early && self.is_active(fire.job_id) => {
-                    // Decide at the slot itself whether the previous run is over.
-                    self.queue.push_at_start(fire);
+                    if now < fire.start_at - LOOKAHEAD {
+                        // Brought forward by a burst's lead while the previous burst's
+                        // runs end: look again at the plain look-ahead.
+                        self.queue.push_without_extra_lead(fire);
+                    } else {
+                        // Decide at the slot itself whether the previous run is over.
+                        self.queue.push_at_start(fire);
+                    }
                 }
                 DueEntry::Fire(fire) => self.fire(fire, now),
                 DueEntry::Retry(due) => self.retry(due, now),

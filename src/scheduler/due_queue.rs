@@ -92,23 +92,55 @@ struct Due {
 
 #[derive(Debug, Default)]
 pub(crate) struct DueQueue {
-    heap: BinaryHeap<Reverse<Due>>,
+    /// Fires to claim ahead of their start.
+    early: BinaryHeap<Reverse<Due>>,
+    /// Everything else: retries, catch-ups, fires decided at their start.
+    at_time: BinaryHeap<Reverse<Due>>,
+    /// How much earlier than [`LOOKAHEAD`] before their start early fires come out.
+    extra_lead: chrono::Duration,
     seq: u64,
 }
 
 impl DueQueue {
+    /// Early fires come out `extra` sooner from now on (zero: [`LOOKAHEAD`] before their
+    /// start).
+    pub(crate) fn set_extra_lead(&mut self, extra: chrono::Duration) {
+        self.extra_lead = extra.max(chrono::Duration::zero());
+    }
+
+    /// The earliest entry: when it is due, and which heap holds it.
+    fn earliest(&self) -> Option<(DateTime<Utc>, u64, bool)> {
+        let early = self
+            .early
+            .peek()
+            .map(|Reverse(due)| (due.at - self.extra_lead, due.seq, true));
+        let at_time = self
+            .at_time
+            .peek()
+            .map(|Reverse(due)| (due.at, due.seq, false));
+        match (early, at_time) {
+            (Some(early), Some(at_time)) => Some(early.min(at_time)),
+            (early, at_time) => early.or(at_time),
+        }
+    }
+
     /// When the earliest entry is due.
     pub(crate) fn next_at(&self) -> Option<DateTime<Utc>> {
-        self.heap.peek().map(|Reverse(due)| due.at)
+        self.earliest().map(|(at, _, _)| at)
     }
 
     /// Takes the earliest entry if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: DateTime<Utc>) -> Option<DueEntry> {
-        let Reverse(due) = self.heap.peek().copied()?;
-        if due.at > now {
+        let (at, _, early) = self.earliest()?;
+        if at > now {
             return None;
         }
-        self.heap.pop();
+        let heap = if early {
+            &mut self.early
+        } else {
+            &mut self.at_time
+        };
+        let Reverse(due) = heap.pop()?;
         Some(match due.kind {
             DueKind::Fire(fire) => DueEntry::Fire(fire),
             DueKind::Retry(key) => DueEntry::Retry(key.into()),
@@ -165,6 +197,18 @@ impl DueQueue {
         );
     }
 
+    /// Queues an early fire again for [`LOOKAHEAD`] before its start, with no extra
+    /// lead: brought forward by a burst's lead, it met its job's previous run still going,
+    /// which has likely ended by then.
+    pub(crate) fn push_without_extra_lead(&mut self, fire: FireDue) {
+        self.seq += 1;
+        self.at_time.push(Reverse(Due {
+            at: fire.start_at - LOOKAHEAD,
+            seq: self.seq,
+            kind: DueKind::Fire(fire),
+        }));
+    }
+
     pub(crate) fn push_retry(&mut self, due: RetryDue) {
         self.push(due.retry_at, DueKind::Retry(due.into()));
     }
@@ -192,7 +236,11 @@ impl DueQueue {
 
     fn push(&mut self, at: DateTime<Utc>, kind: DueKind) {
         self.seq += 1;
-        self.heap.push(Reverse(Due {
+        let heap = match kind {
+            DueKind::Fire(FireDue { early: true, .. }) => &mut self.early,
+            _ => &mut self.at_time,
+        };
+        heap.push(Reverse(Due {
             at,
             seq: self.seq,
             kind,

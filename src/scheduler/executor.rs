@@ -14,13 +14,14 @@ use tracing::Instrument as _;
 use super::claiming::Claiming;
 use super::events::EventBus;
 use super::handoff::{Claim, Ended, Finished, JobSnapshot, Refused, RetryDue};
+use super::lead::Lead;
 use super::live::{LiveRun, LiveRuns, StopReason};
 use super::{Command, CommandError, SchedulerConfig, SchedulerEvent, policy};
 use crate::clock::SharedClock;
 use crate::job::{JobContext, JobError, JobName, RunCounters};
 use crate::runlog::{self, RunLogPolicy, RunLogSink};
 use crate::secrets::{self, SecretMask};
-use crate::store::writer::Writer;
+use crate::store::writer::{WriteFailed, Writer};
 use crate::store::{ClaimResult, FireClaim, NewRun, RunFinish, RunMark, RunStatus, SharedStore};
 
 /// How long a run may wait for a free slot before it is marked `queued`. Shorter waits
@@ -48,6 +49,7 @@ pub(crate) struct Exec {
     instance_id: String,
     capture_warned: OnceLock<()>,
     claiming: Arc<Claiming>,
+    lead: Lead,
 }
 
 /// Why a dispatched run got no row.
@@ -87,7 +89,26 @@ impl Exec {
             instance_id: config.instance_id.clone(),
             capture_warned: OnceLock::new(),
             claiming,
+            lead: Lead::default(),
         }
+    }
+
+    /// Claims a scheduled fire, and learns from a claim sent ahead of its start how far
+    /// ahead the next ones must go.
+    pub(crate) async fn claim_fire(&self, claim: FireClaim) -> Result<ClaimResult, WriteFailed> {
+        let sent = self.now();
+        let ahead = claim.run.as_ref().is_some_and(|run| run.started_at > sent);
+        let result = self.writer.claim_fire(claim).await;
+        if ahead {
+            let now = self.now();
+            self.lead.claim_took(now - sent, now);
+        }
+        result
+    }
+
+    /// How much sooner than the plain look-ahead fires are claimed now.
+    pub(crate) fn extra_lead(&self) -> chrono::Duration {
+        self.lead.extra(self.now())
     }
 
     /// The values `spec`'s params declare secret, to mask in each of its runs' output.
@@ -250,7 +271,7 @@ impl Exec {
             Claim::Queued { run_id, row, .. } => return Ok((run_id, row)),
             Claim::Fire(claim) => {
                 let row = claim.run.clone().ok_or(Missed::Lost)?;
-                (self.writer.claim_fire(claim).await, row)
+                (self.claim_fire(claim).await, row)
             }
             Claim::Retry(claim) => {
                 let row = claim.run.clone().ok_or(Missed::Lost)?;
@@ -369,7 +390,7 @@ impl Exec {
                     .supervise(job, run_id, row, &live, &secrets, span.clone())
                     .await;
                 drop(permit);
-                self.claiming.slot_freed();
+                self.claiming.slot_freed(self.now() - started);
                 (ending, Some(started))
             }
             None => {

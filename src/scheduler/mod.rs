@@ -14,6 +14,7 @@ mod events;
 mod executor;
 pub mod followers;
 mod handoff;
+mod lead;
 mod live;
 pub mod metrics;
 mod overlap;

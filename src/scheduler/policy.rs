@@ -2,6 +2,7 @@
 //! means for retries. Kept free of I/O so they are tested directly.
 
 use super::due_queue::LOOKAHEAD;
+use super::lead::MAX_EXTRA_LEAD;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::job::{ErrorKind, RetryPolicy};
@@ -36,15 +37,16 @@ pub fn next_fire(
 /// the schedule and no further away than one period. When the schedule was edited in the
 /// settings file while the process was down, the stored time may be neither.
 ///
-/// A fire is claimed up to `LOOKAHEAD` (300 ms) before its slot, and its claim stores the slot
-/// after it, so the period is counted from `now + LOOKAHEAD`: a leader taking over just
-/// after such a claim must keep the grid, not start a new one.
+/// A fire is claimed up to `LOOKAHEAD` (300 ms), or a burst's longer lead (up to 600 ms in
+/// all), before its slot, and its claim stores the slot after it, so the period is
+/// counted from that far ahead: a leader taking over just after such a claim must keep
+/// the grid, not start a new one.
 pub fn stored_next_is_valid(
     schedule: &Schedule,
     stored: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> bool {
-    let claimed_by = now + LOOKAHEAD;
+    let claimed_by = now + LOOKAHEAD + MAX_EXTRA_LEAD;
     match schedule {
         Schedule::Every(interval) => stored <= claimed_by + interval.as_chrono(),
         Schedule::Cron(_) => {

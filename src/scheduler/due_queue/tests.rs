@@ -186,3 +186,53 @@ fn retries_and_fires_share_one_order_by_due_time() {
         .collect();
     assert_eq!(order, ["fire", "retry", "catch-up"]);
 }
+
+#[test]
+fn an_extra_lead_brings_early_fires_forward_and_leaves_the_rest_at_their_time() {
+    let mut queue = DueQueue::default();
+    let half_second = chrono::Duration::milliseconds(500);
+    queue.push_retry(retry(1, 100, at(10)));
+    queue.push_fire(2, at(10), false, Duration::ZERO, || 0.0);
+    queue.push_fire(3, at(10), true, Duration::ZERO, || 0.0);
+    queue.set_extra_lead(half_second);
+
+    let early = at(10) - LOOKAHEAD - half_second;
+    assert_eq!(queue.next_at(), Some(early));
+    assert_eq!(queue.pop_due(early).map(fire_job), Some(2));
+    // The retry and the catch-up keep to their time.
+    assert_eq!(queue.next_at(), Some(at(10)));
+    assert_eq!(queue.pop_due(at(10) - LOOKAHEAD), None);
+    assert_eq!(drain(&mut queue, at(10)).len(), 2);
+}
+
+#[test]
+fn ties_between_an_early_fire_and_a_retry_come_out_in_the_order_queued() {
+    let mut queue = DueQueue::default();
+    queue.push_retry(retry(1, 100, at(10) - LOOKAHEAD));
+    queue.push_fire(2, at(10), false, Duration::ZERO, || 0.0);
+    let order: Vec<bool> = drain(&mut queue, at(10))
+        .into_iter()
+        .map(|entry| matches!(entry, DueEntry::Retry(_)))
+        .collect();
+    assert_eq!(order, [true, false]);
+}
+
+#[test]
+fn a_fire_put_back_without_the_extra_lead_comes_out_at_the_plain_look_ahead() {
+    let mut queue = DueQueue::default();
+    let extra = chrono::Duration::milliseconds(500);
+    queue.set_extra_lead(extra);
+    queue.push_fire(1, at(10), false, Duration::ZERO, || 0.0);
+    let Some(DueEntry::Fire(fire)) = queue.pop_due(at(10) - LOOKAHEAD - extra) else {
+        panic!("the early fire is due with the extra lead");
+    };
+    queue.push_without_extra_lead(fire);
+    assert_eq!(queue.next_at(), Some(at(10) - LOOKAHEAD));
+    assert_eq!(queue.pop_due(at(10) - LOOKAHEAD - extra / 2), None);
+    // Still early: at the plain look-ahead it is decided as one again.
+    assert_eq!(
+        queue.pop_due(at(10) - LOOKAHEAD),
+        Some(DueEntry::Fire(fire))
+    );
+    assert!(fire.early);
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::Exec;
-use crate::scheduler::claiming::Turnover;
 use crate::scheduler::due_queue::{FireDue, LOOKAHEAD};
 use crate::scheduler::handoff::{Ended, Refused};
 use crate::scheduler::{Command, SchedulerEvent};
@@ -15,8 +14,8 @@ use crate::store::{ClaimResult, FireClaim, QueuedClaim, SharedStore};
 /// The least time between the end of one claim and the start of the next. Runs are
 /// announced once a write batch, so at a high fire rate every instance would otherwise
 /// send a claim for nearly every batch and most would find the runs taken; wake-ups
-/// within this time are served by one claim. Fires are queued 300 ms ahead of their
-/// slot, so the wait costs them nothing.
+/// within this time are served by one claim. Fires are queued 300 ms or more ahead of
+/// their slot, so the wait costs them nothing.
 const CLAIM_SPACING: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The most queued runs of each kind (due, ahead) one claim takes.
@@ -35,7 +34,7 @@ impl Exec {
         let job_id = claim.job_id;
         let nominal = claim.expected;
         let mut decide_at_slot = None;
-        let (lost, refused) = match self.writer.claim_fire(claim).await {
+        let (lost, refused) = match self.claim_fire(claim).await {
             Ok(ClaimResult::Run(_)) => (false, None),
             Ok(ClaimResult::Skipped(_)) => {
                 self.events.send(SchedulerEvent::FireSkipped {
@@ -77,7 +76,6 @@ impl Exec {
         store: SharedStore,
         stop: CancellationToken,
     ) {
-        let mut turnover = Turnover::new();
         let mut last_claim: Option<tokio::time::Instant> = None;
         loop {
             let poll = self.now() + self.claiming.poll_every();
@@ -94,38 +92,32 @@ impl Exec {
                     () = tokio::time::sleep_until(last + CLAIM_SPACING) => {}
                 }
             }
-            self.claim_due(&store, &stop, &mut turnover).await;
+            self.claim_due(&store, &stop).await;
             last_claim = Some(tokio::time::Instant::now());
         }
     }
 
-    async fn claim_due(
-        &self,
-        store: &SharedStore,
-        stop: &CancellationToken,
-        turnover: &mut Turnover,
-    ) {
+    async fn claim_due(&self, store: &SharedStore, stop: &CancellationToken) {
         while !stop.is_cancelled() {
             let now = self.now();
-            turnover.update(&self.claiming, now);
             let (waiting_due, waiting_ahead) = self.claiming.waiting();
             let free = self.permits.available_permits();
-            // Runs whose start has come: as many as there are free slots, and as many as
-            // will free up within moments. Runs that start within the look-ahead are
-            // taken now and wait here, as a local fire claimed early does: as many as
-            // the slots free now and by then. Claimed runs on their way count against
-            // both, so a slow instance takes a handful and leaves the rest to others;
-            // and what turnover adds is at most one pool's worth, so that the busiest
-            // instance does not take everything because it is the busiest.
-            let freeing = |horizon| turnover.within(horizon).min(self.slots);
-            let due = (free + freeing(CLAIM_DUE_HORIZON))
+            // Runs whose start has come: as many as the slots can start within moments.
+            // Runs that start within the look-ahead are taken now and wait here, as a
+            // local fire claimed early does: as many as the slots can start by then.
+            // Claimed runs on their way count against both, so an instance whose runs
+            // hold their slots takes a handful and leaves the rest to others, and one
+            // whose runs take a millisecond takes a burst in a few claims instead of a
+            // claim per pool's worth (each a round trip, under a burst's load).
+            let freeing = |horizon| self.claiming.frees_within(horizon, self.slots);
+            let due = (free.saturating_add(freeing(CLAIM_DUE_HORIZON)))
                 .saturating_sub(waiting_due)
                 .min(CLAIM_BATCH);
             if due == 0 {
                 self.claiming.starve();
                 return;
             }
-            let ahead = (free + freeing(LOOKAHEAD))
+            let ahead = (free.saturating_add(freeing(LOOKAHEAD)))
                 .saturating_sub(waiting_ahead + waiting_due)
                 .min(CLAIM_BATCH);
             let claim = QueuedClaim {
