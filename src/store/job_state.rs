@@ -53,7 +53,11 @@ impl JobState {
     /// The state of `job` when only its latest run is known: that run is the going one
     /// while it has not ended.
     pub fn from_latest(job: &JobRecord, latest: Option<&RunRecord>) -> Self {
-        let latest = latest.map(|run| run.status);
+        Self::from_latest_status(job, latest.map(|run| run.status))
+    }
+
+    /// [`from_latest`](Self::from_latest) given only the latest run's status.
+    pub fn from_latest_status(job: &JobRecord, latest: Option<RunStatus>) -> Self {
         Self::of(job, latest, latest.filter(|status| !status.is_final()))
     }
 

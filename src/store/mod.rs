@@ -178,6 +178,10 @@ pub trait Store: Send + Sync + 'static {
     /// Runs matching `filter`, newest (highest id) first.
     async fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>>;
 
+    /// The `limit` newest runs of `job_id` as its duration chart draws them, newest
+    /// first.
+    async fn run_bars(&self, job_id: i64, limit: u32) -> StoreResult<Vec<RunBar>>;
+
     /// When every job of `upstream` has, as its newest run (skipped fires aside), a
     /// success that ended after `job_id`'s newest run started: the latest of those ends,
     /// the key of the run by dependency they make due. `None` otherwise, and while a run

@@ -232,6 +232,10 @@ impl Store for PgStore {
         reads::runs(&self.pool, filter).await
     }
 
+    async fn run_bars(&self, job_id: i64, limit: u32) -> StoreResult<Vec<RunBar>> {
+        reads::run_bars(&self.pool, job_id, limit).await
+    }
+
     async fn upstream_succeeded(
         &self,
         job_id: i64,

@@ -1,4 +1,4 @@
-//! Shapes of the console's aggregate reads (the dashboard and the run page).
+//! Shapes of the console's aggregate reads (the dashboard, the job and run pages).
 
 use chrono::{DateTime, Utc};
 
@@ -30,4 +30,13 @@ pub struct JobQuery {
     /// Only names after this one (keyset paging).
     pub after: Option<String>,
     pub limit: u32,
+}
+
+/// A run as a job's duration chart draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunBar {
+    pub id: i64,
+    pub status: RunStatus,
+    pub duration_ms: Option<i64>,
+    pub scheduled_for: DateTime<Utc>,
 }

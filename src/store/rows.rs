@@ -385,3 +385,25 @@ impl<T: StoredTime> TryFrom<TermRow<T>> for crate::store::LeaderTerm {
         })
     }
 }
+
+/// The bars of a duration chart from the JSON array both backends aggregate them into,
+/// `[[id, status, duration_ms, scheduled_for µs], …]`, newest first: one value to hand
+/// over instead of a row per run, which is most of what the read costs.
+pub(crate) fn run_bars(json: &str) -> StoreResult<Vec<crate::store::RunBar>> {
+    let rows: Vec<(i64, String, Option<i64>, i64)> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Decode(format!("run durations: {e}")))?;
+    let mut bars = rows
+        .into_iter()
+        .map(|(id, status, duration_ms, scheduled_for)| {
+            Ok(crate::store::RunBar {
+                id,
+                status: parse("run status", &status)?,
+                duration_ms,
+                scheduled_for: scheduled_for.instant()?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    // An aggregate keeps no order of its own.
+    bars.sort_unstable_by_key(|bar| std::cmp::Reverse(bar.id));
+    Ok(bars)
+}

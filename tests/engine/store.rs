@@ -727,6 +727,32 @@ async fn runs_are_listed_newest_first_by_keyset_pages_and_filters(store: TestSto
     );
 }
 
+async fn run_bars_hold_the_newest_runs_of_one_job_newest_first(store: TestStore) {
+    let (store, ids) = store_with_jobs(store, &["alpha", "beta", "gamma"]).await;
+    let (alpha, beta) = (ids[0], ids[1]);
+    let runs = insert_runs(&store, &[alpha, beta, alpha, alpha, alpha], 0).await;
+    finish_all(&store, &[runs[0], runs[2]], RunStatus::Succeeded).await;
+    finish_all(&store, &[runs[3]], RunStatus::Failed).await;
+
+    let bars = store.run_bars(alpha, 3).await.expect("bars");
+    let shape: Vec<_> = bars
+        .iter()
+        .map(|bar| (bar.id, bar.status, bar.duration_ms))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (runs[4], RunStatus::Running, None),
+            (runs[3], RunStatus::Failed, Some(1500)),
+            (runs[2], RunStatus::Succeeded, Some(1500)),
+        ]
+    );
+    // Slots come back to the microsecond on both backends.
+    assert_eq!(bars[2].scheduled_for, at(2));
+    assert_eq!(store.run_bars(beta, 100).await.expect("bars").len(), 1);
+    assert!(store.run_bars(ids[2], 100).await.expect("bars").is_empty());
+}
+
 async fn latest_runs_holds_the_newest_run_of_each_job_that_has_one(store: TestStore) {
     let (store, ids) = store_with_jobs(store, &["alpha", "beta", "gamma"]).await;
     let runs = insert_runs(&store, &[ids[0], ids[1], ids[0], ids[1], ids[0]], 0).await;
@@ -1114,6 +1140,7 @@ store_suite!(
     a_finish_records_every_field_and_the_later_of_two_finishes_wins,
     log_lines_come_back_in_order_and_page_after_an_id,
     runs_are_listed_newest_first_by_keyset_pages_and_filters,
+    run_bars_hold_the_newest_runs_of_one_job_newest_first,
     latest_runs_holds_the_newest_run_of_each_job_that_has_one,
     running_runs_lists_only_unfinished_runs_oldest_first,
     pruning_by_age_spares_running_runs_and_pending_retries_and_goes_in_batches,

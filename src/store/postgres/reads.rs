@@ -8,7 +8,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::rows::{JOB_COLUMNS, JobRow, RUN_COLUMNS, RunRow, decode_all};
 use crate::store::{
-    JobQuery, JobRecord, OutcomeBucket, RunFilter, RunRecord, RunStatus, StoreError, StoreResult,
+    JobQuery, JobRecord, OutcomeBucket, RunBar, RunFilter, RunRecord, RunStatus, StoreError,
+    StoreResult,
 };
 
 /// Runs started at or after `since`, by status: one range of `runs_by_start`.
@@ -213,4 +214,20 @@ pub(super) async fn runs(pool: &PgPool, filter: &RunFilter) -> StoreResult<Vec<R
         .push_bind(i64::from(filter.limit));
     let rows = sql.build_query_as::<RunRow>().fetch_all(pool).await?;
     decode_all(rows)
+}
+
+pub(super) async fn run_bars(pool: &PgPool, job_id: i64, limit: u32) -> StoreResult<Vec<RunBar>> {
+    // Times go over as whole microseconds, as SQLite stores them, so that one decoder
+    // reads both.
+    let json: String = sqlx::query_scalar(
+        "SELECT COALESCE(json_agg(json_build_array(id, status, duration_ms, \
+                    (EXTRACT(EPOCH FROM scheduled_for) * 1000000)::BIGINT))::TEXT, '[]') \
+         FROM (SELECT id, status, duration_ms, scheduled_for FROM runs \
+               WHERE job_id = $1 ORDER BY id DESC LIMIT $2) AS newest",
+    )
+    .bind(job_id)
+    .bind(i64::from(limit))
+    .fetch_one(pool)
+    .await?;
+    crate::store::rows::run_bars(&json)
 }

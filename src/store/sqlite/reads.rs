@@ -7,7 +7,8 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::rows::{JOB_COLUMNS, JobRow, RUN_COLUMNS, RunRow, decode_all, micros};
 use crate::store::{
-    JobQuery, JobRecord, OutcomeBucket, RunFilter, RunRecord, RunStatus, StoreError, StoreResult,
+    JobQuery, JobRecord, OutcomeBucket, RunBar, RunFilter, RunRecord, RunStatus, StoreError,
+    StoreResult,
 };
 
 /// Job ids per `IN (…)` list, well under SQLite's limit on bound parameters.
@@ -219,4 +220,21 @@ pub(super) async fn runs(pool: &SqlitePool, filter: &RunFilter) -> StoreResult<V
         .push_bind(i64::from(filter.limit));
     let rows = sql.build_query_as::<RunRow>().fetch_all(pool).await?;
     decode_all(rows)
+}
+
+pub(super) async fn run_bars(
+    pool: &SqlitePool,
+    job_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<RunBar>> {
+    let json: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, status, duration_ms, scheduled_for)) \
+         FROM (SELECT id, status, duration_ms, scheduled_for FROM runs \
+               WHERE job_id = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(job_id)
+    .bind(i64::from(limit))
+    .fetch_one(pool)
+    .await?;
+    crate::store::rows::run_bars(&json)
 }

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::chrome::{escape_xml, format_ms};
-use crate::store::{RunRecord, RunStatus};
+use crate::store::{RunBar, RunStatus};
 
 /// Runs of one time bucket, by outcome class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,7 +121,7 @@ const BAR_WIDTH: u32 = 6;
 /// Bars the duration chart has room for.
 const CHART_SLOTS: usize = 100;
 
-pub fn duration_chart(runs: &[RunRecord]) -> String {
+pub fn duration_chart(runs: &[RunBar]) -> String {
     let longest = runs
         .iter()
         .filter_map(|run| run.duration_ms)
@@ -211,7 +211,6 @@ pub fn duration_chart(runs: &[RunRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Trigger;
     use chrono::TimeZone;
 
     fn since() -> DateTime<Utc> {
@@ -220,27 +219,12 @@ mod tests {
             .expect("valid")
     }
 
-    fn run(id: i64, status: RunStatus, duration_ms: Option<i64>) -> RunRecord {
-        RunRecord {
+    fn run(id: i64, status: RunStatus, duration_ms: Option<i64>) -> RunBar {
+        RunBar {
             id,
-            job_id: 1,
-            job_name: "j".into(),
-            trigger: Trigger::Schedule,
-            attempt: 1,
-            first_run_id: None,
             status,
-            scheduled_for: since(),
-            started_at: Some(since()),
-            finished_at: None,
             duration_ms,
-            items_checked: 0,
-            items_updated: 0,
-            items_total: None,
-            error_kind: None,
-            error_message: None,
-            summary: None,
-            instance_id: "i".into(),
-            retry_at: None,
+            scheduled_for: since(),
         }
     }
 
