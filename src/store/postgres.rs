@@ -245,13 +245,7 @@ impl Store for PgStore {
     }
 
     async fn latest_runs(&self) -> StoreResult<HashMap<i64, RunRecord>> {
-        // One probe of `runs_by_job` per job; a GROUP BY would read the whole index.
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE runs.id IN \
-             (SELECT (SELECT MAX(r.id) FROM runs AS r WHERE r.job_id = jobs.id) FROM jobs)"
-        );
-        let runs = self.fetch_runs(&sql).await?;
-        Ok(runs.into_iter().map(|run| (run.job_id, run)).collect())
+        reads::latest_runs(&self.pool).await
     }
 
     async fn run_logs(

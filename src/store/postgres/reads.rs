@@ -231,3 +231,14 @@ pub(super) async fn run_bars(pool: &PgPool, job_id: i64, limit: u32) -> StoreRes
     .await?;
     crate::store::rows::run_bars(&json)
 }
+
+pub(super) async fn latest_runs(pool: &PgPool) -> StoreResult<HashMap<i64, RunRecord>> {
+    // One probe of `runs_by_job` per job; a GROUP BY would read the whole index.
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE runs.id IN \
+         (SELECT (SELECT MAX(r.id) FROM runs AS r WHERE r.job_id = jobs.id) FROM jobs)"
+    );
+    let rows: Vec<RunRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
+    let runs: Vec<RunRecord> = decode_all(rows)?;
+    Ok(runs.into_iter().map(|run| (run.job_id, run)).collect())
+}
