@@ -1,6 +1,7 @@
 //! Delivering one alert to one target, in the background: recorded first, then tried
 //! with backoff until it is delivered or the attempts run out, every attempt recorded.
-//! A run never waits for any of it.
+//! A run never waits for any of it. A delivery whose sender stopped is taken over from
+//! its record and goes on from its next attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use reqwest::header::CONTENT_TYPE;
 
 use super::payload::Alert;
 use super::{AlertTarget, Destination, Shared};
-use crate::store::{DeliveryStatus, NewDelivery};
+use crate::store::{DeliveryStatus, NewDelivery, StalledDelivery};
 
 /// Attempts per delivery, the first included.
 pub const MAX_ATTEMPTS: u32 = 6;
@@ -47,11 +48,39 @@ pub(super) async fn deliver(shared: Arc<Shared>, target: AlertTarget, alert: Ale
             None
         }
     };
-    let mut wait = FIRST_RETRY;
-    for attempt in 1..=MAX_ATTEMPTS {
+    let event = alert.event.as_str();
+    attempt_until_done(&shared, &target, id, event, &body, 0).await;
+}
+
+/// Goes on with `stalled`, a delivery whose sender stopped, from its next attempt.
+pub(super) async fn resume(shared: Arc<Shared>, target: AlertTarget, stalled: StalledDelivery) {
+    tracing::info!(delivery = stalled.id, target = %target.name, event = %stalled.event, "taking over an alert delivery left pending");
+    let StalledDelivery {
+        id,
+        event,
+        attempts,
+        payload,
+        ..
+    } = stalled;
+    attempt_until_done(&shared, &target, Some(id), &event, &payload, attempts).await;
+}
+
+/// Sends `body` after the `done` attempts already made, until it is delivered or the
+/// attempts run out, recording each attempt on delivery `id`.
+async fn attempt_until_done(
+    shared: &Shared,
+    target: &AlertTarget,
+    id: Option<i64>,
+    event: &str,
+    body: &str,
+    done: u32,
+) {
+    // The wait after attempt n is 2^(n-1) s, as if the attempts had not stopped.
+    let mut wait = FIRST_RETRY * 2u32.saturating_pow(done).min(16);
+    for attempt in done + 1..=MAX_ATTEMPTS {
         let outcome = {
             let _slot = shared.sending.acquire().await;
-            send(&shared, &target, &alert, &body).await
+            send(shared, target, event, body).await
         };
         let now = shared.clock.now();
         let status = match &outcome {
@@ -60,7 +89,7 @@ pub(super) async fn deliver(shared: Arc<Shared>, target: AlertTarget, alert: Ale
             Err(_) => DeliveryStatus::Pending,
         };
         if let Err(error) = &outcome {
-            tracing::warn!(target = %target.name, event = %alert.event, attempt, %error, "an alert was not delivered");
+            tracing::warn!(target = %target.name, %event, attempt, %error, "an alert was not delivered");
         }
         if let Some(id) = id
             && let Err(error) = shared
@@ -90,12 +119,12 @@ pub(super) async fn deliver(shared: Arc<Shared>, target: AlertTarget, alert: Ale
 async fn send(
     shared: &Shared,
     target: &AlertTarget,
-    alert: &Alert,
+    event: &str,
     body: &str,
 ) -> Result<(), String> {
     match &target.destination {
         Destination::Log => {
-            tracing::info!(target: "batchboard::alerts", alert_target = %target.name, event = %alert.event, payload = %body, "alert");
+            tracing::info!(target: "batchboard::alerts", alert_target = %target.name, %event, payload = %body, "alert");
             Ok(())
         }
         Destination::Webhook { url, headers } => {

@@ -23,7 +23,7 @@ use reqwest::Url;
 use tokio::sync::Semaphore;
 
 use crate::clock::SharedClock;
-use crate::store::SharedStore;
+use crate::store::{DeliveryStatus, SharedStore};
 pub use deliver::{FIRST_RETRY, MAX_ATTEMPTS};
 use payload::{Alert, Detail};
 pub use rules::{AlertEvent, AlertSettings, AlertTarget, Destination, JobExpectations};
@@ -37,6 +37,15 @@ const SENDING_AT_ONCE: usize = 8;
 /// are dropped with a warning: a flood of failures (or of test alerts) against a
 /// receiver that is down must not grow without bound in memory.
 const MAX_UNDER_WAY: usize = 1000;
+
+/// How long a pending delivery may go untouched before another sender takes it over.
+/// A live delivery touches its row at every attempt, at most 16 s plus a 10 s answer
+/// apart, unless hundreds wait for the 8 sending slots; one taken over too soon is sent
+/// twice, which a webhook must bear anyway (a delivered answer can be lost).
+pub const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The most stalled deliveries taken over at one look (every 30 s).
+const RESUMED_AT_ONCE: usize = 100;
 
 /// The alerts of one process: its settings, and what delivers them. Cheap to clone.
 #[derive(Clone)]
@@ -144,13 +153,62 @@ impl Alerts {
 
     /// Starts delivering `alert` to `target`, unless [`MAX_UNDER_WAY`] are.
     fn deliver(&self, target: AlertTarget, alert: Alert) -> bool {
+        self.under_way(|shared| deliver::deliver(shared, target, alert))
+    }
+
+    /// Takes over the deliveries left pending by a sender that stopped (a process
+    /// killed or restarted mid-delivery, on this machine or another) and goes on with
+    /// their attempts. A delivery whose target is no longer configured fails, saying so.
+    async fn resume_stalled(&self) {
+        let now = self.shared.clock.now();
+        let stalled_before = now - chrono::Duration::from_std(STALLED_AFTER).unwrap_or_default();
+        let room = MAX_UNDER_WAY.saturating_sub(self.shared.under_way.load(Ordering::Relaxed));
+        let limit = u32::try_from(room.min(RESUMED_AT_ONCE)).unwrap_or(0);
+        if limit == 0 {
+            return;
+        }
+        let alerts = self.shared.store.alerts();
+        let stalled = match alerts
+            .adopt_stalled_deliveries(stalled_before, now, limit)
+            .await
+        {
+            Ok(stalled) => stalled,
+            Err(error) => {
+                tracing::warn!(%error, "could not look for alert deliveries left pending");
+                return;
+            }
+        };
+        for delivery in stalled {
+            let Some(target) = self.shared.settings.target(&delivery.target).cloned() else {
+                let gone = "the alert target is no longer configured";
+                let (id, attempts) = (delivery.id, delivery.attempts);
+                let failed = DeliveryStatus::Failed;
+                if let Err(error) = alerts
+                    .update_delivery(id, failed, attempts, Some(gone), now)
+                    .await
+                {
+                    tracing::warn!(delivery = id, %error, "could not record an alert delivery attempt");
+                }
+                continue;
+            };
+            self.under_way(|shared| deliver::resume(shared, target, delivery));
+        }
+    }
+
+    /// Runs a delivery in the background, unless [`MAX_UNDER_WAY`] are under way.
+    fn under_way<F, Fut>(&self, delivery: F) -> bool
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let before = self.shared.under_way.fetch_add(1, Ordering::Relaxed);
         let under_way = UnderWay(Arc::clone(&self.shared));
         if before >= MAX_UNDER_WAY {
             return false;
         }
+        let delivery = delivery(Arc::clone(&self.shared));
         tokio::spawn(async move {
-            deliver::deliver(Arc::clone(&under_way.0), target, alert).await;
+            delivery.await;
             drop(under_way);
         });
         true

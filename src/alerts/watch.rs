@@ -201,6 +201,7 @@ impl Watch {
             if let Err(error) = self.check_late(now).await {
                 tracing::warn!(%error, "could not check which jobs are late");
             }
+            self.alerts.resume_stalled().await;
         }
     }
 

@@ -22,6 +22,17 @@ pub struct NewDelivery {
     pub created_at: DateTime<Utc>,
 }
 
+/// A delivery left pending by a sender that stopped, taken over to go on with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StalledDelivery {
+    pub id: i64,
+    pub target: String,
+    pub event: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub payload: String,
+}
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
@@ -83,6 +94,16 @@ pub trait AlertStore: Send + Sync {
         last_error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// Takes over up to `limit` pending deliveries untouched since before
+    /// `stalled_before` (their sender stopped), oldest first, marking them touched at
+    /// `now`: of instances asking at once, each delivery goes to one.
+    async fn adopt_stalled_deliveries(
+        &self,
+        stalled_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<StalledDelivery>>;
 
     /// Deliveries newest first, before `before_id` when given.
     async fn deliveries(
@@ -152,5 +173,27 @@ impl<T: StoredTime> TryFrom<DeliveryRow<T>> for DeliveryRecord {
             last_error: row.last_error,
             updated_at: row.updated_at.instant()?,
         })
+    }
+}
+
+/// A taken-over delivery as read back; `attempts` as the database hands it out.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StalledRow {
+    id: i64,
+    target: String,
+    event: String,
+    attempts: i64,
+    payload: String,
+}
+
+impl From<StalledRow> for StalledDelivery {
+    fn from(row: StalledRow) -> Self {
+        Self {
+            id: row.id,
+            target: row.target,
+            event: row.event,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            payload: row.payload,
+        }
     }
 }

@@ -34,7 +34,9 @@ use chrono::{DateTime, Utc};
 
 use crate::job::JobSettings;
 pub use actions::ActionStore;
-pub use alerts::{AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, Trouble};
+pub use alerts::{
+    AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StalledDelivery, Trouble,
+};
 pub use instance::{InstanceKind, InstanceRecord, LeaderTerm, NewInstance};
 pub use job_state::{JobRuns, JobState};
 pub use maintenance::{Maintenance, MaintenanceStore};

@@ -139,8 +139,73 @@ async fn deliveries_are_recorded_updated_paged_and_pruned(store: TestStore) {
     assert_eq!(alerts.deliveries(None, 10).await.expect("read").len(), 1);
 }
 
+async fn stalled_deliveries_are_taken_over_once_and_finished_ones_never(store: TestStore) {
+    let alerts = store.alerts();
+    let record = |minute: i64, event: &str| NewDelivery {
+        event: event.into(),
+        target: "ops".into(),
+        job: Some("export".into()),
+        run_id: None,
+        payload: format!("{{\"event\":\"{event}\"}}"),
+        created_at: at(minute),
+    };
+    let stalled = alerts
+        .record_delivery(&record(0, "dead"))
+        .await
+        .expect("write");
+    alerts
+        .update_delivery(stalled, DeliveryStatus::Pending, 2, Some("500"), at(1))
+        .await
+        .expect("write");
+    let delivered = alerts
+        .record_delivery(&record(0, "late"))
+        .await
+        .expect("write");
+    alerts
+        .update_delivery(delivered, DeliveryStatus::Delivered, 1, None, at(1))
+        .await
+        .expect("write");
+    let recent = alerts
+        .record_delivery(&record(9, "failed"))
+        .await
+        .expect("write");
+
+    let adopted = alerts
+        .adopt_stalled_deliveries(at(5), at(10), 100)
+        .await
+        .expect("adopt");
+    assert_eq!(
+        adopted.len(),
+        1,
+        "only the pending one untouched since before 5"
+    );
+    assert_eq!(adopted[0].id, stalled);
+    assert_eq!(adopted[0].target, "ops");
+    assert_eq!(adopted[0].event, "dead");
+    assert_eq!(adopted[0].attempts, 2);
+    assert_eq!(adopted[0].payload, "{\"event\":\"dead\"}");
+    assert!(
+        alerts
+            .adopt_stalled_deliveries(at(5), at(10), 100)
+            .await
+            .expect("adopt")
+            .is_empty(),
+        "a second instance asking finds it taken"
+    );
+    let later = alerts
+        .adopt_stalled_deliveries(at(10) + Duration::seconds(1), at(11), 1)
+        .await
+        .expect("adopt");
+    assert_eq!(
+        later.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [stalled],
+        "the oldest first, up to the limit; {recent} waits"
+    );
+}
+
 store_suite!(
     a_trouble_opens_once_and_closes_once,
     a_dead_mans_switch_counts_from_the_last_success_or_the_jobs_start,
     deliveries_are_recorded_updated_paged_and_pruned,
+    stalled_deliveries_are_taken_over_once_and_finished_ones_never,
 );

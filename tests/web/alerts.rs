@@ -10,9 +10,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use batchboard::alerts::{AlertEvent, AlertSettings, AlertTarget, CHECK_EVERY, Destination};
+use batchboard::alerts::{
+    AlertEvent, AlertSettings, AlertTarget, CHECK_EVERY, Destination, STALLED_AFTER,
+};
 use batchboard::job::JobSettings;
-use batchboard::store::{DeliveryStatus, Role, RunRecord, RunStatus};
+use batchboard::store::{DeliveryStatus, NewDelivery, Role, RunRecord, RunStatus};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::Value;
 
@@ -518,4 +520,70 @@ async fn a_job_past_its_window_is_overdue_on_the_dashboard_without_any_target() 
         // The dashboard reuses a view for a second of the app's clock.
         app.clock.advance(chrono::Duration::seconds(2));
     }
+}
+
+#[tokio::test]
+async fn a_delivery_left_pending_by_a_stopped_process_is_taken_over_and_sent_once() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let alerts = AlertSettings {
+        targets: vec![webhook("ops", &url, &[AlertEvent::Dead])],
+        ..AlertSettings::default()
+    };
+    let app = app_with(vec![shell_job("export", "true")], alerts).await;
+    // What a process killed between two attempts leaves behind: pending, two attempts
+    // made, untouched since; and one for a target since removed from the settings.
+    let stopped_at =
+        crate::helpers::start_time() - chrono::Duration::from_std(STALLED_AFTER).expect("short");
+    let store = app.store.alerts();
+    let left = |target: &str| NewDelivery {
+        event: "dead".into(),
+        target: target.into(),
+        job: Some("export".into()),
+        run_id: None,
+        payload: r#"{"event":"dead","job":"export","text":"left behind"}"#.into(),
+        created_at: stopped_at,
+    };
+    let pending = store.record_delivery(&left("ops")).await.expect("write");
+    let orphan = store
+        .record_delivery(&left("retired"))
+        .await
+        .expect("write");
+    for id in [pending, orphan] {
+        store
+            .update_delivery(id, DeliveryStatus::Pending, 2, Some("500"), stopped_at)
+            .await
+            .expect("write");
+    }
+
+    app.clock
+        .advance(chrono::Duration::from_std(CHECK_EVERY).expect("short"));
+    let got = receiver.wait_for(1).await;
+    assert_eq!(
+        got[0].0["text"], "left behind",
+        "the stored payload, as it was"
+    );
+    assert_eq!(
+        got[0].1.as_deref(),
+        Some("Bearer s3cret-token"),
+        "with the target's headers from the settings"
+    );
+    let sent = wait_for_delivery(&app, |d| {
+        d.id == pending && d.status == DeliveryStatus::Delivered
+    })
+    .await;
+    assert_eq!(
+        sent.attempts, 3,
+        "counted on from the attempts already made"
+    );
+    let failed = wait_for_delivery(&app, |d| {
+        d.id == orphan && d.status == DeliveryStatus::Failed
+    })
+    .await;
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("the alert target is no longer configured")
+    );
+    // Taken over once: later looks leave it alone.
+    app.clock.advance(chrono::Duration::minutes(10));
+    receiver.stays_at(1).await;
 }

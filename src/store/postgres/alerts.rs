@@ -4,9 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::PgStore;
-use crate::store::alerts::{DELIVERY_COLUMNS, DeliveryRow};
+use crate::store::alerts::{DELIVERY_COLUMNS, DeliveryRow, StalledRow};
 use crate::store::rows::parse;
-use crate::store::{AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StoreResult, Trouble};
+use crate::store::{
+    AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StalledDelivery, StoreResult, Trouble,
+};
 
 #[async_trait]
 impl AlertStore for PgStore {
@@ -47,6 +49,30 @@ impl AlertStore for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn adopt_stalled_deliveries(
+        &self,
+        stalled_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<StalledDelivery>> {
+        // A second instance's update waits for the first's row locks, then finds the rows
+        // touched and leaves them: the conditions are checked again on the locked rows.
+        let rows: Vec<StalledRow> = sqlx::query_as(
+            "UPDATE alert_deliveries SET updated_at = $2 \
+             WHERE id IN (SELECT id FROM alert_deliveries \
+                          WHERE status = 'pending' AND updated_at < $1 ORDER BY id LIMIT $3) AND status = 'pending' AND updated_at < $1 \
+             RETURNING id, target, event, attempts, payload",
+        )
+        .bind(stalled_before)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut adopted: Vec<StalledDelivery> = rows.into_iter().map(Into::into).collect();
+        adopted.sort_by_key(|delivery| delivery.id);
+        Ok(adopted)
     }
 
     async fn deliveries(

@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::SqliteStore;
 use super::rows::micros;
-use crate::store::alerts::{DELIVERY_COLUMNS, DeliveryRow};
+use crate::store::alerts::{DELIVERY_COLUMNS, DeliveryRow, StalledRow};
 use crate::store::rows::{StoredTime as _, parse};
-use crate::store::{AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StoreResult, Trouble};
+use crate::store::{
+    AlertStore, DeliveryRecord, DeliveryStatus, NewDelivery, StalledDelivery, StoreResult, Trouble,
+};
 
 #[async_trait]
 impl AlertStore for SqliteStore {
@@ -48,6 +50,29 @@ impl AlertStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn adopt_stalled_deliveries(
+        &self,
+        stalled_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<StalledDelivery>> {
+        // One writer at a time: the rows picked are still stalled when they are touched.
+        let rows: Vec<StalledRow> = sqlx::query_as(
+            "UPDATE alert_deliveries SET updated_at = $2 \
+             WHERE id IN (SELECT id FROM alert_deliveries \
+                          WHERE status = 'pending' AND updated_at < $1 ORDER BY id LIMIT $3) \
+             RETURNING id, target, event, attempts, payload",
+        )
+        .bind(micros(stalled_before))
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut adopted: Vec<StalledDelivery> = rows.into_iter().map(Into::into).collect();
+        adopted.sort_by_key(|delivery| delivery.id);
+        Ok(adopted)
     }
 
     async fn deliveries(
