@@ -191,6 +191,8 @@ impl Alerts {
                 }
                 continue;
             };
+            // Past the bound it stays pending, and is taken over again once it has gone
+            // untouched as long again.
             self.under_way(|shared| deliver::resume(shared, target, delivery));
         }
     }

@@ -201,12 +201,7 @@ impl DueQueue {
     /// lead: brought forward by a burst's lead, it met its job's previous run still going,
     /// which has likely ended by then.
     pub(crate) fn push_without_extra_lead(&mut self, fire: FireDue) {
-        self.seq += 1;
-        self.at_time.push(Reverse(Due {
-            at: fire.start_at - LOOKAHEAD,
-            seq: self.seq,
-            kind: DueKind::Fire(fire),
-        }));
+        self.push_into(false, fire.start_at - LOOKAHEAD, DueKind::Fire(fire));
     }
 
     pub(crate) fn push_retry(&mut self, due: RetryDue) {
@@ -235,10 +230,18 @@ impl DueQueue {
     }
 
     fn push(&mut self, at: DateTime<Utc>, kind: DueKind) {
+        let early = matches!(kind, DueKind::Fire(FireDue { early: true, .. }));
+        self.push_into(early, at, kind);
+    }
+
+    /// Queues `kind` for `at` in the heap of early fires (which the extra lead brings
+    /// forward) or in the other.
+    fn push_into(&mut self, early: bool, at: DateTime<Utc>, kind: DueKind) {
         self.seq += 1;
-        let heap = match kind {
-            DueKind::Fire(FireDue { early: true, .. }) => &mut self.early,
-            _ => &mut self.at_time,
+        let heap = if early {
+            &mut self.early
+        } else {
+            &mut self.at_time
         };
         heap.push(Reverse(Due {
             at,

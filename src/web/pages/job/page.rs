@@ -262,18 +262,11 @@ pub(in crate::web::pages) async fn summary_partial(
     Path(name): Path<String>,
 ) -> WebResult<JobSummaryPartial> {
     let job = load_job(&state, &name).await?;
-    // The latest run only: the summary's state needs no more.
-    let recent = state
-        .store
-        .runs(&RunFilter {
-            job_id: Some(job.id),
-            limit: 1,
-            ..RunFilter::default()
-        })
-        .await?;
+    // The latest run's status only: the summary's state needs no more.
+    let latest = state.store.run_bars(job.id, 1).await?;
     let chrome = Chrome::new(user, csrf);
     Ok(JobSummaryPartial {
-        summary: summarise(&state, &job, recent.first().map(|run| run.status), &chrome),
+        summary: summarise(&state, &job, latest.first().map(|bar| bar.status), &chrome),
     })
 }
 
